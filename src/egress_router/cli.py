@@ -1,0 +1,59 @@
+"""The ``egress-router`` command line: one entry point, one line per error.
+
+Owns: the top-level Typer application, registering each command group, and turning our
+errors into a single stderr line and an exit status (no tracebacks for expected failures).
+Must not: contain command logic (see ``egress_router.commands``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from egress_router.commands import dns_proxy, firewall, http_proxy, lab, setup
+from egress_router.errors import EgressRouterError
+
+app = typer.Typer(
+    name="egress-router",
+    help="Egress router (redirect, HTTP proxy, DNS proxy) and egress firewall.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for group in (setup, lab, http_proxy, dns_proxy, firewall):
+    group.register(app)
+
+
+def fail(error: EgressRouterError) -> int:
+    """Print ``error`` as one line on stderr and return its exit status."""
+    print(f"egress-router: {error.one_line()}", file=sys.stderr, flush=True)
+    return error.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    try:
+        result = app(args=argv, prog_name="egress-router", standalone_mode=False)
+    except EgressRouterError as error:
+        return fail(error)
+    except KeyboardInterrupt:
+        print("egress-router: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception as exc:  # click usage errors
+        from click.exceptions import Abort, ClickException
+
+        if isinstance(exc, ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, Abort):
+            return 130
+        raise
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
