@@ -59,7 +59,9 @@ def _wrap(operation: str) -> Iterator[None]:
     try:
         yield
     except NetlinkError as exc:
-        raise DataplaneError(f"netlink {operation} failed: {exc.args[-1]} (errno {exc.code})") from exc
+        raise DataplaneError(
+            f"netlink {operation} failed: {exc.args[-1]} (errno {exc.code})"
+        ) from exc
     except OSError as exc:
         raise DataplaneError(f"netlink {operation} failed: {exc}") from exc
 
@@ -194,9 +196,7 @@ class Netlink:
         index = self.require_link(name).index
         with _wrap(f"list addresses of {name}"):
             msgs = self._ipr.get_addr(family=AF_INET, index=index)
-        return [
-            ipaddress.IPv4Interface(f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}") for m in msgs
-        ]
+        return [ipaddress.IPv4Interface(f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}") for m in msgs]
 
     def add_address(self, name: str, address: ipaddress.IPv4Interface) -> None:
         index = self.require_link(name).index

@@ -74,7 +74,9 @@ class DnsServer:
 
     def start(self, timeout: float = 10.0) -> DnsServer:
         self.proc = self.lab.spawn(self.role, self.argv(), name=f"dnsmasq-{self.name}")
-        if not procs.wait_for(lambda: "started" in self.proc.output() if self.proc else False, timeout):
+        if not procs.wait_for(
+            lambda: "started" in self.proc.output() if self.proc else False, timeout
+        ):
             raise DataplaneError(f"dnsmasq did not start: {self.proc.output()[-500:]}")
         return self
 

@@ -6,6 +6,7 @@ Must not: signal any process it did not start (we stop by PID/process group we c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -78,17 +79,13 @@ class Background:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int | None:
         """Signal the process group we created; escalate to SIGKILL after ``timeout``."""
         if self.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 self.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.popen.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 self.popen.wait(timeout=timeout)
         return self.popen.returncode
 

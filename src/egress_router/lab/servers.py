@@ -77,7 +77,9 @@ class Nginx:
 
     def start(self, timeout: float = 10.0) -> Nginx:
         self.proc = self.lab.spawn(
-            self.role, [NGINX, "-c", str(self.conf), "-p", str(self.prefix)], name=f"nginx-{self.role}"
+            self.role,
+            [NGINX, "-c", str(self.conf), "-p", str(self.prefix)],
+            name=f"nginx-{self.role}",
         )
         first = self.listen[0]
         host, _, port = first.rpartition(":")
@@ -91,7 +93,8 @@ class Nginx:
             f"s=socket.socket(); s.settimeout(0.5)\n"
             f"sys.exit(s.connect_ex(({host!r},{port})))\n"
         )
-        return self.lab.exec(self.role, ["python3", "-c", code]).returncode == 0
+        result: int = self.lab.exec(self.role, ["python3", "-c", code]).returncode
+        return result == 0
 
     def access_log(self) -> str:
         path = self.prefix / "access.log"
@@ -100,4 +103,3 @@ class Nginx:
     def client_addresses(self) -> list[str]:
         """The source address of every request nginx has logged, in order."""
         return [line.split(" ", 1)[0] for line in self.access_log().splitlines() if line]
-

@@ -7,13 +7,14 @@ Must not: open or change the host's own network namespace. Every link is created
 namespace (veth peers are born in their target namespace), and every address comes from
 198.18.0.0/15 or 203.0.113.0/24.
 
-    client pod (eth0 198.18.0.3) ─┐
-                                  ├─ cbr0 198.18.0.1 ── node ── ext0 198.19.123.10 ══ lan0 198.19.123.1
-    router pod (eth0 198.18.0.2) ─┘                         ╲                          gateway
-               (macvlan0 ← created on the node's ext0)       ╲                         srv0 203.0.113.1
-                                                                                          │
-                                                               web server eth0 203.0.113.25 (+ .26, .27)
-                                                               admits only EGRESS_SOURCE 198.19.123.99
+    client pod  eth0 198.18.0.3 ─┐
+                                 ├─ cbr0 198.18.0.1 [node] ext0 198.19.123.10
+    router pod  eth0 198.18.0.2 ─┘                             ║ (veth)
+                macvlan0 (on the node's ext0) ··············· lan0 198.19.123.1 [gateway]
+                                                               srv0 203.0.113.1
+                                                                 │ (veth)
+                              web server eth0 203.0.113.25 (+ .26, .27)
+                              admits only EGRESS_SOURCE 198.19.123.99
 
 The router's macvlan sits on the node's external interface, as the SDN does with
 ``pod.network.openshift.io/assign-macvlan``; it is moved into the router pod unconfigured.
@@ -54,7 +55,11 @@ class Addressing:
     egress_source: IPv4 = IPv4("198.19.123.99")
     server_net: Net = Net("203.0.113.0/24")
     gateway_server_ip: IPv4 = IPv4("203.0.113.1")
-    server_ips: tuple[IPv4, ...] = (IPv4("203.0.113.25"), IPv4("203.0.113.26"), IPv4("203.0.113.27"))
+    server_ips: tuple[IPv4, ...] = (
+        IPv4("203.0.113.25"),
+        IPv4("203.0.113.26"),
+        IPv4("203.0.113.27"),
+    )
 
     @property
     def server_ip(self) -> IPv4:
@@ -137,7 +142,9 @@ class Lab:
             node.move_link("mvtmp", self.ns("router"), new_name=self.macvlan_name)
         with Netlink(self.ns("router")) as router:
             router.set_up(self.cluster_ifname)
-            router.add_address(self.cluster_ifname, ipaddress.IPv4Interface(f"{a.router_pod_ip}/24"))
+            router.add_address(
+                self.cluster_ifname, ipaddress.IPv4Interface(f"{a.router_pod_ip}/24")
+            )
             router.add_route(None, a.node_cluster_ip)
         with Netlink(self.ns("client")) as client:
             client.set_up("eth0")
@@ -167,7 +174,11 @@ class Lab:
                 _rule(
                     "lab_node",
                     "post",
-                    [_match_meta("oifname", "ext0"), _match_saddr(str(a.cluster_net)), {"masquerade": None}],
+                    [
+                        _match_meta("oifname", "ext0"),
+                        _match_saddr(str(a.cluster_net)),
+                        {"masquerade": None},
+                    ],
                 )
             ],
         )
@@ -186,11 +197,11 @@ class Lab:
             _rule("lab_web", "in", [_match_meta("iifname", "lo"), {"accept": None}]),
             _rule("lab_web", "in", [_match_saddr(str(a.server_net)), {"accept": None}]),
         ]
-        rules += [
-            _rule("lab_web", "in", [_match_saddr(src), {"accept": None}]) for src in admitted
-        ]
+        rules += [_rule("lab_web", "in", [_match_saddr(src), {"accept": None}]) for src in admitted]
         rules.append(_rule("lab_web", "in", [_match_l4("icmp"), {"accept": None}]))
-        rules.append(_rule("lab_web", "in", [{"reject": {"type": "icmp", "expr": "host-prohibited"}}]))
+        rules.append(
+            _rule("lab_web", "in", [{"reject": {"type": "icmp", "expr": "host-prohibited"}}])
+        )
         self.nft(
             "web",
             nftables.replace_table_commands("ip", "lab_web")
@@ -279,7 +290,11 @@ class Lab:
             return link.mac if link else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"lab_id": self.lab_id, "namespaces": self.namespaces, "addressing": asdict(self.addr)}
+        return {
+            "lab_id": self.lab_id,
+            "namespaces": self.namespaces,
+            "addressing": asdict(self.addr),
+        }
 
 
 # -- tiny nft JSON builders used by the lab's own (non-product) rules -----------------------------
@@ -326,7 +341,13 @@ def _match_saddr(cidr: str) -> dict[str, Any]:
         if net.prefixlen == 32
         else {"prefix": {"addr": str(net.network_address), "len": net.prefixlen}}
     )
-    return {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": right}}
+    return {
+        "match": {
+            "op": "==",
+            "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+            "right": right,
+        }
+    }
 
 
 def _match_ct_state(states: list[str]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The egress firewall agent: applies compiled policies, keeps DNS-named rules current."""

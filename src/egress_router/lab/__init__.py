@@ -1,0 +1,1 @@
+"""Network-namespace labs: the blog topology, real servers (nginx, dnsmasq) and processes."""
