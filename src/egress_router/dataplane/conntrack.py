@@ -1,0 +1,78 @@
+"""New-connection events from the kernel's connection tracking (``conntrack -E``).
+
+Owns: running ``conntrack -E -e NEW -p tcp`` in the caller's network namespace and turning its
+lines into ``Flow`` values (client, the port it dialled, where NAT sent it).
+Must not: decide what to log or filter by configuration (the caller does).
+
+Used by the DNS proxy's kernel path for ``EGRESS_DNS_PROXY_DEBUG``: the kernel forwards the
+bytes, and this is how user space still learns about each connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from egress_router.errors import DataplaneError
+
+_TUPLE = re.compile(r"src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)")
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The original tuple of a new connection and the reply's source (the real destination)."""
+
+    client: str
+    client_port: int
+    local: str
+    local_port: int
+    destination: str
+    destination_port: int
+
+
+def parse_event(line: str) -> Flow | None:
+    """One ``conntrack -E`` line -> Flow, or None for lines that are not a TCP NEW event."""
+    if "[NEW]" not in line:
+        return None
+    tuples = _TUPLE.findall(line)
+    if len(tuples) < 2:
+        return None
+    (src, dst, sport, dport), (rsrc, _rdst, rsport, _rdport) = tuples[0], tuples[1]
+    return Flow(src, int(sport), dst, int(dport), rsrc, int(rsport))
+
+
+async def new_flows() -> AsyncIterator[Flow]:
+    """Yield every new TCP connection tracked in this namespace until cancelled."""
+    binary = shutil.which("conntrack")
+    if binary is None:
+        raise DataplaneError("conntrack not found: install the conntrack package")
+    argv = [binary, "-E", "-e", "NEW", "-p", "tcp"]
+    stdbuf = shutil.which("stdbuf")
+    if stdbuf is not None:  # line-buffer its stdout so events arrive as they happen
+        argv = [stdbuf, "-oL", *argv]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        )
+    except OSError as exc:
+        raise DataplaneError(f"cannot run conntrack: {exc}") from exc
+    assert proc.stdout is not None
+    try:
+        while True:
+            raw = await proc.stdout.readline()
+            if not raw:
+                raise DataplaneError(f"conntrack -E exited with status {await proc.wait()}")
+            flow = parse_event(raw.decode(errors="replace"))
+            if flow is not None:
+                yield flow
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 5.0)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()

@@ -1,0 +1,164 @@
+"""The DNS proxy service: resolve every name, keep following it, keep forwarding in step.
+
+Owns: one task per destination name that looks it up when ``core.dns_schedule`` says so, the
+map "local port -> current addresses", pushing that map to the forwarder whenever an answer
+changes (serialised, so updates apply in order), and the process's start/stop sequence.
+Must not: parse configuration, plan rules or move bytes (core / forwarders do).
+
+Start-up never waits for a name that does not resolve: every name gets one first lookup (in
+parallel, bounded by the resolver's timeout), then forwarding starts with what is known; the
+ports of unresolved names refuse connections until their name resolves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+from collections.abc import Awaitable, Callable
+
+from egress_router.core.dns_destinations import Settings
+from egress_router.core.dns_schedule import NameState, Outcome, RefreshPolicy, on_answer, on_failure
+from egress_router.dataplane.resolver import Answer
+from egress_router.errors import ResolveError
+from egress_router.proxy.dns.forwarders import Forwarder
+from egress_router.proxy.tcp.relay import Logger
+
+Lookup = Callable[[str], Awaitable[Answer]]
+Addresses = tuple[ipaddress.IPv4Address, ...]
+
+
+class DnsProxyService:
+    """Follows ``settings``' names through ``lookup`` and drives ``forwarder``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        forwarder: Forwarder,
+        lookup: Lookup,
+        log: Logger,
+        policy: RefreshPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.forwarder = forwarder
+        self.lookup = lookup
+        self.log = log
+        self.policy = policy or RefreshPolicy(settings.ttl_min_s, settings.ttl_max_s)
+        self.states = {name: NameState(name) for name in settings.names}
+        self._apply_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+
+    def current(self) -> dict[int, Addresses]:
+        """Local port -> the addresses new connections may go to now."""
+        out: dict[int, Addresses] = {}
+        for d in self.settings.destinations:
+            if d.address is not None:
+                out[d.local_port] = (d.address,)
+            else:
+                out[d.local_port] = self.states[d.host].addresses
+        return out
+
+    async def _resolve_once(self, name: str) -> bool:
+        """Look ``name`` up once, record the outcome; True when its addresses changed."""
+        loop = asyncio.get_running_loop()
+        state = self.states[name]
+        try:
+            answer = await self.lookup(name)
+        except ResolveError as exc:
+            outcome: Outcome = on_failure(state, exc.reason, loop.time(), self.policy)
+        else:
+            outcome = on_answer(state, answer.addresses, answer.ttl, loop.time(), self.policy)
+        self.states[name] = outcome.state
+        if outcome.message:
+            self.log(outcome.message)
+        return outcome.changed
+
+    async def _push(self) -> None:
+        async with self._apply_lock:
+            await self.forwarder.update(self.current())
+
+    async def _follow(self, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(0.0, self.states[name].next_lookup - loop.time()))
+            if await self._resolve_once(name):
+                try:
+                    await self._push()
+                except Exception as exc:  # keep following; the next change retries the apply
+                    self.log(f"cannot update forwarding for {name}: {exc}")
+
+    async def start(self) -> None:
+        """First lookups (in parallel), forwarding on, then follow every name."""
+        names = list(self.states)
+        if names:
+            await asyncio.gather(*(self._resolve_once(n) for n in names))
+        await self.forwarder.start(self.current())
+        self._started = True
+        for d in self.settings.destinations:
+            addrs = self.current()[d.local_port]
+            shown = ", ".join(str(a) for a in addrs) or "no address yet: refusing"
+            self.log(f"port {d.local_port} -> {d.host}:{d.remote_port} ({shown})")
+        self._tasks = [asyncio.get_running_loop().create_task(self._follow(n)) for n in names]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._started:
+            await self.forwarder.stop()
+            self._started = False
+
+
+def _stdout_logger() -> Logger:
+    import sys
+
+    def log(message: str) -> None:
+        sys.stdout.write(f"dns-proxy: {message}\n")
+        sys.stdout.flush()
+
+    return log
+
+
+async def serve(settings: Settings, log: Logger | None = None) -> None:
+    """Run until SIGTERM/SIGINT; forwarding is removed on the way out."""
+    import signal
+
+    from egress_router.core.dns_destinations import Forwarding
+    from egress_router.dataplane.resolver import Resolver
+    from egress_router.proxy.dns.forwarders import KernelForwarder, RelayForwarder
+
+    log = log or _stdout_logger()
+    forwarder: Forwarder
+    if settings.forwarding is Forwarding.KERNEL:
+        forwarder = KernelForwarder(settings, log)
+    else:
+        forwarder = RelayForwarder(settings, log)
+    service = DnsProxyService(settings, forwarder, Resolver().lookup, log)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await service.start()
+        log(f"ready: {len(settings.destinations)} port(s), {settings.forwarding.value} forwarding")
+        await stop.wait()
+        log("stopping")
+    finally:
+        await service.stop()
+
+
+def run(settings: Settings) -> int:
+    """Blocking entry point used by the command (uvloop when available)."""
+    try:
+        import uvloop
+
+        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(settings))
+    return 0

@@ -1,0 +1,1 @@
+"""The TCP relay: accepted connections spliced to a chosen upstream with flow control."""

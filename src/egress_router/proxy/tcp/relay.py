@@ -1,0 +1,221 @@
+"""A TCP relay: each accepted connection is spliced to one of a route's current addresses.
+
+Owns: accepting on a local port, dialling the destination (round-robin over the route's
+addresses, skipping an address that refuses or times out for the next one), and moving bytes
+both ways with asyncio Protocols and pause/resume flow control, half-close and resets passed on.
+Must not: resolve names or parse configuration (the caller updates ``Route.addresses``), or
+touch bytes (no parsing, no per-chunk objects: ``data_received`` writes straight through).
+
+Bounds: each direction buffers at most ``HIGH_WATER`` bytes before the other side is paused,
+so a slow reader costs at most ~2x that per connection; a dial waits ``CONNECT_TIMEOUT_S`` per
+address; connections have no idle timeout (the reference's 1-minute cut broke idle database
+pools) but use TCP keepalive so a vanished peer is noticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+HIGH_WATER = 256 * 1024  # bytes queued towards one peer before we stop reading the other
+LOW_WATER = 64 * 1024
+CONNECT_TIMEOUT_S = 5.0  # per address; the next address is tried after this
+BACKLOG = 4096  # pending accepts per port (bursts of new connections)
+
+Logger = Callable[[str], None]
+
+
+@dataclass
+class Route:
+    """Where one local port goes. ``addresses`` is replaced in place when the name moves."""
+
+    local_port: int
+    host: str
+    remote_port: int
+    addresses: tuple[ipaddress.IPv4Address, ...] = ()
+    log_connections: Logger | None = None
+    _turn: int = field(default=0, repr=False)
+
+    def candidates(self) -> list[ipaddress.IPv4Address]:
+        """The addresses to try for a new connection, starting with the next in turn."""
+        addrs = self.addresses
+        if not addrs:
+            return []
+        start = self._turn % len(addrs)
+        self._turn = start + 1
+        return list(addrs[start:] + addrs[:start])
+
+
+def _set_keepalive(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+
+def _reset(transport: asyncio.BaseTransport) -> None:
+    """Close with an RST (SO_LINGER 0), as a refused or broken destination would look."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()  # type: ignore[attr-defined]
+
+
+class _Side(asyncio.Protocol):
+    """One end of a spliced pair; ``peer`` is the other end's transport."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Side | None = None
+        self.eof = False
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        _set_keepalive(transport)
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.write(data)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        peer = self.peer
+        if peer is not None and peer.transport is not None and not peer.closed:
+            if peer.eof:  # both directions finished: done
+                peer.transport.close()
+                return False
+            if peer.transport.can_write_eof():
+                peer.transport.write_eof()
+        return True  # keep our sending half open for the peer's remaining bytes
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None and not self.peer.closed:
+            self.peer.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        peer = self.peer
+        if peer is None or peer.transport is None or peer.closed:
+            return
+        if exc is not None:
+            _reset(peer.transport)  # pass a reset on as a reset
+        else:
+            peer.transport.close()  # flushes what is queued, then FIN
+
+
+class _Upstream(_Side):
+    def __init__(self, client: _Downstream) -> None:
+        super().__init__()
+        self.peer = client
+
+
+class _Downstream(_Side):
+    """An accepted client connection; dials the route before reading anything."""
+
+    def __init__(self, route: Route, connections: set[_Downstream]) -> None:
+        super().__init__()
+        self.route = route
+        self.connections = connections
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert self.transport is not None
+        self.transport.pause_reading()
+        self.connections.add(self)
+        self.task = asyncio.get_running_loop().create_task(self._dial())
+
+    async def _dial(self) -> None:
+        loop = asyncio.get_running_loop()
+        route = self.route
+        assert self.transport is not None
+        client = self.transport.get_extra_info("peername") or ("?", 0)
+        for address in route.candidates():
+            if self.closed:
+                return
+            try:
+                transport, _ = await asyncio.wait_for(
+                    loop.create_connection(
+                        lambda: _Upstream(self), str(address), route.remote_port
+                    ),
+                    CONNECT_TIMEOUT_S,
+                )
+            except (TimeoutError, OSError) as exc:
+                if route.log_connections is not None:
+                    reason = getattr(exc, "strerror", None) or type(exc).__name__
+                    route.log_connections(
+                        f"skip {route.host} {address}:{route.remote_port} for port"
+                        f" {route.local_port}: {reason}"
+                    )
+                continue
+            upstream = transport.get_protocol()
+            assert isinstance(upstream, _Upstream)
+            if self.closed:  # the client went away while we were dialling
+                transport.close()
+                return
+            self.peer = upstream
+            if route.log_connections is not None:
+                route.log_connections(
+                    f"connection {client[0]}:{client[1]} port {route.local_port}"
+                    f" -> {route.host} {address}:{route.remote_port}"
+                )
+            self.transport.resume_reading()
+            return
+        if route.log_connections is not None:
+            route.log_connections(
+                f"refused {client[0]}:{client[1]} port {route.local_port}: no reachable address"
+                f" for {route.host}"
+            )
+        if not self.closed:
+            _reset(self.transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
+        if self.peer is None and self.task is not None and not self.task.done():
+            self.closed = True
+            return  # the dial notices ``closed``
+        super().connection_lost(exc)
+
+
+class Listener:
+    """One local port: listens while the route has addresses, refuses (closed port) otherwise."""
+
+    def __init__(self, route: Route, bind: list[str]) -> None:
+        self.route = route
+        self.bind = bind
+        self.server: asyncio.Server | None = None
+        self.connections: set[_Downstream] = set()
+
+    async def sync(self) -> None:
+        """Open or close the listening socket to match whether the route has addresses."""
+        if self.route.addresses and self.server is None:
+            loop = asyncio.get_running_loop()
+            self.server = await loop.create_server(
+                lambda: _Downstream(self.route, self.connections),
+                host=self.bind or None,
+                port=self.route.local_port,
+                backlog=BACKLOG,
+                reuse_address=True,
+            )
+        elif not self.route.addresses and self.server is not None:
+            self.server.close()  # established connections carry on; new ones are refused
+            self.server = None
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
