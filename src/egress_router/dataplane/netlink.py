@@ -205,6 +205,13 @@ class Netlink:
                 "add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
             )
 
+    def delete_address(self, name: str, address: ipaddress.IPv4Interface) -> None:
+        index = self.require_link(name).index
+        with _wrap(f"delete address {address} from {name}"):
+            self._ipr.addr(
+                "del", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
+            )
+
     # -- routes ------------------------------------------------------------------------------
 
     def routes(self) -> list[Route]:
