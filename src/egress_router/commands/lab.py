@@ -1,9 +1,67 @@
-"""CLI front end for `lab` (filled in by its feature)."""
+"""CLI front end for ``egress-router lab``: the reference blog's topology on this machine.
+
+Owns: the ``lab up|demo|down|status`` commands and their output.
+Must not: build namespaces itself (``lab.topology``) or contain the demo's steps
+(``lab.demo``); it never touches the host's own interfaces.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+lab_app = typer.Typer(
+    help="Build the reference blog's topology in network namespaces, run the demo, tear down.",
+    no_args_is_help=True,
+)
+
+
+@lab_app.command("up")
+def up() -> int:
+    """Build a lab (namespaces node, router, client, gw, web) and leave it running."""
+    from egress_router.lab.topology import Lab
+
+    built = Lab().up()
+    print(built.lab_id)
+    for role in built.roles:
+        print(f"  {role:7} ip netns exec {built.ns(role)} ...")
+    return 0
+
+
+@lab_app.command("down")
+def down(
+    lab_id: Annotated[str | None, typer.Argument(help="Lab id (default: every lab)")] = None,
+) -> int:
+    """Remove a lab (or every lab this machine has state for) and its processes."""
+    from egress_router.lab.topology import Lab, cleanup_stale
+
+    ids = [lab_id] if lab_id else Lab.saved()
+    for one in ids:
+        Lab.load(one).down()
+        print(f"removed lab {one}")
+    for name in cleanup_stale():
+        print(f"removed stale namespace {name}")
+    return 0
+
+
+@lab_app.command("status")
+def status() -> int:
+    """List the labs that exist on this machine."""
+    from egress_router.dataplane.netlink import list_netns
+    from egress_router.lab.topology import Lab
+
+    existing = set(list_netns())
+    ids = Lab.saved()
+    if not ids:
+        print("no lab")
+    for one in ids:
+        lab = Lab.load(one)
+        alive = sum(1 for ns in lab.namespaces if ns in existing)
+        print(f"{one}: {alive}/{len(lab.namespaces)} namespaces present")
+    return 0
 
 
 def register(app: typer.Typer) -> None:
     """Add this command group to the main application."""
+    app.add_typer(lab_app, name="lab")

@@ -1,0 +1,184 @@
+"""The redirect ruleset: a parsed ``EGRESS_DESTINATION`` as one nftables table (JSON commands).
+
+Owns: the content of our table ``ip egress_router`` and its fingerprint (which tells the
+applier whether the live table already is the desired one).
+Must not: run nft (``dataplane.nftables`` applies it, prefixed by its atomic table swap).
+
+    table ip egress_router
+      map dnat_tcp_addr  local port -> remote address      (one element per TCP line)
+      map dnat_tcp_port  local port -> remote port         (same keys)
+      map dnat_udp_addr, dnat_udp_port                     (the same for UDP lines)
+      chain prerouting (nat, dstnat)
+        iifname <cluster> dnat ip to tcp dport map @dnat_tcp_addr : tcp dport map @dnat_tcp_port
+        iifname <cluster> dnat ip to udp dport map @dnat_udp_addr : udp dport map @dnat_udp_port
+        iifname <cluster> dnat ip to <fallback>              only with a fallback line
+      chain postrouting (nat, srcnat)
+        oifname <macvlan> snat ip to <bare source>               comment carries the fingerprint
+      chain input (filter)
+        ct state established,related accept
+        iifname <cluster> icmp type echo-request accept
+        iifname <cluster> meta l4proto tcp reject with tcp reset   unmapped ports fail at once,
+        iifname <cluster> reject (icmp port-unreachable)           never reach the router itself
+
+Two hash lookups per new connection, whatever the number of lines. The maps' keys are
+``tcp dport`` / ``udp dport``: nft adds the ``meta l4proto`` dependency, so a UDP packet can
+never match the TCP maps nor the reverse. NAT happens only on a connection's first packet; the
+rest follow conntrack. (One map with ``ipv4_addr . inet_service`` data would do the same with
+one lookup, but nft 1.0.6's JSON parser cannot declare concatenated map data: it crashes.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from typing import Any
+
+from egress_router.core.redirect import Destination, Protocol
+from egress_router.core.router_env import Interfaces
+
+Command = dict[str, Any]
+
+FAMILY = "ip"
+TABLE = "egress_router"
+FINGERPRINT_PREFIX = "egress-router config "
+MAP_NAMES = {Protocol.TCP: "dnat_tcp", Protocol.UDP: "dnat_udp"}  # + "_addr" / "_port"
+
+
+def _obj(kind: str, **fields: Any) -> Command:
+    return {"add": {kind: {"family": FAMILY, "table": TABLE, **fields}}}
+
+
+def _chain(name: str, type_: str, hook: str, prio: int) -> Command:
+    return _obj("chain", name=name, type=type_, hook=hook, prio=prio, policy="accept")
+
+
+def _rule(chain: str, *expr: Command, comment: str | None = None) -> Command:
+    extra = {"comment": comment} if comment else {}
+    return _obj("rule", chain=chain, expr=list(expr), **extra)
+
+
+def _meta(key: str, value: str, op: str = "==") -> Command:
+    return {"match": {"op": op, "left": {"meta": {"key": key}}, "right": value}}
+
+
+def _dnat_map(protocol: Protocol) -> Command:
+    key = {"payload": {"protocol": protocol.value, "field": "dport"}}
+    name = MAP_NAMES[protocol]
+    return {
+        "dnat": {
+            "family": "ip",
+            "addr": {"map": {"key": key, "data": f"@{name}_addr"}},
+            "port": {"map": {"key": dict(key), "data": f"@{name}_port"}},
+        }
+    }
+
+
+def _maps(destination: Destination, protocol: Protocol) -> list[Command]:
+    rules = destination.by_protocol(protocol)
+    name = MAP_NAMES[protocol]
+    addr: dict[str, Any] = {"name": f"{name}_addr", "type": "inet_service", "map": "ipv4_addr"}
+    port: dict[str, Any] = {"name": f"{name}_port", "type": "inet_service", "map": "inet_service"}
+    if rules:
+        addr["elem"] = [[rule.port, str(rule.address)] for rule in rules]
+        port["elem"] = [[rule.port, rule.remote_port] for rule in rules]
+    return [_obj("map", **addr), _obj("map", **port)]
+
+
+def _body(
+    destination: Destination, source: ipaddress.IPv4Address, ifs: Interfaces
+) -> list[Command]:
+    cluster = _meta("iifname", ifs.cluster)
+    prerouting = [_rule("prerouting", cluster, _dnat_map(p)) for p in Protocol]
+    if destination.fallback is not None:
+        prerouting.append(
+            _rule(
+                "prerouting", cluster, {"dnat": {"family": "ip", "addr": str(destination.fallback)}}
+            )
+        )
+    established = {
+        "match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}
+    }
+    echo = {
+        "match": {
+            "op": "==",
+            "left": {"payload": {"protocol": "icmp", "field": "type"}},
+            "right": "echo-request",
+        }
+    }
+    return [
+        {"add": {"table": {"family": FAMILY, "name": TABLE}}},
+        *_maps(destination, Protocol.TCP),
+        *_maps(destination, Protocol.UDP),
+        _chain("prerouting", "nat", "prerouting", -100),
+        _chain("postrouting", "nat", "postrouting", 100),
+        _chain("input", "filter", "input", 0),
+        *prerouting,
+        _rule("input", established, {"accept": None}),
+        _rule("input", cluster, echo, {"accept": None}),
+        _rule("input", cluster, _meta("l4proto", "tcp"), {"reject": {"type": "tcp reset"}}),
+        _rule("input", cluster, {"reject": {"type": "icmp", "expr": "port-unreachable"}}),
+    ]
+
+
+def fingerprint(commands: list[Command]) -> str:
+    """A stable digest of a command list (what the live table is compared by)."""
+    text = json.dumps(commands, sort_keys=True, separators=(",", ":"))
+    return FINGERPRINT_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def redirect_ruleset(
+    destination: Destination, source: ipaddress.IPv4Address, interfaces: Interfaces
+) -> list[Command]:
+    """The whole table (creation commands only; the applier prefixes the atomic swap).
+
+    The SNAT rule carries the fingerprint of everything else as its comment, so reading the
+    live table back tells whether it already is this ruleset.
+    """
+    body = _body(destination, source, interfaces)
+    snat = [_meta("oifname", interfaces.macvlan), {"snat": {"family": "ip", "addr": str(source)}}]
+    mark = fingerprint([*body, _rule("postrouting", *snat)])
+    return [*body, _rule("postrouting", *snat, comment=mark)]
+
+
+def live_fingerprint(listing: list[Command] | None) -> str | None:
+    """The fingerprint found in a live table's ``nft -j list table`` output (None if absent)."""
+    for item in listing or []:
+        rule = item.get("rule")
+        if rule and rule.get("chain") == "postrouting":
+            comment = rule.get("comment")
+            if isinstance(comment, str) and comment.startswith(FINGERPRINT_PREFIX):
+                return comment
+    return None
+
+
+def element_counts(listing: list[Command] | None) -> dict[str, int]:
+    """Elements per map in a live listing (guards against a map emptied behind our back)."""
+    counts: dict[str, int] = {}
+    for item in listing or []:
+        m = item.get("map")
+        if m:
+            counts[m["name"]] = len(m.get("elem", []))
+    return counts
+
+
+def is_current(desired: list[Command], listing: list[Command] | None) -> bool:
+    """True when the live table (listing) is already exactly ``desired``."""
+    if listing is None:
+        return False
+    mark = next(
+        (
+            c["add"]["rule"].get("comment")
+            for c in desired
+            if "rule" in c["add"] and c["add"]["rule"].get("comment")
+        ),
+        None,
+    )
+    if mark is None or live_fingerprint(listing) != mark:
+        return False
+    wanted = {
+        c["add"]["map"]["name"]: len(c["add"]["map"].get("elem", []))
+        for c in desired
+        if "map" in c["add"]
+    }
+    return element_counts(listing) == wanted
