@@ -46,3 +46,29 @@ def cli(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("EGRESS_")}
     full_env.update(env or {})
     return subprocess.run(argv, capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+LAB_SOURCE = "198.19.123.99/24"
+LAB_GATEWAY = "198.19.123.1"
+
+
+def setup_router(
+    lab: Lab,
+    mode: str = "init",
+    destination: str | None = None,
+    source: str = LAB_SOURCE,
+    gateway: str = LAB_GATEWAY,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``egress-router setup`` in the lab's router pod and assert it succeeded.
+
+    ``mode`` init/legacy need ``destination``; http-proxy/dns-proxy configure the macvlan,
+    the routes and ip_forward only (the proxy fixtures call this before starting a proxy).
+    """
+    env = {"EGRESS_SOURCE": source, "EGRESS_GATEWAY": gateway, "EGRESS_ROUTER_MODE": mode}
+    if destination is not None:
+        env["EGRESS_DESTINATION"] = destination
+    env.update(extra_env or {})
+    result = cli("setup", env=env, namespace=lab.ns("router"))
+    assert result.returncode == 0, f"setup failed ({result.returncode}): {result.stderr}"
+    return result
