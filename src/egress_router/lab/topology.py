@@ -79,6 +79,9 @@ class Lab:
     web_firewall: bool = True
     workdir: Path | None = None
     addr: Addressing = ADDR
+    # Extra empty namespaces (only ``lo`` up) created and removed with the lab, for helpers
+    # that add their own pods (e.g. a second client namespace); they get no links here.
+    extra_roles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.workdir is None:
@@ -93,7 +96,7 @@ class Lab:
 
     @property
     def roles(self) -> tuple[str, ...]:
-        return ("node", "router", "client", "gw", "web")
+        return ("node", "router", "client", "gw", "web", *self.extra_roles)
 
     @property
     def namespaces(self) -> list[str]:
@@ -238,6 +241,7 @@ class Lab:
             "macvlan_name": self.macvlan_name,
             "cluster_ifname": self.cluster_ifname,
             "web_firewall": self.web_firewall,
+            "extra_roles": list(self.extra_roles),
             "workdir": str(self.workdir),
             "pids": [bg.pid for bg in self.processes.started],
         }
@@ -251,6 +255,7 @@ class Lab:
             macvlan_name=data["macvlan_name"],
             cluster_ifname=data["cluster_ifname"],
             web_firewall=data["web_firewall"],
+            extra_roles=tuple(data.get("extra_roles", ())),
             workdir=Path(data["workdir"]),
         )
 
