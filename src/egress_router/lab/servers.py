@@ -50,6 +50,10 @@ http {{
             default_type text/plain;
             return 200 "$remote_addr\\n";
         }}
+        location = /server {{
+            default_type text/plain;
+            return 200 "$server_addr:$server_port $remote_addr\\n";
+        }}
         location = /upload {{
             client_max_body_size 0;
             default_type text/plain;
