@@ -1,9 +1,219 @@
-"""CLI front end for `firewall` (filled in by its feature)."""
+"""``egress-router firewall apply|run|explain|check``: the egress firewall node agent's CLI.
+
+Owns: the flags (``--pods NAMESPACE=CIDR[,CIDR...]`` repeatable, ``--cluster-cidr`` and
+``--service-cidr`` repeatable or comma lists, ``--namespace`` for policies without
+``metadata.namespace``, ``--dns-listen ADDR[:PORT]``) and printing results.
+Must not: contain policy logic (``core.firewall``) or kernel access (``firewall.agent``).
+"""
 
 from __future__ import annotations
 
+import ipaddress
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+from egress_router.errors import VariableError
+
+if TYPE_CHECKING:
+    from egress_router.core.firewall.decide import NodeConfig
+
+fw = typer.Typer(
+    name="firewall",
+    help="Egress firewall: EgressNetworkPolicy / EgressFirewall enforced with nftables.",
+    no_args_is_help=True,
+)
+
+Policies = Annotated[
+    list[Path], typer.Argument(help="Policy files (JSON or YAML; Lists and multi-document)")
+]
+Pods = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pods",
+        metavar="NAMESPACE=CIDR[,CIDR...]",
+        help="Pod addresses of a namespace on this node (repeatable).",
+    ),
+]
+Cluster = Annotated[
+    list[str] | None,
+    typer.Option("--cluster-cidr", help="Cluster pod network, never filtered (repeatable)."),
+]
+Service = Annotated[
+    list[str] | None,
+    typer.Option("--service-cidr", help="Service network, never filtered (repeatable)."),
+]
+Namespace = Annotated[
+    str | None,
+    typer.Option("--namespace", "-n", help="Namespace of policies without metadata.namespace."),
+]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this command group to the main application."""
+    """Add the ``firewall`` command group to the main application."""
+    app.add_typer(fw, name="firewall")
+
+
+def _node(
+    pods: list[str] | None, cluster: list[str] | None, service: list[str] | None
+) -> NodeConfig:
+    from egress_router.core.firewall.decide import parse_node
+
+    return parse_node(pods or [], cluster or [], service or [])
+
+
+def _hostport(flag: str, text: str, default_port: int) -> tuple[str, int]:
+    from egress_router.core.values import parse_port
+
+    host, port = text, str(default_port)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    try:
+        ipaddress.ip_address(host)
+        return host, parse_port(port)
+    except ValueError as exc:
+        raise VariableError(flag, str(exc), text=text, expected="ADDR[:PORT]") from exc
+
+
+@fw.command()
+def check(policies: Policies, namespace: Namespace = None) -> int:
+    """Validate policies only (exit 0 valid, 1 invalid); nothing is applied.
+
+    A policy without metadata.namespace is checked as if it were in --namespace, or in
+    ``default`` (for validation the namespace only matters for "one policy per namespace").
+    """
+    from egress_router.firewall.agent import load_policies
+
+    loaded = load_policies(policies, namespace or "default")
+    rules = sum(len(p.rules) for p in loaded.values())
+    print(f"valid: {len(loaded)} policies, {rules} rules")
+    return 0
+
+
+@fw.command()
+def apply(
+    policies: Policies,
+    pods: Pods = None,
+    cluster_cidr: Cluster = None,
+    service_cidr: Service = None,
+    namespace: Namespace = None,
+) -> int:
+    """Validate all, replace our nftables table in one transaction, and exit."""
+    from egress_router.firewall.agent import Agent, AgentConfig, summary
+
+    agent = Agent(AgentConfig(policies, _node(pods, cluster_cidr, service_cidr), namespace))
+    agent.apply()
+    print(f"applied: {summary(agent)}")
+    return 0
+
+
+@fw.command()
+def run(
+    policies: Policies,
+    pods: Pods = None,
+    cluster_cidr: Cluster = None,
+    service_cidr: Service = None,
+    namespace: Namespace = None,
+    dns_listen: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDR[:PORT]", help="Serve DNS to pods here (learn before answering)."
+        ),
+    ] = None,
+    dns_upstream: Annotated[
+        str | None,
+        typer.Option(metavar="ADDR[:PORT]", help="Resolver to ask (default: /etc/resolv.conf)."),
+    ] = None,
+    ttl_floor: Annotated[float, typer.Option(help="Shortest refresh interval, s.")] = 5.0,
+    ttl_ceiling: Annotated[float, typer.Option(help="Longest refresh interval, s.")] = 1800.0,
+    grace: Annotated[float, typer.Option(help="Keep addresses this long past TTL, s.")] = 5.0,
+    retry_first: Annotated[float, typer.Option(help="Retry delay after a failure, s.")] = 5.0,
+    retry_max: Annotated[float, typer.Option(help="Cap of the retry back-off, s.")] = 120.0,
+    watch_interval: Annotated[float, typer.Option(help="Policy-file check interval, s.")] = 1.0,
+) -> int:
+    """Apply, then keep DNS-named rules current and reload on file change or SIGHUP."""
+    import asyncio
+
+    from egress_router.core.firewall.dnsrules import DnsSettings
+    from egress_router.firewall.agent import Agent, AgentConfig, log, summary
+
+    if not 0 < ttl_floor <= ttl_ceiling or retry_first <= 0 or retry_max < retry_first:
+        raise VariableError(
+            "--ttl-floor", "need 0 < floor <= ceiling and 0 < retry-first <= retry-max"
+        )
+    settings = DnsSettings(
+        ttl_floor=ttl_floor,
+        ttl_ceiling=ttl_ceiling,
+        grace=grace,
+        retry_first=retry_first,
+        retry_max=retry_max,
+    )
+    config = AgentConfig(
+        policies,
+        _node(pods, cluster_cidr, service_cidr),
+        namespace,
+        dns=settings,
+        dns_listen=_hostport("--dns-listen", dns_listen, 53) if dns_listen else None,
+        upstream=[_hostport("--dns-upstream", dns_upstream, 53)] if dns_upstream else None,
+        watch_interval=watch_interval,
+    )
+    agent = Agent(config)
+    agent.apply()
+    log(f"applied: {summary(agent)}")
+    try:
+        import uvloop
+
+        uvloop.run(agent.run())
+    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
+        asyncio.run(agent.run())
+    return 0
+
+
+@fw.command()
+def explain(
+    policies: Policies,
+    from_: Annotated[str, typer.Option("--from", help="Source pod address.")],
+    to: Annotated[str, typer.Option("--to", metavar="IP|NAME", help="Destination.")],
+    port: Annotated[int | None, typer.Option(help="Destination port.")] = None,
+    proto: Annotated[str, typer.Option(help="tcp, udp or sctp.")] = "tcp",
+    pods: Pods = None,
+    cluster_cidr: Cluster = None,
+    service_cidr: Service = None,
+    namespace: Namespace = None,
+) -> int:
+    """Print the verdict for one connection and the rule that decided it."""
+    from egress_router.core.firewall.decide import decide
+    from egress_router.core.values import is_dns_name
+    from egress_router.firewall.agent import load_policies
+
+    loaded = load_policies(policies, namespace)
+    node = _node(pods, cluster_cidr, service_cidr)
+    try:
+        src = ipaddress.ip_address(from_)
+    except ValueError as exc:
+        raise VariableError("--from", "not an IP address", text=from_) from exc
+    if proto.lower() not in ("tcp", "udp", "sctp"):
+        raise VariableError("--proto", "must be tcp, udp or sctp", text=proto)
+    if port is not None and not 1 <= port <= 65535:
+        raise VariableError("--port", "must be 1-65535", text=str(port))
+    try:
+        targets = [ipaddress.ip_address(to)]
+        name = None
+    except ValueError:
+        if not is_dns_name(to):
+            raise VariableError("--to", "not an IP address or DNS name", text=to) from None
+        import asyncio
+
+        from egress_router.firewall.resolver import Resolver
+
+        targets, _ = asyncio.run(Resolver().lookup(to))
+        name = to
+    for dst in targets:
+        verdict = decide(loaded, node, src, dst, name=name, proto=proto.lower(), port=port)
+        print(f"{dst}: {verdict}" if name else str(verdict))
+    return 0

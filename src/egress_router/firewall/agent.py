@@ -1,0 +1,279 @@
+"""The egress firewall node agent: apply policies, keep DNS-named rules current, reload.
+
+Owns: reading policy files, validating everything before touching the kernel, replacing our
+table in one checked transaction (``apply``), the learned DNS addresses (per namespace and
+dnsName pattern, each with its expiry) and writing them to the sets, and the ``run`` loop:
+one polling task per name (TTL with floor and ceiling, failures retried with bounded back-off,
+last good addresses kept), reload on policy-file change or SIGHUP, the optional DNS proxy.
+Must not: build nft JSON itself (``core.firewall.render``) or decide verdicts.
+
+Failure semantics: a policy that does not validate, or a ruleset the kernel refuses, changes
+nothing (the previous table stays in force, also after a failed reload). If the agent dies,
+the kernel keeps the table: CIDR rules stay as they are and learned DNS addresses expire at
+their TTL plus grace, as they would have without the agent refreshing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from egress_router.core.firewall.decide import Address, NodeConfig
+from egress_router.core.firewall.dnsrules import DnsSettings
+from egress_router.core.firewall.plan import Plan, compile_plan
+from egress_router.core.firewall.policy import Policy, index_by_namespace, parse_text
+from egress_router.core.firewall.render import FAMILY, TABLE, build, learn_commands
+from egress_router.dataplane import nftables
+from egress_router.errors import ConfigError, EgressRouterError, PolicyError, ResolveError
+from egress_router.firewall.resolver import Resolver
+
+
+def log(message: str) -> None:
+    print(f"egress-router firewall: {message}", file=sys.stderr, flush=True)
+
+
+def load_policies(files: Sequence[Path], default_namespace: str | None) -> dict[str, Policy]:
+    """Read and validate every file; one PolicyError for the first problem found."""
+    policies: list[Policy] = []
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PolicyError(f"cannot read: {exc.__class__.__name__}", source=str(path)) from exc
+        policies += parse_text(text, str(path), default_namespace)
+    return index_by_namespace(policies)
+
+
+@dataclass
+class AgentConfig:
+    files: list[Path]
+    node: NodeConfig
+    default_namespace: str | None = None
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    dns_listen: tuple[str, int] | None = None
+    upstream: list[tuple[str, int]] | None = None
+    watch_interval: float = 1.0  # seconds between policy-file checks
+
+
+class Agent:
+    """The node agent's state; kernel writes are serialised by one lock."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.policies: dict[str, Policy] = {}
+        self.plan: Plan | None = None
+        # (namespace, pattern) -> address -> expiry (monotonic seconds)
+        self.learned: dict[tuple[str, str], dict[Address, float]] = {}
+        self.last_good: dict[str, tuple[list[Address], float]] = {}  # name -> (addrs, ttl)
+        self._lock = threading.Lock()
+
+    # -- whole-table apply ---------------------------------------------------------------------
+
+    def _learned_elements(self, plan: Plan) -> dict[str, list[tuple[str, float]]]:
+        now = time.monotonic()
+        out: dict[str, list[tuple[str, float]]] = {}
+        for dset in plan.dns_sets:
+            addrs = self.learned.get((dset.namespace, dset.pattern), {})
+            out[dset.name] = [
+                (str(a), exp - now)
+                for a, exp in addrs.items()
+                if a.version == dset.family and exp > now
+            ]
+        return out
+
+    def apply(self, policies: dict[str, Policy] | None = None) -> Plan:
+        """Validate (unless given) and replace our table atomically; raise and change nothing."""
+        if policies is None:
+            policies = load_policies(self.config.files, self.config.default_namespace)
+        plan = compile_plan(policies, self.config.node)
+        with self._lock:
+            commands = build(
+                plan, self._learned_elements(plan), nftables.replace_table_commands(FAMILY, TABLE)
+            )
+            nftables.check(commands)
+            nftables.apply(commands)
+            self.policies, self.plan = policies, plan
+        return plan
+
+    # -- learned addresses ---------------------------------------------------------------------
+
+    def learn(
+        self, namespace: str, patterns: Sequence[str], addrs: Sequence[tuple[Address, float]]
+    ) -> int:
+        """Put ``addrs`` (address, lifetime s) into the sets of ``patterns`` in ``namespace``.
+
+        Returns the number of elements written. Holding the lock through the kernel write
+        means a concurrent caller for the same name returns only once the addresses are in
+        the kernel, never merely "already recorded".
+        """
+        with self._lock:
+            plan = self.plan
+            if plan is None:
+                return 0
+            now = time.monotonic()
+            commands = []
+            written = 0
+            for pattern in patterns:
+                known = self.learned.setdefault((namespace, pattern), {})
+                for dset in plan.sets_for(namespace, pattern):
+                    fresh = []
+                    for addr, lifetime in addrs:
+                        if addr.version != dset.family:
+                            continue
+                        expiry = now + lifetime
+                        if known.get(addr, 0.0) >= expiry - 1.0:
+                            continue  # already in the kernel for (almost) as long
+                        known[addr] = expiry
+                        fresh.append((str(addr), lifetime))
+                    commands += learn_commands(dset.name, fresh)
+                    written += len(fresh)
+                for addr in [a for a, exp in known.items() if exp <= now]:
+                    del known[addr]
+            nftables.apply(commands)
+            return written
+
+    def learn_everywhere(self, name: str, addrs: Sequence[tuple[Address, float]]) -> int:
+        """A polled name's addresses go to every namespace whose policy names it."""
+        total = 0
+        for namespace, policy in list(self.policies.items()):
+            if any(r.dns_name == name for r in policy.rules):
+                total += self.learn(namespace, [name], addrs)
+        return total
+
+    def polled_names(self) -> set[str]:
+        """Names to poll: every dnsName without a wildcard (wildcards are learned by the proxy)."""
+        return {
+            r.dns_name
+            for p in self.policies.values()
+            for r in p.rules
+            if r.dns_name and not r.dns_name.startswith("*.")
+        }
+
+    # -- the run loop ---------------------------------------------------------------------------
+
+    async def _poll(self, name: str, resolver: Resolver) -> None:
+        settings = self.config.dns
+        failures = 0
+        while True:
+            try:
+                addrs, ttl = await resolver.lookup(name)
+            except ResolveError as exc:
+                failures += 1
+                delay = settings.retry_after(failures)
+                if failures == 1:
+                    log(f"{exc}; retrying, last good addresses kept")
+                good = self.last_good.get(name)
+                if good:
+                    keep = [(a, delay + settings.grace) for a in good[0]]
+                    await self._safe_learn(name, keep)
+            else:
+                if failures:
+                    log(f"{name} resolves again after {failures} failed lookups")
+                failures = 0
+                self.last_good[name] = (addrs, ttl)
+                delay = settings.refresh_after(ttl)
+                await self._safe_learn(name, [(a, settings.lifetime(ttl)) for a in addrs])
+            await asyncio.sleep(delay)
+
+    async def _safe_learn(self, name: str, addrs: list[tuple[Address, float]]) -> None:
+        try:
+            await asyncio.to_thread(self.learn_everywhere, name, addrs)
+        except EgressRouterError as exc:
+            log(f"cannot update the addresses of {name}: {exc.one_line()}")
+
+    def _signature(self) -> list[tuple[int, int, int] | None]:
+        sig: list[tuple[int, int, int] | None] = []
+        for path in self.config.files:
+            try:
+                st = path.stat()
+                sig.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                sig.append(None)
+        return sig
+
+    async def _watch(self, reload: asyncio.Event) -> None:
+        last = self._signature()
+        while True:
+            await asyncio.sleep(self.config.watch_interval)
+            now = self._signature()
+            if now != last:
+                last = now
+                reload.set()
+
+    def _reload(self) -> bool:
+        try:
+            plan = self.apply()
+        except (ConfigError, EgressRouterError) as exc:
+            log(f"reload failed, previous rules stay in force: {exc.one_line()}")
+            return False
+        log(f"reloaded: {_summary(plan, self.policies)}")
+        return True
+
+    async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT; the kernel keeps the rules when we stop."""
+        loop = asyncio.get_running_loop()
+        stop, reload = asyncio.Event(), asyncio.Event()
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        resolver = Resolver(self.config.upstream)
+        pollers: dict[str, asyncio.Task[None]] = {}
+
+        def sync_pollers() -> None:
+            wanted = self.polled_names()
+            for name in set(pollers) - wanted:
+                pollers.pop(name).cancel()
+            for name in wanted - set(pollers):
+                pollers[name] = asyncio.create_task(self._poll(name, resolver))
+
+        sync_pollers()
+        tasks = [asyncio.create_task(self._watch(reload))]
+        proxy = None
+        if self.config.dns_listen is not None:
+            from egress_router.firewall.dnsproxy import start_proxy
+
+            proxy = await start_proxy(self, self.config.dns_listen, self._upstream())
+            log(f"DNS proxy listening on {self.config.dns_listen[0]}:{self.config.dns_listen[1]}")
+        log("running")
+        try:
+            while not stop.is_set():
+                waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(reload.wait())]
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters:
+                    w.cancel()
+                if reload.is_set() and not stop.is_set():
+                    reload.clear()
+                    if await asyncio.to_thread(self._reload):
+                        sync_pollers()
+        finally:
+            if proxy is not None:
+                proxy.close()
+            for task in [*tasks, *pollers.values()]:
+                task.cancel()
+            log("stopped; the rules stay in the kernel")
+
+    def _upstream(self) -> tuple[str, int]:
+        if self.config.upstream:
+            return self.config.upstream[0]
+        for line in Path("/etc/resolv.conf").read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 2 and fields[0] == "nameserver":
+                return fields[1], 53
+        raise ConfigError("--dns-upstream: no nameserver in /etc/resolv.conf; give one")
+
+
+def _summary(plan: Plan, policies: dict[str, Policy]) -> str:
+    rules = sum(len(p.rules) for p in policies.values())
+    active = ", ".join(ns.namespace for ns in plan.namespaces) or "none"
+    return f"{len(policies)} policies, {rules} rules (namespaces: {active})"
+
+
+def summary(agent: Agent) -> str:
+    assert agent.plan is not None
+    return _summary(agent.plan, agent.policies)
