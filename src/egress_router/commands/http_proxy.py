@@ -1,9 +1,164 @@
-"""CLI front end for `http_proxy` (filled in by its feature)."""
+"""CLI front end for ``egress-router http-proxy`` (the ose-egress-http-proxy container).
+
+Owns: reading EGRESS_HTTP_PROXY_* (each knob also a flag; a flag wins over the variable),
+``unit-test`` mode (print the parsed rule table), finding the cluster-side listen addresses
+through the netlink adapter, and starting the proxy.
+Must not: parse destinations (``core.http_rules``) or handle connections (``proxy.http``).
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any
+
 import typer
+
+DESTINATION = "EGRESS_HTTP_PROXY_DESTINATION"
+MODE = "EGRESS_HTTP_PROXY_MODE"
+CLUSTER_INTERFACE = "EGRESS_ROUTER_CLUSTER_INTERFACE"
+
+# flag name -> (variable, help)
+KNOBS: dict[str, tuple[str, str]] = {
+    "listen_port": ("EGRESS_HTTP_PROXY_LISTEN_PORT", "Port to listen on [8080]"),
+    "listen_address": (
+        "EGRESS_HTTP_PROXY_LISTEN_ADDRESS",
+        "Addresses to listen on, comma separated [the cluster interface's addresses]",
+    ),
+    "cluster_interface": (
+        CLUSTER_INTERFACE,
+        "Cluster-side interface whose addresses we use [eth0]",
+    ),
+    "access_log": ("EGRESS_HTTP_PROXY_ACCESS_LOG", "on/off: one line per request on stdout [on]"),
+    "connect_ports": (
+        "EGRESS_HTTP_PROXY_CONNECT_PORTS",
+        "Ports CONNECT may reach, e.g. '443,8443' or '8000-8999' [all]",
+    ),
+    "workers": ("EGRESS_HTTP_PROXY_WORKERS", "Worker processes sharing the port [CPUs, max 4]"),
+    "max_header_bytes": ("EGRESS_HTTP_PROXY_MAX_HEADER_BYTES", "Largest request head [65536]"),
+    "max_connections": ("EGRESS_HTTP_PROXY_MAX_CONNECTIONS", "Client connections per worker"),
+    "header_timeout": ("EGRESS_HTTP_PROXY_HEADER_TIMEOUT", "Seconds to send a request head [10]"),
+    "idle_timeout": ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "Idle keep-alive seconds [60]"),
+    "io_timeout": ("EGRESS_HTTP_PROXY_IO_TIMEOUT", "Seconds without traffic in flight [300]"),
+    "connect_timeout": ("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", "Resolve+connect seconds [10]"),
+    "shutdown_timeout": ("EGRESS_HTTP_PROXY_SHUTDOWN_TIMEOUT", "Drain seconds on SIGTERM [20]"),
+}
+
+
+def _listen_addresses(interface: str) -> tuple[str, ...]:
+    from egress_router.dataplane.netlink import Netlink
+    from egress_router.errors import VariableError
+
+    with Netlink() as nl:
+        if nl.link(interface) is None:
+            raise VariableError(CLUSTER_INTERFACE, "no such interface in this pod", text=interface)
+        found = tuple(str(a.ip) for a in nl.addresses(interface))
+    if not found:
+        raise VariableError(CLUSTER_INTERFACE, "the interface has no address yet", text=interface)
+    return found
+
+
+def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> Any:
+    """``ProxySettings`` from flags (preferred) and the environment; raises VariableError."""
+    from egress_router.core.http_rules import parse_destinations
+    from egress_router.core.values import parse_port
+    from egress_router.errors import VariableError
+    from egress_router.proxy.http import settings as s
+
+    def value(knob: str) -> tuple[str, str | None]:
+        variable = KNOBS[knob][0]
+        given = flags.get(knob)
+        return variable, given if given is not None else env.get(variable) or None
+
+    options: dict[str, Any] = {}
+    variable, text = value("listen_port")
+    if text is not None:
+        try:
+            options["port"] = parse_port(text.strip())
+        except ValueError as exc:
+            raise VariableError(variable, str(exc), text=text) from None
+    variable, text = value("access_log")
+    if text is not None:
+        lowered = text.strip().lower()
+        if lowered not in ("on", "off", "true", "false", "1", "0", "yes", "no", "none"):
+            raise VariableError(variable, "expected on or off", text=text)
+        options["access_log"] = lowered in ("on", "true", "1", "yes")
+    variable, text = value("connect_ports")
+    if text is not None:
+        options["connect_ports"] = s.parse_connect_ports(text, variable)
+    variable, text = value("workers")
+    options["workers"] = (
+        int(s.parse_positive(text, variable, integer=True)) if text else s.default_workers()
+    )
+    for knob in ("max_header_bytes", "max_connections"):
+        variable, text = value(knob)
+        if text is not None:
+            options[knob] = int(s.parse_positive(text, variable, integer=True))
+    for knob in ("header_timeout", "idle_timeout", "io_timeout", "connect_timeout"):
+        variable, text = value(knob)
+        if text is not None:
+            options[knob] = s.parse_positive(text, variable)
+    variable, text = value("shutdown_timeout")
+    if text is not None:
+        options["shutdown_timeout"] = s.parse_positive(text, variable)
+    rules = parse_destinations(env.get(DESTINATION))
+    variable, text = value("listen_address")
+    if text is not None:
+        listen = s.parse_listen(text, variable)
+    else:
+        listen = _listen_addresses(value("cluster_interface")[1] or "eth0")
+    return s.ProxySettings(rules=rules, listen=listen, **options)
+
+
+def _opt(knob: str) -> Any:
+    variable, text = KNOBS[knob]
+    return typer.Option("--" + knob.replace("_", "-"), help=f"{text} [env {variable}]")
+
+
+# Module level: typer evaluates the (string) annotations in this module's namespace.
+ListenPort = Annotated[str | None, _opt("listen_port")]
+ListenAddress = Annotated[str | None, _opt("listen_address")]
+ClusterInterface = Annotated[str | None, _opt("cluster_interface")]
+AccessLog = Annotated[str | None, _opt("access_log")]
+ConnectPorts = Annotated[str | None, _opt("connect_ports")]
+Workers = Annotated[str | None, _opt("workers")]
+MaxHeaderBytes = Annotated[str | None, _opt("max_header_bytes")]
+MaxConnections = Annotated[str | None, _opt("max_connections")]
+HeaderTimeout = Annotated[str | None, _opt("header_timeout")]
+IdleTimeout = Annotated[str | None, _opt("idle_timeout")]
+IoTimeout = Annotated[str | None, _opt("io_timeout")]
+ConnectTimeout = Annotated[str | None, _opt("connect_timeout")]
+ShutdownTimeout = Annotated[str | None, _opt("shutdown_timeout")]
 
 
 def register(app: typer.Typer) -> None:
     """Add this command group to the main application."""
+
+    @app.command("http-proxy")
+    def http_proxy(
+        listen_port: ListenPort = None,
+        listen_address: ListenAddress = None,
+        cluster_interface: ClusterInterface = None,
+        access_log: AccessLog = None,
+        connect_ports: ConnectPorts = None,
+        workers: Workers = None,
+        max_header_bytes: MaxHeaderBytes = None,
+        max_connections: MaxConnections = None,
+        header_timeout: HeaderTimeout = None,
+        idle_timeout: IdleTimeout = None,
+        io_timeout: IoTimeout = None,
+        connect_timeout: ConnectTimeout = None,
+        shutdown_timeout: ShutdownTimeout = None,
+    ) -> int:
+        """HTTP/HTTPS forward proxy allowing the destinations in EGRESS_HTTP_PROXY_DESTINATION
+        (see docs/http-proxy.md)."""
+        flags = dict(locals())
+        if os.environ.get(MODE) == "unit-test":
+            from egress_router.core.http_rules import parse_destinations
+
+            typer.echo(parse_destinations(os.environ.get(DESTINATION)).render(), nl=False)
+            return 0
+        settings = build_settings(os.environ, flags)
+        from egress_router.proxy.http.server import serve
+
+        return serve(settings)

@@ -1,0 +1,177 @@
+"""HTTP/1.1 message heads as the proxy rewrites them: hop-by-hop headers, framing, errors.
+
+Owns: turning a parsed request or response head into the bytes we send on the next hop
+(RFC 9110 §7.6.1: drop hop-by-hop fields and every field named in ``Connection``; set our own
+framing and ``Via``), parsing request targets (absolute-form, authority-form, IPv6 literals),
+and the short error responses (400, 403, 431, 502, 503, 504).
+Must not: touch sockets or decide policy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import httptools
+
+from egress_router.errors import ProtocolError
+
+# RFC 9110 §7.6.1 plus the de-facto ones every proxy drops.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+
+REASONS = {
+    400: "Bad Request",
+    403: "Forbidden",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+Headers = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a request goes: host (a name, or an address without brackets), port, origin-form."""
+
+    host: str
+    port: int
+    path: bytes
+    is_address: bool
+
+    @property
+    def authority(self) -> bytes:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return (host if self.port == 80 else f"{host}:{self.port}").encode()
+
+
+def _host(raw: str) -> tuple[str, bool]:
+    text = raw.strip("[]") if raw.startswith("[") and raw.endswith("]") else raw
+    try:
+        return str(ipaddress.ip_address(text)), True
+    except ValueError:
+        pass
+    if not text or ":" in text or "%" in text:
+        raise ProtocolError(f"bad host {raw!r}")
+    return text.lower().removesuffix("."), False
+
+
+def parse_absolute(url: bytes) -> Target:
+    """``http://host[:port]/path?query`` (the only scheme a forward proxy relays in clear)."""
+    try:
+        parsed = httptools.parse_url(url)
+    except httptools.HttpParserInvalidURLError:
+        raise ProtocolError("bad request target") from None
+    if parsed.schema is None or parsed.host is None:
+        raise ProtocolError("a proxy needs an absolute URL (http://host/path)")
+    if parsed.schema.lower() != b"http":
+        raise ProtocolError(f"scheme {parsed.schema.decode('latin-1')!r} is not supported")
+    if parsed.userinfo:
+        raise ProtocolError("credentials in the URL are not forwarded")
+    host, is_address = _host(parsed.host.decode("latin-1"))
+    path = parsed.path or b"/"
+    if parsed.query is not None:
+        path += b"?" + parsed.query
+    return Target(host, parsed.port or 80, path, is_address)
+
+
+def parse_authority(target: bytes) -> Target:
+    """``host:port`` or ``[v6]:port``, the CONNECT target."""
+    text = target.decode("latin-1")
+    host, colon, port_text = text.rpartition(":")
+    if not colon or not port_text.isdigit() or not port_text.isascii():
+        raise ProtocolError("CONNECT needs host:port")
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ProtocolError("CONNECT port out of range")
+    if ":" in host and not host.startswith("["):
+        raise ProtocolError("IPv6 CONNECT targets need brackets")
+    name, is_address = _host(host)
+    return Target(name, port, b"", is_address)
+
+
+def _connection_tokens(headers: Headers) -> set[bytes]:
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return tokens
+
+
+def end_to_end(headers: Headers) -> Headers:
+    """The headers that survive the hop."""
+    named = _connection_tokens(headers)
+    drop = HOP_BY_HOP | named if named else HOP_BY_HOP
+    return [(n, v) for n, v in headers if n.lower() not in drop]
+
+
+def request_head(
+    method: bytes, target: Target, headers: Headers, chunked: bool, via: bytes
+) -> bytes:
+    """The request we send upstream (origin-form, Host from the target, our framing)."""
+    out = [method, b" ", target.path, b" HTTP/1.1\r\nHost: ", target.authority, b"\r\n"]
+    for name, value in end_to_end(headers):
+        if name.lower() in (b"host", b"via"):
+            if name.lower() == b"via":
+                via = value + b", " + via
+            continue
+        out += [name, b": ", value, b"\r\n"]
+    out += [b"Via: ", via, b"\r\n"]
+    if chunked:
+        out.append(b"Transfer-Encoding: chunked\r\n")
+    out.append(b"\r\n")
+    return b"".join(out)
+
+
+def response_head(
+    status: int, reason: bytes, headers: Headers, *, chunked: bool, close: bool
+) -> bytes:
+    """The response we send the client (we always answer HTTP/1.1)."""
+    out = [b"HTTP/1.1 %d " % status, reason, b"\r\n"]
+    for name, value in end_to_end(headers):
+        out += [name, b": ", value, b"\r\n"]
+    if chunked:
+        out.append(b"Transfer-Encoding: chunked\r\n")
+    if close:
+        out.append(b"Connection: close\r\n")
+    out.append(b"\r\n")
+    return b"".join(out)
+
+
+def error_response(status: int, body: str, *, close: bool = True) -> bytes:
+    """A short text/plain answer of our own (403 names the deciding rule)."""
+    data = (body.replace("\r", " ").replace("\n", " ") + "\n").encode("utf-8", "replace")
+    head = (
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(data)}\r\n"
+        f"{'Connection: close' if close else 'Connection: keep-alive'}\r\n\r\n"
+    )
+    return head.encode("latin-1") + data
+
+
+def has_body_length(headers: Headers) -> tuple[int | None, bool]:
+    """(Content-Length or None, chunked?) from the parsed head (the parser validated both)."""
+    length: int | None = None
+    chunked = False
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"content-length":
+            length = int(value)
+        elif lower == b"transfer-encoding":
+            chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+    return length, chunked

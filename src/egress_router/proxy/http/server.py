@@ -1,0 +1,112 @@
+"""Starting the proxy: listening sockets, worker processes, signals and the exit status.
+
+Owns: binding every listen address once per worker (SO_REUSEPORT, so the kernel spreads
+connections over the workers), raising the descriptor limit, forking the workers and forwarding
+SIGTERM/SIGINT to them, and collecting their exit statuses.
+Must not: handle connections (``worker``/``client``/``upstream`` do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import resource
+import signal
+import socket
+import sys
+
+from egress_router.errors import DataplaneError
+from egress_router.proxy.http.settings import ProxySettings
+from egress_router.proxy.http.worker import run_worker
+
+FDS_PER_CONNECTION = 2  # the client's socket and the upstream's
+FDS_RESERVED = 64  # listeners, resolver, log, stdio
+
+
+def raise_fd_limit(settings: ProxySettings) -> ProxySettings:
+    """Use the hard descriptor limit, and cap ``max_connections`` to what it allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    fit = max(16, (soft - FDS_RESERVED) // FDS_PER_CONNECTION)
+    if settings.max_connections > fit:
+        return dataclasses.replace(settings, max_connections=fit)
+    return settings
+
+
+def bind(address: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address, port))
+        sock.listen(4096)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise DataplaneError(f"cannot listen on {address} port {port}: {exc.strerror}") from None
+    return sock
+
+
+def serve(settings: ProxySettings) -> int:
+    """Run until SIGTERM/SIGINT; 0 when every worker drained and exited cleanly."""
+    settings = raise_fd_limit(settings)
+    groups = [[bind(a, settings.port) for a in settings.listen] for _ in range(settings.workers)]
+    where = ", ".join(f"{a}:{settings.port}" for a in settings.listen)
+    print(
+        f"egress-router http-proxy: listening on {where} with {settings.workers} worker(s), "
+        f"{len(settings.rules.rules)} rule(s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    if settings.workers == 1:
+        run_worker(settings, groups[0])
+        return 0
+    children: list[int] = []
+    for index, sockets in enumerate(groups):
+        pid = os.fork()
+        if pid == 0:  # the worker: keep only its own sockets
+            for other, group in enumerate(groups):
+                if other != index:
+                    for sock in group:
+                        sock.close()
+            status = 0
+            try:
+                run_worker(settings, sockets)
+            except BaseException as exc:
+                print(f"egress-router: worker {index} failed: {exc!r}", file=sys.stderr)
+                status = 1
+            os._exit(status)
+        children.append(pid)
+    for group in groups:
+        for sock in group:
+            sock.close()
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    for child in children:
+        while True:
+            try:
+                _, code = os.waitpid(child, 0)
+                break
+            except InterruptedError:
+                continue
+        if os.waitstatus_to_exitcode(code) != 0:
+            status = 1
+    return status

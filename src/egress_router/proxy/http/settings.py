@@ -1,0 +1,112 @@
+"""Settings of the HTTP proxy: every knob, its unit, its default and why it is bounded.
+
+Owns: the frozen ``ProxySettings`` value and the parsing of the optional ``EGRESS_HTTP_PROXY_*``
+knobs (the command passes flags and environment values here).
+Must not: open sockets or read the environment itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+
+from egress_router.core.http_rules import RuleTable
+from egress_router.core.values import parse_port
+from egress_router.errors import VariableError
+
+
+def default_workers() -> int:
+    """One worker per CPU we may run on, at most 4 (the relay is I/O bound beyond that)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """Everything the proxy needs; durations in seconds, sizes in bytes."""
+
+    rules: RuleTable
+    listen: tuple[str, ...]  # addresses to bind (never the unspecified address)
+    port: int = 8080  # the reference image's port; clients use http://egress-1:8080/
+    workers: int = 1  # processes sharing the port with SO_REUSEPORT
+    access_log: bool = True  # one line per request or tunnel on stdout
+    connect_ports: frozenset[int] | None = None  # CONNECT target ports allowed; None = all
+    # 64 KiB: squid's request_header_max_size default; a larger head is 431. Bounds the memory a
+    # client can make us hold before the policy has even been checked.
+    max_header_bytes: int = 64 * 1024
+    # Per worker. Each client costs two descriptors (client + upstream); the command lowers this
+    # to fit RLIMIT_NOFILE. Past it new clients get 503 instead of exhausting descriptors.
+    max_connections: int = 10_000
+    # A request head must arrive within this time from its first byte (slowloris defence).
+    header_timeout: float = 10.0
+    # A keep-alive client connection idle between requests is closed after this.
+    idle_timeout: float = 60.0
+    # An exchange or tunnel with no byte moving in either direction for this long is closed;
+    # also bounds the wait for the upstream's response head (504). squid's read_timeout is 15 min.
+    io_timeout: float = 300.0
+    # Resolving and connecting to the upstream must finish within this (504 otherwise).
+    connect_timeout: float = 10.0
+    # On SIGTERM: stop accepting, let in-flight exchanges finish for at most this long.
+    # Below Kubernetes' default 30 s grace period so we exit 0 before SIGKILL.
+    shutdown_timeout: float = 20.0
+    # Bytes queued towards a slow peer before we stop reading from the other side. Large buffers
+    # keep throughput up; the bound keeps memory per connection at a few MiB.
+    write_high_water: int = 1024 * 1024
+    via: str = field(default="1.1 egress-router")
+
+
+def parse_connect_ports(value: str, variable: str) -> frozenset[int] | None:
+    """``443,8443 10000-10100``: ports and inclusive ranges, comma or space separated."""
+    text = value.strip()
+    if not text or text == "*":
+        return None
+    ports: set[int] = set()
+    for item in text.replace(",", " ").split():
+        low_text, dash, high_text = item.partition("-")
+        try:
+            low = parse_port(low_text)
+            high = parse_port(high_text) if dash else low
+        except ValueError as exc:
+            raise VariableError(
+                variable, str(exc), text=item, expected="443,8443 or 8000-8999"
+            ) from None
+        if high < low:
+            raise VariableError(variable, "range runs backwards", text=item)
+        ports.update(range(low, high + 1))
+    return frozenset(ports)
+
+
+def parse_listen(value: str, variable: str) -> tuple[str, ...]:
+    """Explicit listen addresses (comma or space separated); the unspecified address is refused."""
+    out: list[str] = []
+    for item in value.replace(",", " ").split():
+        try:
+            address = ipaddress.ip_address(item.strip("[]"))
+        except ValueError:
+            raise VariableError(variable, "not an IP address", text=item) from None
+        if address.is_unspecified:
+            raise VariableError(
+                variable,
+                "refusing to listen on every address (that would include the reserved external "
+                "address and make an open proxy)",
+                text=item,
+            )
+        out.append(str(address))
+    if not out:
+        raise VariableError(variable, "no address given")
+    return tuple(out)
+
+
+def parse_positive(value: str, variable: str, *, integer: bool = False) -> float:
+    """A positive number (seconds, bytes or a count)."""
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        raise VariableError(variable, "not a number", text=value) from None
+    if not number > 0 or number != number or number == float("inf"):
+        raise VariableError(variable, "must be a positive number", text=value)
+    return number

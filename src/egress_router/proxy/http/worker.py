@@ -1,0 +1,142 @@
+"""One proxy worker process: its event loop, listeners, timers, access log and shutdown.
+
+Owns: the state every connection of this process shares (settings, policy cache, connection
+set, coarse clock, log buffer), the once-a-second sweep that enforces the timeouts, and the
+graceful drain on SIGTERM.
+Must not: parse HTTP (``client``/``upstream`` do) or decide policy (``core.http_rules`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import signal
+import socket
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from egress_router.core.http_rules import Decision
+from egress_router.proxy.http.settings import ProxySettings
+
+if TYPE_CHECKING:
+    from egress_router.proxy.http.client import ClientProtocol
+
+LOG_FLUSH_BYTES = 3500  # below PIPE_BUF (4096): concurrent workers' writes never interleave
+NAME_CACHE_SIZE = 10_000  # decisions per host name kept (pure function of the name)
+
+
+class Worker:
+    """Shared per-process state; the protocols hold a reference to it."""
+
+    def __init__(self, settings: ProxySettings, loop: asyncio.AbstractEventLoop) -> None:
+        self.settings = settings
+        self.rules = settings.rules
+        self.loop = loop
+        self.connections: set[ClientProtocol] = set()
+        self.now = loop.time()
+        self.draining = False
+        self._log: list[str] = []
+        self._log_size = 0
+        self._names: dict[str, Decision | None] = {}
+        self.via = settings.via.encode()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task we keep a reference to until it ends."""
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- policy -------------------------------------------------------------------------------
+
+    def decide_name(self, host: str) -> Decision | None:
+        try:
+            return self._names[host]
+        except KeyError:
+            pass
+        if len(self._names) >= NAME_CACHE_SIZE:
+            self._names.clear()
+        decision = self._names[host] = self.rules.decide_name(host)
+        return decision
+
+    def decide_address(self, address: str, by_name: Decision | None) -> Decision:
+        return self.rules.decide_address(ipaddress.ip_address(address), by_name)
+
+    # -- access log ---------------------------------------------------------------------------
+
+    def log(self, line: str) -> None:
+        if not self.settings.access_log:
+            return
+        self._log.append(line)
+        self._log_size += len(line)
+        if self._log_size >= LOG_FLUSH_BYTES:
+            self.flush_log()
+
+    def flush_log(self) -> None:
+        if not self._log:
+            return
+        data = "".join(self._log).encode("utf-8", "replace")
+        self._log.clear()
+        self._log_size = 0
+        with contextlib.suppress(OSError):  # a stuck or closed stdout must not stop the proxy
+            os.write(1, data)
+
+    # -- timers -------------------------------------------------------------------------------
+
+    async def sweep(self) -> None:
+        """Once a second: advance the coarse clock, enforce timeouts, flush the log."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.now = self.loop.time()
+            for conn in list(self.connections):
+                conn.check_timeouts(self.now)
+            self.flush_log()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def serve(self, sockets: list[socket.socket]) -> None:
+        from egress_router.proxy.http.client import ClientProtocol
+
+        servers = [
+            await self.loop.create_server(
+                lambda: ClientProtocol(self), sock=sock, backlog=4096, start_serving=True
+            )
+            for sock in sockets
+        ]
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, stop.set)
+        sweeper = asyncio.ensure_future(self.sweep())
+        try:
+            await stop.wait()
+            # Graceful shutdown: no new clients, idle ones closed now, busy ones when done.
+            self.draining = True
+            for server in servers:
+                server.close()
+            for conn in list(self.connections):
+                conn.drain()
+            deadline = self.loop.time() + self.settings.shutdown_timeout
+            while self.connections and self.loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            for conn in list(self.connections):
+                conn.abort("shutdown")
+        finally:
+            sweeper.cancel()
+            self.flush_log()
+
+
+def run_worker(settings: ProxySettings, sockets: list[socket.socket]) -> None:
+    """Run one worker to completion in this process (uvloop when available)."""
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but stay usable without
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(Worker(settings, loop).serve(sockets))
+    finally:
+        loop.close()
