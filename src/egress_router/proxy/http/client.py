@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -55,8 +55,7 @@ class ClientProtocol(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"[{peer[0]}]:{peer[1]}" if ":" in peer[0] else f"{peer[0]}:{peer[1]}"
@@ -105,9 +104,12 @@ class ClientProtocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.active is not None and self.phase != CLOSED:
-            self.active.error = self.active.error or "client closed"
-            self.finish_log(self.active)
+        ex = self.active
+        if ex is not None and not ex.logged:
+            tunnelled = ex.is_connect and ex.status == 200
+            if not tunnelled:
+                ex.error = ex.error or "connection closed before the answer was complete"
+            self.finish_log(ex)
         self.phase = CLOSED
         self.worker.connections.discard(self)
         if self.upstream is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -66,7 +66,8 @@ async def open_upstream(client: ClientProtocol, ex: Exchange, by_name: Decision 
                 decision = worker.decide_address(address, by_name)
                 if not decision.allowed:
                     ex.address, ex.rule = address, _name(decision)
-                    client.reject(ex, 403, f"{decision.reason()} ({target.host} -> {address})")
+                    where = "" if target.is_address else f" ({target.host} is {address})"
+                    client.reject(ex, 403, decision.reason() + where)
                     return
                 allowed = allowed or decision
             assert allowed is not None
@@ -166,8 +167,7 @@ class UpstreamProtocol(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
         transport.set_write_buffer_limits(high=self.client.worker.settings.write_high_water)
 
     def data_received(self, data: bytes) -> None:
