@@ -21,6 +21,7 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 HIGH_WATER = 256 * 1024  # bytes queued towards one peer before we stop reading the other
 LOW_WATER = 64 * 1024
@@ -75,17 +76,21 @@ class _Side(asyncio.Protocol):
         self.peer: _Side | None = None
         self.eof = False
         self.closed = False
+        self.early: list[bytes] = []  # at most one read (pause_reading follows at once)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
         _set_keepalive(transport)
 
     def data_received(self, data: bytes) -> None:
         peer = self.peer
         if peer is not None and peer.transport is not None:
             peer.transport.write(data)
+        else:  # before the dial finished (some loops deliver despite pause_reading): hold it
+            self.early.append(data)
+            if self.transport is not None:
+                self.transport.pause_reading()
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -162,8 +167,7 @@ class _Downstream(_Side):
                         f" {route.local_port}: {reason}"
                     )
                 continue
-            upstream = transport.get_protocol()
-            assert isinstance(upstream, _Upstream)
+            upstream = cast(_Upstream, transport.get_protocol())
             if self.closed:  # the client went away while we were dialling
                 transport.close()
                 return
@@ -173,6 +177,11 @@ class _Downstream(_Side):
                     f"connection {client[0]}:{client[1]} port {route.local_port}"
                     f" -> {route.host} {address}:{route.remote_port}"
                 )
+            if self.early:
+                transport.write(b"".join(self.early))
+                self.early.clear()
+            if self.eof and transport.can_write_eof():
+                transport.write_eof()
             self.transport.resume_reading()
             return
         if route.log_connections is not None:
