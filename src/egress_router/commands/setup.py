@@ -9,7 +9,10 @@ Must not: parse variables or plan (``core``), or talk to the kernel directly (``
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -19,15 +22,19 @@ CLUSTER_HELP = "Cluster-side interface [env EGRESS_ROUTER_CLUSTER_INTERFACE; eth
 SECOND_ARP_DELAY_S = 2.0  # as the reference: the request form follows the reply after 2 s
 
 
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
 def _debug_log(line: str) -> None:
     print(f"egress-router: debug: {line}", file=sys.stderr, flush=True)
 
 
-def _wait_for_stop(env_debug: bool, second_arp: object) -> int:
-    """Legacy mode: block until SIGTERM or SIGINT, then exit 0 (nothing is undone)."""
-    import signal
-    import threading
-
+def _stop_event() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (installed before configuring, so none is lost)."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -35,13 +42,16 @@ def _wait_for_stop(env_debug: bool, second_arp: object) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
+def _wait_for_stop(stop: threading.Event, second_arp: Callable[[], object], log: Log) -> int:
+    """Legacy mode: block until SIGTERM or SIGINT, then exit 0 (nothing is undone)."""
     if not stop.wait(SECOND_ARP_DELAY_S):
-        assert callable(second_arp)
         second_arp()
     while not stop.wait(3600.0):
         pass
-    if env_debug:
-        _debug_log("stopping on signal")
+    log("stopping on signal")
     return 0
 
 
@@ -65,11 +75,12 @@ def setup(
 
     from egress_router.router import apply
 
-    log = _debug_log if env.debug else apply._quiet
+    log: Log = _debug_log if env.debug else _quiet
     log(f"mode {env.mode.value}, source {env.source}, gateway {env.gateway}")
+    stop = _stop_event() if env.mode is Mode.LEGACY else None
     apply.configure(env, log)
-    if env.mode is Mode.LEGACY:
-        return _wait_for_stop(env.debug, lambda: apply.announce_request(env, log))
+    if stop is not None:
+        return _wait_for_stop(stop, lambda: apply.announce_request(env, log), log)
     apply.announce_request(env, log)
     return 0
 

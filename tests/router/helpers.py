@@ -1,0 +1,76 @@
+"""Helpers for the router's namespace tests: snapshots, clients, a UDP echo server."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from egress_router.lab.topology import Lab
+
+ROUTER_IP = "198.18.0.2"
+DOC_MULTI = (
+    "80 tcp 203.0.113.25\n8080 tcp 203.0.113.26 80\n8443 tcp 203.0.113.26 443\n203.0.113.27\n"
+)
+DOC_CONFIGMAP = (
+    '# Egress routes for Project "Test", version 3\n'
+    "\n"
+    "80   tcp 203.0.113.25\n"
+    "\n"
+    "8080 tcp 203.0.113.26 80\n"
+    "8443 tcp 203.0.113.26 443\n"
+    "\n"
+    "# Fallback\n"
+    "203.0.113.27\n"
+)
+WEB_LISTEN = [
+    "203.0.113.25:80",
+    "203.0.113.26:80",
+    "203.0.113.26:443",
+    "203.0.113.27:80",
+    "203.0.113.27:9000",
+]
+UDP_ECHO_PORT = 5353
+
+
+def snapshot(lab: Lab, role: str = "router") -> dict[str, Any]:
+    """Addresses, routes (all tables), the whole nftables ruleset and ip_forward of a pod."""
+
+    def run_json(argv: list[str]) -> Any:
+        return json.loads(lab.exec(role, argv, check=True).stdout or "null")
+
+    return {
+        "addresses": run_json(["ip", "-j", "addr"]),
+        "routes": run_json(["ip", "-j", "route", "show", "table", "all"]),
+        "ruleset": run_json(["nft", "-j", "list", "ruleset"]),
+        "ip_forward": lab.exec(role, ["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout,
+    }
+
+
+def curl(lab: Lab, url: str, role: str = "client", timeout: float = 3.0) -> tuple[int, str, str]:
+    """(curl exit status, body, stderr) for a GET from ``role``."""
+    proc = lab.exec(role, ["curl", "-sS", "-m", str(timeout), url], timeout=timeout + 5)
+    return proc.returncode, proc.stdout.strip(), proc.stderr.strip()
+
+
+def udp_echo(lab: Lab, address: str, port: int) -> None:
+    """A UDP server on the web host answering every datagram with the sender's address."""
+    lab.spawn(
+        "web",
+        [
+            "socat",
+            f"UDP4-RECVFROM:{port},bind={address},fork",
+            "SYSTEM:echo from $SOCAT_PEERADDR",
+        ],
+        name=f"udp-echo-{address}-{port}",
+    )
+
+
+def udp_ask(lab: Lab, host: str, port: int, timeout: float = 2.0) -> tuple[int, str, str]:
+    """Send one datagram from the client and return (status, answer, stderr)."""
+    proc = lab.exec(
+        "client",
+        ["socat", f"-T{timeout}", "-", f"UDP4:{host}:{port}"],
+        input="ping\n",
+        timeout=timeout + 5,
+    )
+    return proc.returncode, proc.stdout.strip(), proc.stderr.strip()
