@@ -1,0 +1,274 @@
+"""The HTTP proxy for real: router pod in http-proxy mode, clients in the client pod."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from egress_router.lab.topology import ADDR
+from tests.proxy.http.conftest import ORIGIN, ROUTER_IP, WEB, ProxyLab
+
+pytestmark = pytest.mark.lab
+
+STRICT = "web.test\n203.0.113.25\n!2001:db8::/32\n"
+STRICT_ENV = {
+    "EGRESS_HTTP_PROXY_CONNECT_PORTS": "443",
+    "EGRESS_HTTP_PROXY_HEADER_TIMEOUT": "1",
+    "EGRESS_HTTP_PROXY_IDLE_TIMEOUT": "2",
+    "EGRESS_HTTP_PROXY_MAX_HEADER_BYTES": "4096",
+}
+
+
+@pytest.fixture(scope="module")
+def strict(plab: ProxyLab) -> ProxyLab:
+    plab.start_proxy(8081, STRICT, STRICT_ENV)
+    return plab
+
+
+def status_and_body(result: subprocess.CompletedProcess[str]) -> tuple[str, str]:
+    text = result.stdout.replace("\r\n", "\n")
+    head, _, body = text.partition("\n\n")
+    return head.split("\n", 1)[0], body
+
+
+# -- the documents' example list, unchanged ---------------------------------------------------
+
+
+def test_allowed_request_leaves_from_the_reserved_source(plab: ProxyLab) -> None:
+    result = plab.curl(f"http://{WEB}/ip")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(ADDR.egress_source)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://www.example.com/", "denied by rule 1: !*.example.com"),
+        ("http://EXAMPLE.com./", "denied by rule 1: !*.example.com"),
+        ("http://192.168.1.7/", "denied by rule 2: !192.168.1.0/24"),
+        ("http://inside.test/", "denied by rule 2: !192.168.1.0/24 (inside.test is 192.168.1.7)"),
+        ("http://mixed.test/", "denied by rule 2: !192.168.1.0/24 (mixed.test is 192.168.1.7)"),
+        (
+            "http://loop.test/",
+            "denied by loopback and unspecified addresses need an explicit address rule",
+        ),
+        ("http://127.0.0.1:8080/", "denied by loopback"),
+    ],
+)
+def test_denied_with_403_naming_the_rule(plab: ProxyLab, url: str, reason: str) -> None:
+    status, body = status_and_body(plab.curl("-i", url))
+    assert status == "HTTP/1.1 403 Forbidden"
+    assert body.strip().startswith(reason)
+
+
+def test_allowed_name_resolved_by_the_pod_resolver(plab: ProxyLab) -> None:
+    assert plab.curl("http://web.test/ip").stdout.strip() == str(ADDR.egress_source)
+
+
+def test_https_through_connect_is_tunnelled(plab: ProxyLab) -> None:
+    result = plab.curl("-k", "https://web.test/")
+    assert result.returncode == 0, result.stderr
+    assert "s_server" in result.stdout  # the TLS server's own page: TLS was not terminated
+    denied = plab.curl("-k", "-v", "https://www.example.com/")
+    assert denied.returncode != 0
+    assert "403" in denied.stderr
+
+
+def test_unknown_name_is_502_and_ipv6_literal_is_parsed(plab: ProxyLab) -> None:
+    status, body = status_and_body(plab.curl("-i", "http://nowhere.test/"))
+    assert status == "HTTP/1.1 502 Bad Gateway"
+    assert "cannot resolve nowhere.test" in body
+    status, _ = status_and_body(plab.curl("-i", "http://[2001:db8::1]/"))
+    assert status == "HTTP/1.1 502 Bad Gateway"  # allowed by *, no IPv6 route in the lab
+
+
+def test_listens_on_the_cluster_side_only(plab: ProxyLab) -> None:
+    listening = plab.lab.exec("router", ["ss", "-Hltn"]).stdout
+    assert f"{ROUTER_IP}:8080" in listening
+    assert "0.0.0.0:8080" not in listening and "*:8080" not in listening
+    assert f"{ADDR.egress_source}:8080" not in listening
+
+
+# -- HTTP/1.1 relay --------------------------------------------------------------------------
+
+
+def test_bodies_both_ways_keep_alive_head_and_1xx(plab: ProxyLab) -> None:
+    big = plab.lab.work / "upload.bin"
+    big.write_bytes(bytes(range(256)) * 12_000)  # ~3 MB
+    digest = hashlib.sha256(big.read_bytes()).hexdigest()
+    for framing in ([], ["-H", "Transfer-Encoding: chunked"]):
+        result = plab.curl(
+            "-o", "/dev/null", "--data-binary", f"@{big}", *framing, f"http://{ORIGIN}/echo"
+        )
+        assert result.returncode == 0, result.stderr
+    out = plab.lab.work / "echo.bin"
+    plab.curl("-o", str(out), "-H", "Transfer-Encoding: chunked", "--data-binary", f"@{big}",
+              f"http://{ORIGIN}/echo")  # fmt: skip
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == digest
+    size = plab.curl("-o", "/dev/null", "-w", "%{size_download}", f"http://{WEB}/1m.bin")
+    assert size.stdout == str(1024 * 1024)
+    assert plab.curl(f"http://{ORIGIN}/chunked").stdout == "hello chunked world"
+    assert plab.curl(f"http://{ORIGIN}/close").stdout == "until the end"
+    head = plab.curl("-sSI", f"http://{WEB}/small.txt")
+    assert head.stdout.startswith("HTTP/1.1 200") and "Content-Length: 3" in head.stdout
+    cont = plab.curl("-v", "-H", "Expect: 100-continue", "--data-binary", f"@{big}",
+                     f"http://{WEB}/upload")  # fmt: skip
+    assert "HTTP/1.1 100 Continue" in cont.stderr and cont.stdout == "ok\n"
+    two = plab.curl("-v", f"http://{WEB}/ip", f"http://{WEB}/small.txt")
+    assert "Re-using existing connection" in two.stderr or "Reusing existing" in two.stderr
+
+
+def test_hop_by_hop_headers_are_not_forwarded(plab: ProxyLab) -> None:
+    seen = plab.curl(
+        "-H", "Connection: X-Private", "-H", "X-Private: secret", "-H", "Keep-Alive: 5",
+        "-H", "Proxy-Authorization: Basic Zm9vOmJhcg==", "-H", "X-End-To-End: yes",
+        f"http://{ORIGIN}/headers",
+    ).stdout.lower()  # fmt: skip
+    assert "x-end-to-end: yes" in seen and f"host: {ORIGIN}" in seen
+    assert "via: 1.1 egress-router" in seen
+    for gone in ("x-private", "keep-alive", "proxy-authorization", "connection"):
+        assert gone not in seen
+
+
+def test_pipelined_requests_are_answered_in_order(plab: ProxyLab) -> None:
+    one = f"GET http://{WEB}/ip HTTP/1.1\r\nHost: {WEB}\r\n\r\n".encode()
+    two = f"GET http://{WEB}/small.txt HTTP/1.1\r\nHost: {WEB}\r\nConnection: close\r\n\r\n"
+    out = plab.raw(one + two.encode())
+    assert out.count(b"HTTP/1.1 200 OK") == 2
+    assert out.index(b"198.19.123.99") < out.index(b"ok\n")
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST http://203.0.113.25/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"POST http://203.0.113.25/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+        b"Content-Length: 4\r\n\r\nabcd",
+        b"POST http://203.0.113.25/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+        b"Content-Length: 3\r\n\r\nabc",
+        b"POST http://203.0.113.25/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"\r\nzz\r\nabc\r\n0\r\n\r\n",
+        b"POST http://203.0.113.25/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"GET http://203.0.113.25/ HTTP/1.1\r\nHost: x\r\n x-folded: y\r\n\r\n",
+        b"GET /relative HTTP/1.1\r\nHost: 203.0.113.25\r\n\r\n",
+        b"GET https://203.0.113.25/ HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"NOT-HTTP\r\n\r\n",
+        b"CONNECT web.test HTTP/1.1\r\n\r\n",
+    ],
+    ids=[
+        "cl+te",
+        "cl-conflict",
+        "cl-duplicate",
+        "bad-chunk",
+        "te-not-chunked",
+        "obs-fold",
+        "origin-form",
+        "https-scheme",
+        "garbage",
+        "connect-no-port",
+    ],  # fmt: skip
+)
+def test_malformed_and_smuggling_shapes_get_400(plab: ProxyLab, request_bytes: bytes) -> None:
+    out = plab.raw(request_bytes)
+    assert out.startswith(b"HTTP/1.1 400 Bad Request"), out[:200]
+    assert out.count(b"HTTP/1.1") == 1  # nothing smuggled behind it
+
+
+def test_two_hundred_concurrent_clients(plab: ProxyLab) -> None:
+    code = f"""
+import asyncio
+async def one(i):
+    r, w = await asyncio.open_connection("{ROUTER_IP}", 8080)
+    w.write(b"GET http://{WEB}/small.txt HTTP/1.1\\r\\nHost: {WEB}\\r\\nConnection: close\\r\\n\\r\\n")
+    data = await r.read()
+    w.close()
+    return data.startswith(b"HTTP/1.1 200") and data.endswith(b"ok\\n")
+async def main():
+    results = await asyncio.gather(*(one(i) for i in range(200)))
+    print(sum(results))
+asyncio.run(main())
+"""
+    result = plab.lab.exec("client", [sys.executable, "-c", code], timeout=60)
+    assert result.stdout.strip() == "200", result.stderr
+
+
+def test_access_log_line_per_request(plab: ProxyLab) -> None:
+    plab.curl(f"http://{WEB}/small.txt")
+    time.sleep(1.2)  # the log is flushed every second
+    lines = [line for line in plab.log().splitlines() if "small.txt" not in line]
+    assert any(
+        "method=GET host=203.0.113.25 port=80 address=203.0.113.25" in line
+        and 'rule="rule 3: *" status=200' in line
+        and "bytes_down=3" in line
+        for line in lines
+    )
+    assert any("method=CONNECT host=web.test port=443" in line for line in lines)
+    assert any("status=403" in line and "!*.example.com" in line for line in lines)
+
+
+# -- the stricter proxy: default deny, CONNECT ports, limits, timeouts -------------------------
+
+
+def test_default_deny_and_connect_ports(strict: ProxyLab) -> None:
+    assert strict.curl(f"http://web.test:8000/", port=8081).stdout == "origin\n"
+    assert strict.curl("http://203.0.113.25:8000/", port=8081).stdout == "origin\n"
+    status, body = status_and_body(strict.curl("-i", "http://203.0.113.27:8000/", port=8081))
+    assert status.endswith("403 Forbidden") and "default deny" in body
+    status, body = status_and_body(strict.curl("-i", "-p", "http://web.test:8000/", port=8081))
+    assert "403" in status or "CONNECT to port 8000 is not allowed" in body
+    assert strict.curl("-k", "https://web.test/", port=8081).returncode == 0
+    status, body = status_and_body(strict.curl("-i", "http://[2001:db8::7]/", port=8081))
+    assert "403" in status and "rule 3: !2001:db8::/32" in body
+
+
+def test_too_large_head_gets_431(strict: ProxyLab) -> None:
+    head = b"GET http://web.test/ HTTP/1.1\r\nHost: web.test\r\nX-Big: " + b"a" * 8000
+    out = strict.raw(head + b"\r\n\r\n", port=8081)
+    assert out.startswith(b"HTTP/1.1 431"), out[:100]
+
+
+def test_slow_header_client_is_cut(strict: ProxyLab) -> None:
+    started = time.monotonic()
+    out = strict.raw(b"GET http://web.test/ HTTP/1.1\r\n", 0.6, b"Host: we", port=8081, timeout=8)
+    assert out.startswith(b"HTTP/1.1 408"), out[:100]
+    assert time.monotonic() - started < 6
+
+
+def test_idle_keep_alive_connection_is_closed(strict: ProxyLab) -> None:
+    started = time.monotonic()
+    out = strict.raw(
+        b"GET http://web.test:8000/ HTTP/1.1\r\nHost: x\r\n\r\n", port=8081, timeout=10
+    )
+    assert out.startswith(b"HTTP/1.1 200") and out.endswith(b"origin\n")
+    assert 1.5 < time.monotonic() - started < 6
+
+
+# -- shutdown ---------------------------------------------------------------------------------
+
+
+def test_sigterm_drains_in_flight_requests_then_exits_0(plab: ProxyLab) -> None:
+    proxy = plab.start_proxy(8090, "*", {"EGRESS_HTTP_PROXY_WORKERS": "2"})
+    slow = subprocess.Popen(
+        ["ip", "netns", "exec", plab.lab.ns("client"), "curl", "-sS", "--max-time", "10",
+         "-x", f"http://{ROUTER_IP}:8090", f"http://{ORIGIN}/slow"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(0.7)
+        proxy.popen.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        refused = plab.curl("-x", f"http://{ROUTER_IP}:8090", f"http://{WEB}/", timeout=3)
+        assert refused.returncode == 7  # no longer accepting
+        out, err = slow.communicate(timeout=15)
+        assert out == "slow but here\n", err
+        assert proxy.popen.wait(timeout=10) == 0
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait()
