@@ -172,7 +172,7 @@ def test_pipelined_requests_are_answered_in_order(plab: ProxyLab) -> None:
         "https-scheme",
         "garbage",
         "connect-no-port",
-    ],  # fmt: skip
+    ],
 )
 def test_malformed_and_smuggling_shapes_get_400(plab: ProxyLab, request_bytes: bytes) -> None:
     out = plab.raw(request_bytes)
@@ -185,7 +185,8 @@ def test_two_hundred_concurrent_clients(plab: ProxyLab) -> None:
 import asyncio
 async def one(i):
     r, w = await asyncio.open_connection("{ROUTER_IP}", 8080)
-    w.write(b"GET http://{WEB}/small.txt HTTP/1.1\\r\\nHost: {WEB}\\r\\nConnection: close\\r\\n\\r\\n")
+    w.write(b"GET http://{WEB}/small.txt HTTP/1.1\\r\\nHost: {WEB}\\r\\n"
+            b"Connection: close\\r\\n\\r\\n")
     data = await r.read()
     w.close()
     return data.startswith(b"HTTP/1.1 200") and data.endswith(b"ok\\n")
@@ -216,7 +217,7 @@ def test_access_log_line_per_request(plab: ProxyLab) -> None:
 
 
 def test_default_deny_and_connect_ports(strict: ProxyLab) -> None:
-    assert strict.curl(f"http://web.test:8000/", port=8081).stdout == "origin\n"
+    assert strict.curl("http://web.test:8000/", port=8081).stdout == "origin\n"
     assert strict.curl("http://203.0.113.25:8000/", port=8081).stdout == "origin\n"
     status, body = status_and_body(strict.curl("-i", "http://203.0.113.27:8000/", port=8081))
     assert status.endswith("403 Forbidden") and "default deny" in body
