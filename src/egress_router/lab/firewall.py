@@ -13,6 +13,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from egress_router.dataplane.netlink import Netlink
+from egress_router.errors import DataplaneError
+from egress_router.lab import procs
 from egress_router.lab.topology import Lab
 
 V6 = ipaddress.IPv6Address
@@ -55,6 +57,17 @@ def add_ipv6(lab: Lab) -> V6Addressing:
     _ip6(lab, "gw", "route", "add", a.cluster_net, "via", str(a.node_lan_ip))
     _addr6(lab, "web", "eth0", a.server_ip)
     _ip6(lab, "web", "route", "add", "default", "via", str(a.gw_server_ip))
+
+    # Link-local addresses stay "tentative" (unusable for neighbour discovery) for a second
+    # or two after a link comes up; wait so the first IPv6 connection does not time out.
+    def settled() -> bool:
+        return all(
+            not lab.exec(role, ["ip", "-6", "addr", "show", "tentative"]).stdout.strip()
+            for role in ("client", "node", "gw", "web")
+        )
+
+    if not procs.wait_for(settled, 10.0, interval=0.1):
+        raise DataplaneError("IPv6 addresses of the lab stayed tentative")
     return a
 
 
