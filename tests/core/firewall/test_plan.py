@@ -51,7 +51,7 @@ dst4 = (
 dst6 = st.builds(
     lambda a, b: ipaddress.ip_address(f"2001:db8:{a}::{b:x}"),
     st.integers(0, 4),
-    st.integers(0, 70000),
+    st.integers(0, 65535),
 )
 
 
