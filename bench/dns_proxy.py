@@ -1,0 +1,193 @@
+"""Benchmark: our DNS proxy (kernel path and relay path) against haproxy as the reference image
+configures it, on one lab, the same port, alternately.
+
+    .venv/bin/python bench/dns_proxy.py [--rounds 5] [--seconds 3]
+
+Each round runs every contender in turn (ours-kernel, ours-relay, haproxy) on router port 80,
+forwarding to ``bench.example:80`` (dnsmasq answers 203.0.113.25, where nginx serves), and
+measures from the client pod with wrk:
+  * requests/s, a new connection per request (``-H "Connection: close"``, small file);
+  * requests/s over keep-alive connections (small file);
+  * MiB/s downloading a 1 MiB file over keep-alive.
+Medians over the rounds are printed with ratios to haproxy. Bounded: about
+rounds x 3 contenders x (3 tests x seconds + ~3 s start/stop): ~3 min with the defaults.
+
+haproxy's configuration is generated as egress-dns-proxy.sh generates it (global, defaults,
+``resolvers dns-resolver`` from the pod's resolv.conf, one frontend/backend pair per line with
+``check resolvers dns-resolver resolve-prefer ipv4``), minus chroot/user/group (we do not switch
+users here) and with logging off (nothing listened on its syslog target in the image anyway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from egress_router.lab import procs
+from egress_router.lab.dns import DnsServer
+from egress_router.lab.servers import Nginx
+from egress_router.lab.topology import ADDR, Lab
+
+VENV_BIN = Path(sys.executable).parent
+EGRESS_ROUTER = str(VENV_BIN / "egress-router")
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+NAME = "bench.example"
+PORT = 80
+URL = f"http://{ADDR.router_pod_ip}:{PORT}"
+TESTS = ("new-conn req/s", "keep-alive req/s", "1MiB MiB/s")
+
+HAPROXY_CFG = """
+global
+    pidfile     {work}/haproxy.pid
+    maxconn     4000
+
+defaults
+    mode                    tcp
+    option                  dontlognull
+    option                  tcplog
+    option                  redispatch
+    retries                 3
+    timeout http-request    100s
+    timeout queue           1m
+    timeout connect         10s
+    timeout client          1m
+    timeout server          1m
+    timeout http-keep-alive 100s
+    timeout check           10s
+
+resolvers dns-resolver
+    nameserver ns1 {dns}:53
+    resolve_retries      3
+    timeout retry        1s
+    hold valid           10s
+
+
+frontend fe1
+    bind :{port}
+    default_backend be1
+
+backend be1
+    server dest1 {name}:{port} check resolvers dns-resolver resolve-prefer ipv4
+
+"""
+
+
+def setup_router(lab: Lab) -> None:
+    env = {
+        "EGRESS_SOURCE": f"{ADDR.egress_source}/24",
+        "EGRESS_GATEWAY": str(ADDR.gateway_ip),
+        "EGRESS_ROUTER_MODE": "dns-proxy",
+    }
+    result = lab.exec("router", [EGRESS_ROUTER, "setup"], env=env)
+    if result.returncode != 0:
+        raise SystemExit(f"setup failed: {result.stderr}")
+
+
+def tune(lab: Lab) -> None:
+    """Same for every contender: room for many short connections."""
+    for role in ("client", "router"):
+        lab.sysctl(role, "net.ipv4.ip_local_port_range", '"1024 65000"')
+        lab.sysctl(role, "net.ipv4.tcp_tw_reuse", "1")
+
+
+def start_ours(lab: Lab, forwarding: str) -> procs.Background:
+    env = {
+        "EGRESS_DNS_PROXY_DESTINATION": f"{PORT} {NAME}\n",
+        "EGRESS_DNS_PROXY_FORWARDING": forwarding,
+    }
+    proc = lab.spawn("router", [EGRESS_ROUTER, "dns-proxy"], name=f"ours-{forwarding}", env=env)
+    if not procs.wait_for(lambda: "ready:" in proc.output() or not proc.alive(), 20):
+        raise SystemExit(f"dns-proxy did not start: {proc.output()[-1000:]}")
+    return proc
+
+
+def start_haproxy(lab: Lab) -> procs.Background:
+    cfg = lab.work / "haproxy.cfg"
+    cfg.write_text(
+        HAPROXY_CFG.format(work=lab.work, dns=ADDR.node_cluster_ip, port=PORT, name=NAME)
+    )
+    proc = lab.spawn("router", [HAPROXY, "-f", str(cfg)], name="haproxy")
+    if not procs.wait_for(lambda: _serving(lab) or not proc.alive(), 20):
+        raise SystemExit(f"haproxy did not start: {proc.output()[-1000:]}")
+    return proc
+
+
+def _serving(lab: Lab) -> bool:
+    probe = lab.exec("client", ["curl", "-s", "-o", "/dev/null", "-m", "2", f"{URL}/small.txt"])
+    return probe.returncode == 0
+
+
+def wrk(lab: Lab, args: list[str], seconds: int) -> tuple[float, float]:
+    """(requests/s, MB/s) from one wrk run in the client pod."""
+    out = lab.exec("client", ["wrk", "-t2", f"-d{seconds}s", *args], timeout=seconds + 30)
+    text = out.stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    tps = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", text)
+    if rps is None or tps is None or "Non-2xx" in text:
+        raise SystemExit(f"wrk failed: {text} {out.stderr}")
+    scale = {"B": 1 / 1048576, "KB": 1 / 1024, "MB": 1.0, "GB": 1024.0}  # wrk: binary units
+    return float(rps.group(1)), float(tps.group(1)) * scale.get(tps.group(2), 1.0)
+
+
+def measure(lab: Lab, seconds: int) -> dict[str, float]:
+    new_rps, _ = wrk(lab, ["-c32", "-H", "Connection: close", f"{URL}/small.txt"], seconds)
+    time.sleep(0.5)
+    ka_rps, _ = wrk(lab, ["-c32", f"{URL}/small.txt"], seconds)
+    _, mbps = wrk(lab, ["-c8", f"{URL}/1m.bin"], seconds)
+    return {TESTS[0]: new_rps, TESTS[1]: ka_rps, TESTS[2]: mbps}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=3)
+    args = parser.parse_args()
+    rounds = max(1, min(args.rounds, 7))
+    seconds = max(1, min(args.seconds, 8))
+    contenders = ("ours-kernel", "ours-relay", "haproxy")
+    results: dict[str, list[dict[str, float]]] = {c: [] for c in contenders}
+    with Lab() as lab:
+        setup_router(lab)
+        tune(lab)
+        DnsServer(lab, {NAME: [str(ADDR.server_ip)]}, ttl=30).start().use_from("router")
+        Nginx(lab, "web", [f"{ADDR.server_ip}:{PORT}"], workers=2).start()
+        for r in range(rounds):
+            order = contenders if r % 2 == 0 else tuple(reversed(contenders))
+            for name in order:
+                if name == "haproxy":
+                    proc = start_haproxy(lab)
+                else:
+                    proc = start_ours(lab, name.removeprefix("ours-"))
+                try:
+                    figures = measure(lab, seconds)
+                finally:
+                    proc.stop()
+                results[name].append(figures)
+                shown = "  ".join(f"{k} {v:>9,.0f}" for k, v in figures.items())
+                print(f"round {r + 1} {name:<12} {shown}", flush=True)
+                time.sleep(1)
+    print()
+    print(f"medians over {rounds} rounds, {seconds}s per test (wrk -t2 from the client pod)")
+    print(f"{'':<12}" + "".join(f"{t:>20}" for t in TESTS))
+    med = {c: {t: statistics.median(x[t] for x in results[c]) for t in TESTS} for c in contenders}
+    for c in contenders:
+        print(f"{c:<12}" + "".join(f"{med[c][t]:>20,.0f}" for t in TESTS))
+    for c in contenders[:2]:
+        print(
+            f"{c + '/haproxy':<12}"
+            + "".join(f"{med[c][t] / med['haproxy'][t]:>19.2f}x" for t in TESTS)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except subprocess.TimeoutExpired as exc:
+        sys.exit(f"bench: timed out: {exc}")
