@@ -70,6 +70,18 @@ def test_document_example_verbatim(fwlab, tmp_path):
         "1.2.3.4",
     )
     assert out.stdout.strip() == "allow: namespace myproj rule 1 (Allow 1.2.3.0/24)"
+    args = ["-n", "myproj", f"--pods=myproj={CLIENT}/32", str(path), "--from", CLIENT]
+    by_name = fw(lab, "explain", *args, "--to", "www.foo.com")
+    assert by_name.stdout.strip() == (
+        "203.0.113.26: allow: namespace myproj rule 2 (Allow dnsName www.foo.com)"
+    )
+    # by address: the agent has learned 203.0.113.26 for rule 2 (read from the kernel's set)
+    assert fw(lab, "explain", *args, "--to", "203.0.113.26").stdout.strip() == (
+        "allow: namespace myproj rule 2 (Allow dnsName www.foo.com)"
+    )
+    assert fw(lab, "explain", *args, "--no-live", "--to", "203.0.113.26").stdout.strip() == (
+        "deny: namespace myproj rule 3 (Deny 0.0.0.0/0)"
+    )
 
 
 def test_namespace_isolation_ordering_default_allow_and_exemption(fwlab, tmp_path):

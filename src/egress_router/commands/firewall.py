@@ -17,7 +17,8 @@ import typer
 from egress_router.errors import VariableError
 
 if TYPE_CHECKING:
-    from egress_router.core.firewall.decide import NodeConfig
+    from egress_router.core.firewall.decide import Address, Members, NodeConfig
+    from egress_router.core.firewall.policy import Rule
 
 fw = typer.Typer(
     name="firewall",
@@ -185,6 +186,9 @@ def explain(
     cluster_cidr: Cluster = None,
     service_cidr: Service = None,
     namespace: Namespace = None,
+    live: Annotated[
+        bool, typer.Option(help="Count addresses the running agent has learned for dnsName rules.")
+    ] = True,
 ) -> int:
     """Print the verdict for one connection and the rule that decided it."""
     from egress_router.core.firewall.decide import decide
@@ -213,7 +217,38 @@ def explain(
 
         targets, _ = asyncio.run(Resolver().lookup(to))
         name = to
+    members = _live_members() if live else None
     for dst in targets:
-        verdict = decide(loaded, node, src, dst, name=name, proto=proto.lower(), port=port)
+        verdict = decide(
+            loaded, node, src, dst, name=name, proto=proto.lower(), port=port, members=members
+        )
         print(f"{dst}: {verdict}" if name else str(verdict))
     return 0
+
+
+def _live_members() -> Members | None:
+    """Addresses in the kernel's DNS sets, if our table is readable here (else None)."""
+    from egress_router.core.firewall.plan import dns_set_name
+    from egress_router.core.firewall.render import FAMILY, TABLE
+    from egress_router.dataplane import nftables
+    from egress_router.errors import DataplaneError
+
+    try:
+        items = nftables.list_table(FAMILY, TABLE) or []
+    except (DataplaneError, ValueError):
+        return None
+    sets: dict[str, set[str]] = {}
+    for item in items:
+        if "set" in item:
+            elems = item["set"].get("elem", [])
+            values = (
+                e["elem"].get("val") if isinstance(e, dict) and "elem" in e else e for e in elems
+            )
+            sets[item["set"]["name"]] = {v for v in values if isinstance(v, str)}
+
+    def members(namespace: str, rule: Rule, address: Address) -> bool:
+        assert rule.dns_name is not None
+        name = dns_set_name(namespace, rule.dns_name, address.version)
+        return str(address) in sets.get(name, set())
+
+    return members

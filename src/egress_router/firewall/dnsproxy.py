@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import dns.exception
 import dns.message
@@ -58,8 +58,7 @@ class DnsProxy(asyncio.DatagramProtocol):
         self.tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)  # uvloop's is not a subclass
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if self.inflight >= MAX_INFLIGHT or len(data) < 12:
@@ -142,5 +141,4 @@ async def start_proxy(
         from egress_router.errors import DataplaneError
 
         raise DataplaneError(f"--dns-listen {listen[0]}:{listen[1]}: {exc.strerror}") from exc
-    assert isinstance(transport, asyncio.DatagramTransport)
     return ProxyHandle(transport)
