@@ -29,6 +29,27 @@ def up() -> int:
     return 0
 
 
+@lab_app.command("demo")
+def demo(
+    destination: Annotated[
+        str | None,
+        typer.Option(help="EGRESS_DESTINATION for the router (default: the web server's IP)"),
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Leave the lab up afterwards for exploring")] = False,
+    lab_id: Annotated[
+        str | None, typer.Option(help="Lab id (namespaces are named er<id>-<role>)")
+    ] = None,
+) -> int:
+    """Build the lab, show the client is refused directly but served through the router."""
+    from egress_router.lab.demo import run_demo
+
+    if lab_id is not None and not (lab_id.isalnum() and lab_id.isascii() and len(lab_id) <= 8):
+        raise typer.BadParameter("1-8 ASCII letters or digits", param_hint="--lab-id")
+    if destination:
+        return run_demo(destination, keep=keep, lab_id=lab_id)
+    return run_demo(keep=keep, lab_id=lab_id)
+
+
 @lab_app.command("down")
 def down(
     lab_id: Annotated[str | None, typer.Argument(help="Lab id (default: every lab)")] = None,
