@@ -48,6 +48,7 @@ class DnsProxyService:
         self._apply_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
+        self._dirty = False  # the last forwarding update failed: retry on the next lookup
 
     def current(self) -> dict[int, Addresses]:
         """Local port -> the addresses new connections may go to now."""
@@ -82,11 +83,15 @@ class DnsProxyService:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(max(0.0, self.states[name].next_lookup - loop.time()))
-            if await self._resolve_once(name):
-                try:
+            try:
+                changed = await self._resolve_once(name)
+                if changed or self._dirty:
+                    self._dirty = True  # until an apply succeeds, every lookup retries it
                     await self._push()
-                except Exception as exc:  # keep following; the next change retries the apply
-                    self.log(f"cannot update forwarding for {name}: {exc}")
+                    self._dirty = False
+            except Exception as exc:  # keep following; a failure here must not stop the others
+                self.log(f"cannot update forwarding for {name}: {exc}")
+                await asyncio.sleep(self.policy.retry_base_s)
 
     async def start(self) -> None:
         """First lookups (in parallel), forwarding on, then follow every name."""

@@ -153,12 +153,10 @@ class _Downstream(_Side):
             if self.closed:
                 return
             try:
-                transport, _ = await asyncio.wait_for(
-                    loop.create_connection(
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):  # no extra task per dial
+                    transport, _ = await loop.create_connection(
                         lambda: _Upstream(self), str(address), route.remote_port
-                    ),
-                    CONNECT_TIMEOUT_S,
-                )
+                    )
             except (TimeoutError, OSError) as exc:
                 if route.log_connections is not None:
                     reason = getattr(exc, "strerror", None) or type(exc).__name__
