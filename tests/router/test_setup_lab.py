@@ -58,6 +58,8 @@ def test_documented_multi_destination_example(shared: Lab, value: str) -> None:
 
 def test_single_ip_sends_every_port_there(shared: Lab) -> None:
     setup_router(shared, destination="203.0.113.27")
+    # as in the blog, the router pod itself reaches the server from the reserved IP
+    assert curl(shared, "http://203.0.113.25/ip", role="router")[1] == "198.19.123.99"
     assert served(shared, 80) == "203.0.113.27:80 198.19.123.99"
     assert served(shared, 9000) == "203.0.113.27:9000 198.19.123.99"
     status, answer, err = udp_ask(shared, ROUTER_IP, UDP_ECHO_PORT)
