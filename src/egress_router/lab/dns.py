@@ -35,12 +35,15 @@ class DnsServer:
         listen: str | None = None,
         ttl: int = 5,
         name: str = "dns",
+        local_domains: Sequence[str] = (),
     ) -> None:
         self.lab = lab
         self.role = role
         self.listen = listen or str(lab.addr.node_cluster_ip)
         self.ttl = ttl
         self.name = name
+        # Domains answered authoritatively: unknown names there get NXDOMAIN, not REFUSED.
+        self.local_domains = tuple(local_domains)
         self.dir = lab.work / f"dnsmasq-{name}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.hosts = self.dir / "hosts"
@@ -66,6 +69,7 @@ class DnsServer:
             "--except-interface=lo" if not self.listen.startswith("127.") else "--interface=lo",
             f"--local-ttl={self.ttl}",
             "--cache-size=0",
+            *(f"--local=/{domain}/" for domain in self.local_domains),
             f"--pid-file={self.dir / 'pid'}",
             "--user=root",
             "--log-facility=-",
