@@ -167,6 +167,7 @@ def test_defaults() -> None:
         ({"EGRESS_DNS_PROXY_TTL_MIN": "1"}, "ttl_min_s", 1),
         ({"EGRESS_DNS_PROXY_TTL_MAX": "60"}, "ttl_max_s", 60),
         ({"EGRESS_ROUTER_CLUSTER_INTERFACE": "net1"}, "cluster_interface", "net1"),
+        ({"EGRESS_DNS_PROXY_RELAY_WORKERS": "4"}, "relay_workers", 4),
     ],
 )
 def test_knobs(env: dict[str, str], field: str, value: object) -> None:
@@ -187,6 +188,8 @@ def test_knobs(env: dict[str, str], field: str, value: object) -> None:
         ),
         ({"EGRESS_ROUTER_CLUSTER_INTERFACE": "eth0; rm"}, "EGRESS_ROUTER_CLUSTER_INTERFACE"),
         ({"EGRESS_ROUTER_CLUSTER_INTERFACE": "macvlan0"}, "EGRESS_ROUTER_CLUSTER_INTERFACE"),
+        ({"EGRESS_DNS_PROXY_RELAY_WORKERS": "17"}, "EGRESS_DNS_PROXY_RELAY_WORKERS"),
+        ({"EGRESS_DNS_PROXY_RELAY_WORKERS": "-1"}, "EGRESS_DNS_PROXY_RELAY_WORKERS"),
     ],
 )
 def test_bad_knobs(env: dict[str, str], variable: str) -> None:

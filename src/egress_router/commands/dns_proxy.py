@@ -24,6 +24,6 @@ def register(app: typer.Typer) -> None:
         if settings.unit_test:
             typer.echo(render_plan(settings), nl=False)
             return 0
-        from egress_router.proxy.dns.service import run
+        from egress_router.proxy.dns.main import run
 
         return run(settings)

@@ -37,6 +37,8 @@ TTL_MIN_VAR = "EGRESS_DNS_PROXY_TTL_MIN"
 TTL_MAX_VAR = "EGRESS_DNS_PROXY_TTL_MAX"
 CLUSTER_IF_VAR = "EGRESS_ROUTER_CLUSTER_INTERFACE"
 EGRESS_IF_VAR = "EGRESS_ROUTER_EGRESS_INTERFACE"
+WORKERS_VAR = "EGRESS_DNS_PROXY_RELAY_WORKERS"
+MAX_RELAY_WORKERS = 16
 
 DEFAULT_TTL_MIN_S = 5  # do not query the cluster DNS more often than this per name
 DEFAULT_TTL_MAX_S = 1800  # re-check at least every 30 min, even if the TTL says a day
@@ -87,6 +89,7 @@ class Settings:
     ttl_max_s: int = DEFAULT_TTL_MAX_S
     cluster_interface: str = "eth0"
     egress_interface: str = "macvlan0"
+    relay_workers: int = 0  # relay processes sharing each port; 0 = one per CPU
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -194,6 +197,12 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         raise VariableError(
             TTL_MAX_VAR, f"must not be below {TTL_MIN_VAR} ({ttl_min})", text=str(ttl_max)
         )
+    workers_text = env.get(WORKERS_VAR, "").strip() or "0"
+    if not workers_text.isdigit() or int(workers_text) > MAX_RELAY_WORKERS:
+        raise VariableError(
+            WORKERS_VAR, "must be a number of processes", text=workers_text,
+            expected=f"0 (one per CPU) to {MAX_RELAY_WORKERS}",
+        )  # fmt: skip
     cluster = _interface(env, CLUSTER_IF_VAR, "eth0")
     egress = _interface(env, EGRESS_IF_VAR, "macvlan0")
     if cluster == egress:
@@ -207,6 +216,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         ttl_max_s=ttl_max,
         cluster_interface=cluster,
         egress_interface=egress,
+        relay_workers=int(workers_text),
     )
 
 

@@ -92,13 +92,22 @@ def cluster_addresses(interface: str) -> list[str]:
 class RelayForwarder:
     """User-space relay: per-connection choice (skip a refusing address) and logging."""
 
-    def __init__(self, settings: Settings, log: Logger, bind: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log: Logger,
+        bind: list[str] | None = None,
+        *,
+        reuse_port: bool = False,
+    ) -> None:
         self.settings = settings
         self.bind = bind
         log_connections = log if settings.debug else None
         self.listeners = {
             d.local_port: Listener(
-                Route(d.local_port, d.host, d.remote_port, log_connections=log_connections), []
+                Route(d.local_port, d.host, d.remote_port, log_connections=log_connections),
+                [],
+                reuse_port=reuse_port,
             )
             for d in settings.destinations
         }

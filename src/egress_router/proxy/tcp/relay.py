@@ -201,9 +201,10 @@ class _Downstream(_Side):
 class Listener:
     """One local port: listens while the route has addresses, refuses (closed port) otherwise."""
 
-    def __init__(self, route: Route, bind: list[str]) -> None:
+    def __init__(self, route: Route, bind: list[str], *, reuse_port: bool = False) -> None:
         self.route = route
         self.bind = bind
+        self.reuse_port = reuse_port  # several worker processes share the port
         self.server: asyncio.Server | None = None
         self.connections: set[_Downstream] = set()
 
@@ -217,6 +218,7 @@ class Listener:
                 port=self.route.local_port,
                 backlog=BACKLOG,
                 reuse_address=True,
+                reuse_port=self.reuse_port or None,
             )
         elif not self.route.addresses and self.server is not None:
             self.server.close()  # established connections carry on; new ones are refused
