@@ -22,9 +22,9 @@ from egress_router.proxy.http import upstream as up
 from egress_router.proxy.http.exchange import Exchange
 from egress_router.proxy.http.messages import (
     error_response,
-    has_body_length,
     parse_absolute,
     parse_authority,
+    scan,
 )
 
 if TYPE_CHECKING:
@@ -159,9 +159,9 @@ class ClientProtocol(asyncio.Protocol):
             ex.request_done = True
         else:
             ex.target = parse_absolute(ex.url)
-            length, chunked = has_body_length(ex.headers)
-            ex.body_chunked = chunked
-            ex.request_done = not chunked and not length
+            ex.head = head = scan(ex.headers)
+            ex.body_chunked = head.chunked
+            ex.request_done = not head.chunked and not head.length
         if self.phase == HEAD:
             self.phase = BUSY
             self.since = self.worker.now

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from egress_router.proxy.http.messages import Headers, Target
+from egress_router.proxy.http.messages import Head, Headers, Target
 
 
 class Exchange:
@@ -20,6 +20,7 @@ class Exchange:
         "body_chunked",
         "down_bytes",
         "error",
+        "head",
         "headers",
         "is_connect",
         "keep_alive",
@@ -41,6 +42,7 @@ class Exchange:
         self.url = b""
         self.method = b""
         self.headers: Headers = []
+        self.head: Head | None = None
         self.target: Target | None = None
         self.is_connect = False
         self.version11 = True

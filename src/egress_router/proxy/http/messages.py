@@ -71,8 +71,24 @@ def _host(raw: str) -> tuple[str, bool]:
     return text.lower().removesuffix("."), False
 
 
+_TARGETS: dict[bytes, Target] = {}
+TARGET_CACHE_SIZE = 4096  # parsed request targets kept (a pure function of the bytes)
+
+
 def parse_absolute(url: bytes) -> Target:
     """``http://host[:port]/path?query`` (the only scheme a forward proxy relays in clear)."""
+    try:
+        return _TARGETS[url]
+    except KeyError:
+        pass
+    target = _parse_absolute(url)
+    if len(_TARGETS) >= TARGET_CACHE_SIZE:
+        _TARGETS.clear()
+    _TARGETS[url] = target
+    return target
+
+
+def _parse_absolute(url: bytes) -> Target:
     try:
         parsed = httptools.parse_url(url)
     except httptools.HttpParserInvalidURLError:
@@ -105,52 +121,66 @@ def parse_authority(target: bytes) -> Target:
     return Target(name, port, b"", is_address)
 
 
-def _connection_tokens(headers: Headers) -> set[bytes]:
-    tokens: set[bytes] = set()
+# Fields the one-pass scan looks at; everything else is copied as it came.
+_SPECIAL = HOP_BY_HOP | {b"content-length", b"host"}
+_PLAIN_CONNECTION = frozenset({b"close", b"keep-alive", b""})
+
+
+@dataclass(frozen=True)
+class Head:
+    """A scanned head: wire bytes of its end-to-end fields (Content-Length kept, Host and the
+    hop-by-hop ones dropped), its Content-Length and whether the body is chunked."""
+
+    fields: bytes
+    length: int | None
+    chunked: bool
+
+
+def scan(headers: Headers) -> Head:
+    """One pass over the fields (the proxy's hot path); the parser already validated framing."""
+    parts: list[bytes] = []
+    length: int | None = None
+    chunked = False
+    named: set[bytes] | None = None
     for name, value in headers:
-        if name.lower() == b"connection":
-            tokens.update(t.strip().lower() for t in value.split(b","))
-    return tokens
-
-
-def end_to_end(headers: Headers) -> Headers:
-    """The headers that survive the hop."""
-    named = _connection_tokens(headers)
-    drop = HOP_BY_HOP | named if named else HOP_BY_HOP
-    return [(n, v) for n, v in headers if n.lower() not in drop]
-
-
-def request_head(
-    method: bytes, target: Target, headers: Headers, chunked: bool, via: bytes
-) -> bytes:
-    """The request we send upstream (origin-form, Host from the target, our framing)."""
-    out = [method, b" ", target.path, b" HTTP/1.1\r\nHost: ", target.authority, b"\r\n"]
-    for name, value in end_to_end(headers):
-        if name.lower() in (b"host", b"via"):
-            if name.lower() == b"via":
-                via = value + b", " + via
+        lower = name.lower()
+        if lower in _SPECIAL:
+            if lower == b"content-length":
+                length = int(value)
+                parts += (name, b": ", value, b"\r\n")
+            elif lower == b"transfer-encoding":
+                chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+            elif lower == b"connection":
+                tokens = {t.strip().lower() for t in value.split(b",")} - _PLAIN_CONNECTION
+                if tokens:
+                    named = (named or set()) | tokens
             continue
-        out += [name, b": ", value, b"\r\n"]
-    out += [b"Via: ", via, b"\r\n"]
-    if chunked:
-        out.append(b"Transfer-Encoding: chunked\r\n")
-    out.append(b"\r\n")
-    return b"".join(out)
+        parts += (name, b": ", value, b"\r\n")
+    if named:  # rare: fields named in Connection are hop-by-hop too (RFC 9110 §7.6.1)
+        parts = []
+        for name, value in headers:
+            lower = name.lower()
+            if lower not in named and (lower not in _SPECIAL or lower == b"content-length"):
+                parts += (name, b": ", value, b"\r\n")
+    return Head(b"".join(parts), length, chunked)
 
 
-def response_head(
-    status: int, reason: bytes, headers: Headers, *, chunked: bool, close: bool
-) -> bytes:
+def request_head(method: bytes, target: Target, head: Head, chunked: bool, via: bytes) -> bytes:
+    """The request we send upstream (origin-form, Host from the target, our framing, Via)."""
+    return b"".join(
+        (method, b" ", target.path, b" HTTP/1.1\r\nHost: ", target.authority, b"\r\n",
+         head.fields, b"Via: ", via, b"\r\n",
+         b"Transfer-Encoding: chunked\r\n\r\n" if chunked else b"\r\n")
+    )  # fmt: skip
+
+
+def response_head(status: int, reason: bytes, head: Head, *, chunked: bool, close: bool) -> bytes:
     """The response we send the client (we always answer HTTP/1.1)."""
-    out = [b"HTTP/1.1 %d " % status, reason, b"\r\n"]
-    for name, value in end_to_end(headers):
-        out += [name, b": ", value, b"\r\n"]
-    if chunked:
-        out.append(b"Transfer-Encoding: chunked\r\n")
-    if close:
-        out.append(b"Connection: close\r\n")
-    out.append(b"\r\n")
-    return b"".join(out)
+    return b"".join(
+        (b"HTTP/1.1 %d " % status, reason, b"\r\n", head.fields,
+         b"Transfer-Encoding: chunked\r\n" if chunked else b"",
+         b"Connection: close\r\n\r\n" if close else b"\r\n")
+    )  # fmt: skip
 
 
 def error_response(status: int, body: str, *, close: bool = True) -> bytes:
@@ -162,16 +192,3 @@ def error_response(status: int, body: str, *, close: bool = True) -> bytes:
         f"{'Connection: close' if close else 'Connection: keep-alive'}\r\n\r\n"
     )
     return head.encode("latin-1") + data
-
-
-def has_body_length(headers: Headers) -> tuple[int | None, bool]:
-    """(Content-Length or None, chunked?) from the parsed head (the parser validated both)."""
-    length: int | None = None
-    chunked = False
-    for name, value in headers:
-        lower = name.lower()
-        if lower == b"content-length":
-            length = int(value)
-        elif lower == b"transfer-encoding":
-            chunked = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
-    return length, chunked

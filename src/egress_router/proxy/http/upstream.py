@@ -21,9 +21,9 @@ from egress_router.proxy.http.exchange import Exchange
 from egress_router.proxy.http.messages import (
     Headers,
     Target,
-    has_body_length,
     request_head,
     response_head,
+    scan,
 )
 
 if TYPE_CHECKING:
@@ -126,10 +126,12 @@ class UpstreamProtocol(asyncio.Protocol):
         self.reused = self.exchange is None and self.received
         self.exchange = ex
         self.received = False
-        head = request_head(
-            ex.method, ex.target, ex.headers, ex.body_chunked, self.client.worker.via
-        )
-        self.transport.writelines([head, *self.client.take_pending(ex)])
+        assert ex.head is not None
+        head = request_head(ex.method, ex.target, ex.head, ex.body_chunked, self.client.worker.via)
+        if ex.pending:
+            self.transport.writelines([head, *self.client.take_pending(ex)])
+        else:
+            self.transport.write(head)
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
@@ -263,12 +265,16 @@ class UpstreamProtocol(asyncio.Protocol):
                 raise ProtocolError("upstream switched protocols unasked", 502)
             self.interim = True
             if ex.version11:
-                self.out.append(response_head(status, self.reason, self.headers, chunked=False,
-                                              close=False))  # fmt: skip
+                self.out.append(
+                    response_head(
+                        status, self.reason, scan(self.headers), chunked=False, close=False
+                    )
+                )
             return
         self.interim = False
         ex.status = status
-        length, chunked = has_body_length(self.headers)
+        head = scan(self.headers)
+        length, chunked = head.length, head.chunked
         no_body = ex.method == b"HEAD" or status in (204, 304)
         close = not ex.keep_alive or not ex.version11 or self.client.draining
         self.rechunk = self.until_eof = False
@@ -280,8 +286,7 @@ class UpstreamProtocol(asyncio.Protocol):
                 close = True
         if close:
             ex.keep_alive = False
-        self.out.append(response_head(status, self.reason, self.headers,
-                                      chunked=self.rechunk, close=close))  # fmt: skip
+        self.out.append(response_head(status, self.reason, head, chunked=self.rechunk, close=close))
         ex.response_started = True
         if no_body:
             self.skip = True  # httptools would wait for a HEAD body: start a fresh parser
