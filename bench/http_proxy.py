@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -69,7 +68,8 @@ try:
     import uvloop
 except ImportError:
     uvloop = None
-HOST, PORT, TARGET, CONNS, SECONDS = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+HOST, PORT, TARGET = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+CONNS, SECONDS = int(sys.argv[4]), float(sys.argv[5])
 REQ = f"GET /1m.bin HTTP/1.1\r\nHost: {TARGET}\r\n\r\n".encode()
 total = 0
 class Client(asyncio.Protocol):
@@ -227,8 +227,10 @@ def main() -> int:
                     results[name][test].append(value)
                 shown = "  ".join(f"{t} {v:,.1f}" for t, v in got.items())
                 print(f"round {round_} {name:<5} {shown}", flush=True)
-    print(f"\nmedians over {args.rounds} rounds of {args.seconds:g}s; ours with "
-          f"{args.workers} worker(s), access log on; squid 1 process (as the image runs it)")  # fmt: skip
+    print(
+        f"\nmedians over {args.rounds} rounds of {args.seconds:g}s; ours with {args.workers} "
+        "worker(s), access log on; squid 1 process (as the image runs it)"
+    )
     print(f"{'test':<14} {'ours':>12} {'squid':>12} {'ours/squid':>11}")
     for test in TESTS:
         ours = statistics.median(results["ours"][test])
