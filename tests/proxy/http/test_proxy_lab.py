@@ -79,6 +79,23 @@ def test_https_through_connect_is_tunnelled(plab: ProxyLab) -> None:
     assert "403" in denied.stderr
 
 
+def test_tunnel_carries_large_data_both_ways_intact(plab: ProxyLab) -> None:
+    """CONNECT to the origin, then a 3 MB echo inside the tunnel (spliced by the kernel)."""
+    big = plab.lab.work / "tunnel.bin"
+    big.write_bytes(bytes(range(251)) * 12_000)
+    out = plab.lab.work / "tunnel.out"
+    result = plab.curl("-p", "-o", str(out), "--data-binary", f"@{big}", f"http://{ORIGIN}/echo")
+    assert result.returncode == 0, result.stderr
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(big.read_bytes()).digest()
+    time.sleep(1.2)
+    assert any(
+        f"method=CONNECT host={WEB} port=8000" in line and "status=200" in line
+        and f"bytes_down={len(big.read_bytes())}" not in line  # head + body: more than the file
+        and int(line.split("bytes_up=")[1].split()[0]) > len(big.read_bytes())
+        for line in plab.log().splitlines()
+    )  # fmt: skip
+
+
 def test_unknown_name_is_502_and_ipv6_literal_is_parsed(plab: ProxyLab) -> None:
     status, body = status_and_body(plab.curl("-i", "http://nowhere.test/"))
     assert status == "HTTP/1.1 502 Bad Gateway"

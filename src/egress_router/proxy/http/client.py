@@ -12,6 +12,7 @@ the other side as they arrive, with no per-byte Python work.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
@@ -28,6 +29,7 @@ from egress_router.proxy.http.messages import (
 )
 
 if TYPE_CHECKING:
+    from egress_router.proxy.http.splice import SpliceTunnel
     from egress_router.proxy.http.worker import Worker
 
 IDLE, HEAD, BUSY, TUNNEL, CLOSED = range(5)
@@ -51,6 +53,7 @@ class ClientProtocol(asyncio.Protocol):
         self.head_bytes = 0
         self.blocks: set[str] = set()  # reasons reading from the client is paused
         self.draining = False
+        self.splice: SpliceTunnel | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -104,6 +107,8 @@ class ClientProtocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.splice is not None:
+            self.splice.close("client connection lost")
         ex = self.active
         if ex is not None and not ex.logged:
             tunnelled = ex.is_connect and ex.status == 200
@@ -239,6 +244,44 @@ class ClientProtocol(asyncio.Protocol):
             return
         upstream.begin(ex)
 
+    def attached_tunnel(self, sock: socket.socket, ex: Exchange) -> None:
+        """CONNECT succeeded on a raw socket: answer 200 and let the kernel splice both ways."""
+        from egress_router.proxy.http.splice import SpliceTunnel
+
+        transport = self.transport
+        if self.phase == CLOSED or ex is not self.active or transport is None:
+            sock.close()
+            return
+        transport.pause_reading()  # from now on only the splice pumps read this socket
+        ex.status = 200
+        transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        ex.response_started = True
+        if transport.get_write_buffer_size():  # never seen: a fresh socket takes 39 bytes
+            sock.close()
+            self.abort("client not writable")
+            return
+        early = b"".join(ex.pending)
+        ex.pending = []
+        self.pending_bytes = 0
+        self.blocks.clear()
+        self.phase = TUNNEL
+        self.splice = SpliceTunnel(self, ex, sock, early)
+
+    def tunnel_closed(self, error: str) -> None:
+        """The spliced tunnel ended (both sides closed, an error, a timeout or shutdown)."""
+        self.splice = None
+        ex = self.active
+        if ex is not None:
+            ex.error = ex.error or error
+            self.finish_log(ex)
+        self.phase = CLOSED
+        self.worker.connections.discard(self)
+        if self.transport is not None:
+            if error:
+                self.transport.abort()
+            else:
+                self.transport.close()
+
     def send_body(self, ex: Exchange, parts: list[bytes]) -> None:
         if ex is self.active and self.upstream is not None and self.upstream.exchange is ex:
             self.upstream.writelines(parts)
@@ -363,6 +406,9 @@ class ClientProtocol(asyncio.Protocol):
             self.close()
 
     def close(self) -> None:
+        if self.splice is not None:
+            self.splice.close("")
+            return
         if self.phase != CLOSED:
             self.phase = CLOSED
             self.worker.connections.discard(self)
@@ -373,6 +419,9 @@ class ClientProtocol(asyncio.Protocol):
             self.upstream = None
 
     def abort(self, reason: str) -> None:
+        if self.splice is not None:
+            self.splice.close(reason)
+            return
         if self.active is not None and self.phase != CLOSED:
             self.active.error = reason
             self.finish_log(self.active)

@@ -17,6 +17,7 @@ import httptools
 
 from egress_router.core.http_rules import Decision
 from egress_router.errors import ProtocolError
+from egress_router.proxy.http import splice
 from egress_router.proxy.http.exchange import Exchange
 from egress_router.proxy.http.messages import (
     Headers,
@@ -73,6 +74,17 @@ async def open_upstream(client: ClientProtocol, ex: Exchange, by_name: Decision 
             assert allowed is not None
             rule = _name(by_name if by_name is not None else allowed)
             error: OSError | None = None
+            if ex.is_connect and splice.AVAILABLE:
+                for address in addresses:
+                    ex.address, ex.rule = address, rule
+                    try:
+                        sock = await _dial(loop, address, target.port)
+                    except OSError as exc:
+                        error = exc
+                        continue
+                    client.attached_tunnel(sock, ex)
+                    return
+                addresses = []
             for address in addresses:
                 ex.address, ex.rule = address, rule
                 try:
@@ -89,6 +101,20 @@ async def open_upstream(client: ClientProtocol, ex: Exchange, by_name: Decision 
             client.reject(ex, 502, f"cannot connect to {target.host} port {target.port}: {error}")
     except TimeoutError:
         client.reject(ex, 504, f"no connection to {target.host} port {target.port} in time")
+
+
+async def _dial(loop: asyncio.AbstractEventLoop, address: str, port: int) -> socket.socket:
+    """A connected non-blocking TCP socket (for spliced tunnels: no transport owns it)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await loop.sock_connect(sock, (address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class UpstreamProtocol(asyncio.Protocol):
