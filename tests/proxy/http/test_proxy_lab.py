@@ -267,6 +267,21 @@ def test_idle_keep_alive_connection_is_closed(strict: ProxyLab) -> None:
     assert 1.5 < time.monotonic() - started < 6
 
 
+def test_upstream_timeouts_give_504(plab: ProxyLab) -> None:
+    plab.start_proxy(8082, "*", {"EGRESS_HTTP_PROXY_CONNECT_TIMEOUT": "1",
+                                 "EGRESS_HTTP_PROXY_IO_TIMEOUT": "1"})  # fmt: skip
+    # Nobody answers ARP for 203.0.113.99: the connect hangs until our bound.
+    started = time.monotonic()
+    status, body = status_and_body(plab.curl("-i", "http://203.0.113.99/", port=8082))
+    assert status == "HTTP/1.1 504 Gateway Timeout", body
+    assert "no connection to 203.0.113.99 port 80 in time" in body
+    assert time.monotonic() - started < 2.5
+    # The origin takes 2 s to answer; we wait at most ~1-2 s without a byte moving.
+    status, body = status_and_body(plab.curl("-i", f"http://{ORIGIN}/slow", port=8082))
+    assert status == "HTTP/1.1 504 Gateway Timeout", body
+    assert "upstream did not answer in time" in body
+
+
 # -- shutdown ---------------------------------------------------------------------------------
 
 
