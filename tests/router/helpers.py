@@ -69,7 +69,7 @@ def udp_ask(lab: Lab, host: str, port: int, timeout: float = 2.0) -> tuple[int, 
     """Send one datagram from the client and return (status, answer, stderr)."""
     proc = lab.exec(
         "client",
-        ["socat", f"-T{timeout}", "-", f"UDP4:{host}:{port}"],
+        ["socat", f"-T{timeout}", f"-t{timeout}", "-", f"UDP4:{host}:{port}"],
         input="ping\n",
         timeout=timeout + 5,
     )

@@ -19,6 +19,9 @@ import typer
 
 MACVLAN_HELP = "Macvlan interface inside the pod [env EGRESS_ROUTER_MACVLAN_INTERFACE; macvlan0]"
 CLUSTER_HELP = "Cluster-side interface [env EGRESS_ROUTER_CLUSTER_INTERFACE; eth0]"
+FILE_VARIABLE = "EGRESS_DESTINATION_FILE"
+FILE_HELP = "Read EGRESS_DESTINATION from this file [env EGRESS_DESTINATION_FILE]"
+MAX_DESTINATION_BYTES = 16 * 1024 * 1024  # ~700,000 lines; bounds memory on a wrong path
 SECOND_ARP_DELAY_S = 2.0  # as the reference: the request form follows the reply after 2 s
 
 
@@ -55,6 +58,29 @@ def _wait_for_stop(stop: threading.Event, second_arp: Callable[[], object], log:
     return 0
 
 
+def _with_destination_file(env: dict[str, str], flag: str | None) -> dict[str, str]:
+    """EGRESS_DESTINATION read from a file (a ConfigMap mounted as a volume), if one is named.
+
+    A variable is limited to 128 KiB by execve, about 6,000 lines; a file is not.
+    """
+    from egress_router.errors import VariableError
+
+    name = "--destination-file" if flag is not None else FILE_VARIABLE
+    path = flag if flag is not None else env.get(FILE_VARIABLE)
+    if not path:
+        return env
+    if env.get("EGRESS_DESTINATION"):
+        raise VariableError(name, "give either EGRESS_DESTINATION or a destination file, not both")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            env["EGRESS_DESTINATION"] = handle.read(MAX_DESTINATION_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VariableError(name, f"cannot read {path}: {exc}") from None
+    if len(env["EGRESS_DESTINATION"]) > MAX_DESTINATION_BYTES:
+        raise VariableError(name, f"{path} is larger than {MAX_DESTINATION_BYTES} bytes")
+    return env
+
+
 def setup(
     macvlan_interface: Annotated[
         str | None, typer.Option("--macvlan-interface", help=MACVLAN_HELP)
@@ -62,11 +88,15 @@ def setup(
     cluster_interface: Annotated[
         str | None, typer.Option("--cluster-interface", help=CLUSTER_HELP)
     ] = None,
+    destination_file: Annotated[
+        str | None, typer.Option("--destination-file", help=FILE_HELP)
+    ] = None,
 ) -> int:
     """Configure the egress router pod from EGRESS_* variables (the router image's contract)."""
     from egress_router.core.router_env import Mode, parse_router_env
 
-    env = parse_router_env(os.environ, macvlan=macvlan_interface, cluster=cluster_interface)
+    variables = _with_destination_file(dict(os.environ), destination_file)
+    env = parse_router_env(variables, macvlan=macvlan_interface, cluster=cluster_interface)
     if env.mode is Mode.UNIT_TEST:
         from egress_router.router.report import render_plan
 

@@ -65,6 +65,11 @@ class RouterEnv:
         return self.source.address
 
 
+def _invalid(exc: ValueError) -> str:
+    reason = str(exc)
+    return "unspecified or invalid" + ("" if reason.startswith("expected") else f" ({reason})")
+
+
 def _source(value: str | None) -> IPv4Source:
     text = (value or "").strip()
     try:
@@ -72,7 +77,7 @@ def _source(value: str | None) -> IPv4Source:
     except ValueError as exc:
         raise VariableError(
             "EGRESS_SOURCE",
-            f"unspecified or invalid ({exc})",
+            _invalid(exc),
             text=value or "",
             expected="an IPv4 address such as 192.168.12.99 or 192.168.12.99/24",
         ) from None
@@ -85,7 +90,7 @@ def _gateway(value: str | None) -> ipaddress.IPv4Address:
     except ValueError as exc:
         raise VariableError(
             "EGRESS_GATEWAY",
-            f"unspecified or invalid ({exc})",
+            _invalid(exc),
             text=value or "",
             expected="an IPv4 address without prefix, such as 192.168.12.1",
         ) from None
