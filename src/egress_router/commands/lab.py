@@ -52,17 +52,29 @@ def demo(
 
 @lab_app.command("down")
 def down(
-    lab_id: Annotated[str | None, typer.Argument(help="Lab id (default: every lab)")] = None,
+    lab_id: Annotated[str | None, typer.Argument(help="Lab id (default: every saved lab)")] = None,
+    stale: Annotated[
+        bool,
+        typer.Option(
+            help="Also remove lab namespaces without a state file (crashed runs). Only when no "
+            "other lab is being built: a lab being built has no state file yet."
+        ),
+    ] = False,
 ) -> int:
     """Remove a lab (or every lab this machine has state for) and its processes."""
     from egress_router.lab.topology import Lab, cleanup_stale
 
     ids = [lab_id] if lab_id else Lab.saved()
     for one in ids:
-        Lab.load(one).down()
+        try:
+            lab = Lab.load(one)
+        except (OSError, ValueError, KeyError):
+            lab = Lab(lab_id=one)
+        lab.down()
         print(f"removed lab {one}")
-    for name in cleanup_stale():
-        print(f"removed stale namespace {name}")
+    if stale:
+        for name in cleanup_stale():
+            print(f"removed stale namespace {name}")
     return 0
 
 
