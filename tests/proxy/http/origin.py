@@ -1,6 +1,7 @@
 """A small origin server for the HTTP proxy tests (run as a script in the lab's web namespace).
 
 Paths: /chunked (chunked answer), /close (close-delimited answer), /slow (answers after 2 s),
+/badcl (two Content-Lengths: a smuggling-shaped answer),
 /headers (echoes the request head it received), /echo (echoes the request body, any framing).
 """
 
@@ -44,6 +45,11 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         elif self.path == "/close":
             self.wfile.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+            self.close_connection = True
+        elif self.path == "/badcl":
+            self.wfile.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"
+            )
             self.close_connection = True
         elif self.path == "/slow":
             time.sleep(2.0)

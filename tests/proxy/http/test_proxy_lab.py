@@ -140,6 +140,25 @@ def test_bodies_both_ways_keep_alive_head_and_1xx(plab: ProxyLab) -> None:
     assert "Re-using existing connection" in two.stderr or "Reusing existing" in two.stderr
 
 
+def test_malformed_upstream_answer_is_502(plab: ProxyLab) -> None:
+    status, body = status_and_body(plab.curl("-i", f"http://{ORIGIN}/badcl"))
+    assert status == "HTTP/1.1 502 Bad Gateway", body
+    assert "Content-Length" in body
+
+
+def test_connection_limit_answers_503(plab: ProxyLab) -> None:
+    plab.start_proxy(8083, "*", {"EGRESS_HTTP_PROXY_MAX_CONNECTIONS": "2"})
+    code = f"""
+import socket, time
+held = [socket.create_connection(("{ROUTER_IP}", 8083)) for _ in range(2)]
+time.sleep(0.3)
+third = socket.create_connection(("{ROUTER_IP}", 8083), timeout=5)
+print(third.recv(200).split(b"\\r\\n")[0].decode())
+"""
+    result = plab.lab.exec("client", [sys.executable, "-c", code], timeout=30)
+    assert result.stdout.strip() == "HTTP/1.1 503 Service Unavailable", result.stderr
+
+
 def test_hop_by_hop_headers_are_not_forwarded(plab: ProxyLab) -> None:
     seen = plab.curl(
         "-H", "Connection: X-Private", "-H", "X-Private: secret", "-H", "Keep-Alive: 5",

@@ -177,7 +177,7 @@ def request_head(method: bytes, target: Target, head: Head, chunked: bool, via: 
 def response_head(status: int, reason: bytes, head: Head, *, chunked: bool, close: bool) -> bytes:
     """The response we send the client (we always answer HTTP/1.1)."""
     return b"".join(
-        (b"HTTP/1.1 %d " % status, reason, b"\r\n", head.fields,
+        (b"HTTP/1.1 %d " % status, reason, b"\r\n", head.fields, b"Via: 1.1 egress-router\r\n",
          b"Transfer-Encoding: chunked\r\n" if chunked else b"",
          b"Connection: close\r\n\r\n" if close else b"\r\n")
     )  # fmt: skip
