@@ -90,6 +90,10 @@ def test_dns_proxy_puts_addresses_in_the_set_before_answering(fwlab, tmp_path):
     answered, connected = _lookup_then_connect(lab, "client2", "app.example.test")
     assert answered == "203.0.113.1"
     assert not reach(lab, "client", "203.0.113.1")
+    # a restarted agent takes over what the previous one learned (pods may still use it)
+    agent.stop(signal.SIGKILL)
+    start_agent(lab, *PODS, "--ttl-floor=600", str(mine), str(theirs), name="fw-restarted")
+    assert reach(lab, "client", WEB[1])
 
 
 def test_reload_on_sighup_and_file_change_and_rules_survive_the_agent(fwlab, tmp_path):

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from pathlib import Path
 
 from egress_router.core.firewall.decide import Address, NodeConfig
@@ -32,6 +33,8 @@ from egress_router.core.firewall.render import FAMILY, TABLE, build, learn_comma
 from egress_router.dataplane import nftables
 from egress_router.errors import ConfigError, EgressRouterError, PolicyError, ResolveError
 from egress_router.firewall.resolver import Resolver
+
+MAX_ADDRESSES_PER_NAME = 1000  # per namespace and name, as Cilium's default cap
 
 
 def log(message: str) -> None:
@@ -93,6 +96,8 @@ class Agent:
             policies = load_policies(self.config.files, self.config.default_namespace)
         plan = compile_plan(policies, self.config.node)
         with self._lock:
+            if self.plan is None:
+                self._adopt_kernel_sets(plan)
             commands = build(
                 plan, self._learned_elements(plan), nftables.replace_table_commands(FAMILY, TABLE)
             )
@@ -100,6 +105,28 @@ class Agent:
             nftables.apply(commands)
             self.policies, self.plan = policies, plan
         return plan
+
+    def _adopt_kernel_sets(self, plan: Plan) -> None:
+        """At start, take over the addresses a previous agent left in our sets (with their
+        remaining lifetimes), so a restart does not deny what pods have just been told."""
+        try:
+            items = nftables.list_table(FAMILY, TABLE) or []
+        except EgressRouterError:
+            return
+        by_name = {d.name: d for d in plan.dns_sets}
+        now = time.monotonic()
+        for item in items:
+            dset = by_name.get(item.get("set", {}).get("name", ""))
+            if dset is None:
+                continue
+            known = self.learned.setdefault((dset.namespace, dset.pattern), {})
+            for elem in item["set"].get("elem", []):
+                if isinstance(elem, dict) and isinstance(elem.get("elem"), dict):
+                    value, expires = elem["elem"].get("val"), elem["elem"].get("expires", 0)
+                    try:
+                        known[ip_address(value)] = now + float(expires)
+                    except (TypeError, ValueError):
+                        continue
 
     # -- learned addresses ---------------------------------------------------------------------
 
@@ -135,6 +162,11 @@ class Agent:
                     written += len(fresh)
                 for addr in [a for a, exp in known.items() if exp <= now]:
                     del known[addr]
+                if len(known) > MAX_ADDRESSES_PER_NAME:
+                    # evict the soonest-expiring beyond the cap (the kernel keeps them until
+                    # their own timeout; we just stop tracking and refreshing them)
+                    for addr in sorted(known, key=known.__getitem__)[:-MAX_ADDRESSES_PER_NAME]:
+                        del known[addr]
             nftables.apply(commands)
             return written
 
