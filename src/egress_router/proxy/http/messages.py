@@ -62,6 +62,8 @@ class Target:
 
 def _host(raw: str) -> tuple[str, bool]:
     text = raw.strip("[]") if raw.startswith("[") and raw.endswith("]") else raw
+    if "%" in text:
+        raise ProtocolError(f"bad host {raw!r} (no zone identifiers)")
     try:
         return str(ipaddress.ip_address(text)), True
     except ValueError:
