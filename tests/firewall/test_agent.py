@@ -56,9 +56,10 @@ def test_polling_follows_dns_changes_and_retries_failed_names(fwlab, tmp_path):
     assert "cannot resolve late.example.test" in agent.output()
 
 
-def _lookup_then_connect(lab: Lab, role: str, name: str) -> tuple[str, bool]:
+def _lookup_then_connect(lab: Lab, role: str, name: str, tcp: bool = False) -> tuple[str, bool]:
     script = (
-        f"ip=$(dig +short +tries=1 +time=2 @198.18.0.1 -p 5353 {name} | tail -n1); "
+        f"ip=$(dig +short {'+tcp ' if tcp else ''}+tries=1 +time=2 @198.18.0.1 -p 5353 {name} "
+        "| tail -n1); "
         'echo "$ip"; curl -sS -o /dev/null -m 2 "http://$ip/"'
     )
     result = lab.exec(role, ["sh", "-c", script])
@@ -80,9 +81,9 @@ def test_dns_proxy_puts_addresses_in_the_set_before_answering(fwlab, tmp_path):
         str(theirs),
     )
     assert "DNS proxy listening on 198.18.0.1:5353" in agent.output()
-    for address in (WEB[1], WEB[2], WEB[0], WEB[1]):
+    for address, tcp in ((WEB[1], False), (WEB[2], True), (WEB[0], False), (WEB[1], False)):
         dns.set_records({"app.example.test": [address]})
-        answered, connected = _lookup_then_connect(lab, "client", "app.example.test")
+        answered, connected = _lookup_then_connect(lab, "client", "app.example.test", tcp)
         assert answered == address
         assert connected, f"{address} denied right after the proxy answered"
     # what the other namespace's pod learns is not added to myproj's sets

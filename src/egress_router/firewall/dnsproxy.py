@@ -9,14 +9,15 @@ Must not: cache, rewrite answers, or decide verdicts.
 Bounds: at most ``MAX_INFLIGHT`` queries in flight (more are dropped; the client retries),
 ``UPSTREAM_TIMEOUT_S`` per upstream exchange, ``HOLD_TIMEOUT_S`` for the set update. If the
 upstream fails or the set update fails or times out, the pod gets SERVFAIL (fail closed:
-an answer the firewall does not know about would be a wrong denial). UDP only: a truncated
-answer is relayed as is and the client's TCP retry is not served.
+an answer the firewall does not know about would be a wrong denial). TCP is served on the same
+address and port (clients retry there when a UDP answer is truncated), forwarded over TCP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import dns.exception
@@ -24,7 +25,7 @@ import dns.message
 import dns.rcode
 
 from egress_router.core.firewall.dnsrules import matching
-from egress_router.errors import EgressRouterError
+from egress_router.errors import DataplaneError, EgressRouterError
 from egress_router.firewall.resolver import read_answer
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 MAX_INFLIGHT = 1024  # bounds memory and tasks under a query flood
 UPSTREAM_TIMEOUT_S = 5.0
 HOLD_TIMEOUT_S = 2.0  # the longest we delay an answer for the kernel update
+TCP_IDLE_S = 10.0  # an idle TCP client is disconnected after this
 
 
 class _Reply(asyncio.DatagramProtocol):
@@ -84,13 +86,57 @@ class DnsProxy(asyncio.DatagramProtocol):
             transport.close()
 
     async def _handle(self, data: bytes, addr: Any) -> None:
-        try:
-            response = await self._forward(data)
-            await asyncio.wait_for(self._learn(response, addr[0]), HOLD_TIMEOUT_S)
-        except (OSError, TimeoutError, EgressRouterError, dns.exception.DNSException):
-            response = _servfail(data)
+        response = await self.answer(data, addr[0], self._forward)
         if response and self.transport is not None:
             self.transport.sendto(response, addr)
+
+    async def answer(
+        self, data: bytes, client: str, forward: Callable[[bytes], Awaitable[bytes]]
+    ) -> bytes:
+        """The upstream's answer to ``data``, released only once the sets hold its addresses."""
+        try:
+            response = await forward(data)
+            await asyncio.wait_for(self._learn(response, client), HOLD_TIMEOUT_S)
+        except (OSError, TimeoutError, EgressRouterError, dns.exception.DNSException, EOFError):
+            response = _servfail(data)
+        return response
+
+    async def _forward_tcp(self, data: bytes) -> bytes:
+        async def exchange() -> bytes:
+            reader, writer = await asyncio.open_connection(*self.upstream)
+            try:
+                writer.write(len(data).to_bytes(2, "big") + data)
+                await writer.drain()
+                size = int.from_bytes(await reader.readexactly(2), "big")
+                return await reader.readexactly(size)
+            finally:
+                writer.close()
+
+        return await asyncio.wait_for(exchange(), UPSTREAM_TIMEOUT_S)
+
+    async def serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """DNS over TCP (RFC 7766 framing): clients retry here when a UDP answer is truncated."""
+        client = writer.get_extra_info("peername")[0]
+        if self.inflight >= MAX_INFLIGHT:
+            writer.close()
+            return
+        self.inflight += 1
+        try:
+            while True:
+                size = int.from_bytes(
+                    await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_S), "big"
+                )
+                query = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE_S)
+                response = await self.answer(query, client, self._forward_tcp)
+                if not response:
+                    break
+                writer.write(len(response).to_bytes(2, "big") + response)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, TimeoutError, OSError):
+            pass
+        finally:
+            self.inflight -= 1
+            writer.close()
 
     async def _learn(self, response: bytes, client: str) -> None:
         namespace = self.agent.config.node.namespace_of(ipaddress.ip_address(client))
@@ -121,11 +167,13 @@ def _servfail(query: bytes) -> bytes:
 
 
 class ProxyHandle:
-    def __init__(self, transport: asyncio.DatagramTransport) -> None:
+    def __init__(self, transport: asyncio.BaseTransport, server: asyncio.Server) -> None:
         self.transport = transport
+        self.server = server
 
     def close(self) -> None:
         self.transport.close()
+        self.server.close()
 
 
 async def start_proxy(
@@ -134,11 +182,10 @@ async def start_proxy(
     """Listen on ``listen`` (address, port) and forward to ``upstream``."""
     loop = asyncio.get_running_loop()
     try:
-        transport, _ = await loop.create_datagram_endpoint(
+        transport, proxy = await loop.create_datagram_endpoint(
             lambda: DnsProxy(agent, upstream), local_addr=listen
         )
+        server = await asyncio.start_server(proxy.serve_tcp, listen[0], listen[1])
     except OSError as exc:
-        from egress_router.errors import DataplaneError
-
         raise DataplaneError(f"--dns-listen {listen[0]}:{listen[1]}: {exc.strerror}") from exc
-    return ProxyHandle(transport)
+    return ProxyHandle(transport, server)
