@@ -39,7 +39,7 @@ KNOBS: dict[str, tuple[str, str]] = {
     "max_connections": ("EGRESS_HTTP_PROXY_MAX_CONNECTIONS", "Client connections per worker"),
     "header_timeout": ("EGRESS_HTTP_PROXY_HEADER_TIMEOUT", "Seconds to send a request head [10]"),
     "idle_timeout": ("EGRESS_HTTP_PROXY_IDLE_TIMEOUT", "Idle keep-alive seconds [60]"),
-    "io_timeout": ("EGRESS_HTTP_PROXY_IO_TIMEOUT", "Seconds without traffic in flight [300]"),
+    "io_timeout": ("EGRESS_HTTP_PROXY_IO_TIMEOUT", "Seconds without traffic in flight [900]"),
     "connect_timeout": ("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", "Resolve+connect seconds [10]"),
     "shutdown_timeout": ("EGRESS_HTTP_PROXY_SHUTDOWN_TIMEOUT", "Drain seconds on SIGTERM [20]"),
 }

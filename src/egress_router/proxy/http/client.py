@@ -53,6 +53,7 @@ class ClientProtocol(asyncio.Protocol):
         self.head_bytes = 0
         self.blocks: set[str] = set()  # reasons reading from the client is paused
         self.draining = False
+        self.client_eof = False
         self.splice: SpliceTunnel | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
@@ -102,8 +103,9 @@ class ClientProtocol(asyncio.Protocol):
         if self.phase == TUNNEL and self.upstream is not None:
             self.upstream.write_eof()
             return True
-        if self.active is not None:
-            return True
+        self.client_eof = True
+        if self.active is not None or self.queue:
+            return True  # answer what was asked, then close (see ``done``)
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -332,6 +334,9 @@ class ClientProtocol(asyncio.Protocol):
             self.upstream.close()
             self.upstream = None
         if not (ex.keep_alive and ex.request_done) or self.draining:
+            self.close()
+            return
+        if self.client_eof and not self.queue:
             self.close()
             return
         self.active = None

@@ -46,8 +46,9 @@ class ProxySettings:
     # A keep-alive client connection idle between requests is closed after this.
     idle_timeout: float = 60.0
     # An exchange or tunnel with no byte moving in either direction for this long is closed;
-    # also bounds the wait for the upstream's response head (504). squid's read_timeout is 15 min.
-    io_timeout: float = 300.0
+    # also bounds the wait for the upstream's response head (504). 15 min as squid's
+    # read_timeout: tunnels (TLS, database connections) are often quiet for minutes.
+    io_timeout: float = 900.0
     # Resolving and connecting to the upstream must finish within this (504 otherwise).
     connect_timeout: float = 10.0
     # On SIGTERM: stop accepting, let in-flight exchanges finish for at most this long.
