@@ -9,7 +9,8 @@ round runs ours, then squid, and measures from the client pod:
     wrk's p99 latency;
   * MB/s downloading a 1 MiB file over 4 keep-alive connections (wrk);
   * MB/s through CONNECT tunnels: 4 connections, each ``CONNECT 203.0.113.25:80`` then
-    back-to-back ``GET /1m.bin`` inside the tunnel (a small uvloop client, bytes only counted).
+    back-to-back ``GET /1m.bin`` inside the tunnel (a small uvloop client, bytes only counted);
+    the same client without any proxy, from the router pod, gives the ceiling of this machine.
 Medians over the rounds and our/squid ratios are printed. Bounded: rounds x 2 x 3 x seconds
 plus start-up (about 2 min with the defaults).
 
@@ -69,15 +70,19 @@ try:
 except ImportError:
     uvloop = None
 HOST, PORT, TARGET = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-CONNS, SECONDS = int(sys.argv[4]), float(sys.argv[5])
+CONNS, SECONDS, DIRECT = int(sys.argv[4]), float(sys.argv[5]), sys.argv[6] == "direct"
 REQ = f"GET /1m.bin HTTP/1.1\r\nHost: {TARGET}\r\n\r\n".encode()
 total = 0
 class Client(asyncio.Protocol):
     def __init__(self, done):
-        self.done, self.buf, self.state, self.left = done, b"", "connect", 0
+        self.done, self.buf, self.left = done, b"", 0
+        self.state = "head" if DIRECT else "connect"
     def connection_made(self, t):
         self.t = t
-        t.write(f"CONNECT {TARGET}:80 HTTP/1.1\r\nHost: {TARGET}:80\r\n\r\n".encode())
+        if DIRECT:
+            t.write(REQ)
+        else:
+            t.write(f"CONNECT {TARGET}:80 HTTP/1.1\r\nHost: {TARGET}:80\r\n\r\n".encode())
     def data_received(self, data):
         global total
         if self.state == "body":
@@ -147,10 +152,13 @@ def wrk(lab: Lab, url: str, conns: int, seconds: float) -> tuple[float, float, f
     return rps, mbps, ms
 
 
-def connect_mbps(lab: Lab, seconds: float) -> float:
-    host, port = PROXY.split(":")
-    argv = [sys.executable, "-c", CONNECT_CLIENT, host, port, WEB, "4", str(seconds)]
-    result = lab.exec("client", argv, timeout=seconds + 30)
+def connect_mbps(lab: Lab, seconds: float, direct: bool = False) -> float:
+    """Through CONNECT from the client pod, or (``direct``) from the router pod to nginx with
+    no proxy at all: the ceiling of this client and path on this machine."""
+    host, port = (WEB, "80") if direct else PROXY.split(":")
+    mode = "direct" if direct else "connect"
+    argv = [sys.executable, "-c", CONNECT_CLIENT, host, port, WEB, "4", str(seconds), mode]
+    result = lab.exec("router" if direct else "client", argv, timeout=seconds + 30)
     if result.returncode != 0:
         print("   connect client failed:", result.stderr[-400:])
         return 0.0
@@ -217,7 +225,10 @@ def main() -> int:
         Nginx(lab, "web", [f"{WEB}:80"], workers=2).start()
         # A pod always has a resolver (cluster DNS); squid stalls for a long time without one.
         DnsServer(lab, {"web.test": [WEB]}).start().use_from("router")
+        ceiling: list[float] = []
         for round_ in range(1, args.rounds + 1):
+            ceiling.append(connect_mbps(lab, args.seconds, direct=True))
+            print(f"round {round_} no proxy: router pod -> nginx {ceiling[-1]:,.1f} MB/s")
             for name in ("ours", "squid"):
                 proc = start_ours(lab, args.workers) if name == "ours" else start_squid(lab)
                 try:
@@ -232,6 +243,10 @@ def main() -> int:
     print(
         f"\nmedians over {args.rounds} rounds of {args.seconds:g}s; ours with {args.workers} "
         "worker(s), access log on; squid 1 process (as the image runs it)"
+    )
+    print(
+        f"ceiling without any proxy (router pod -> nginx, same client): "
+        f"{statistics.median(ceiling):,.1f} MB/s"
     )
     print(f"{'test':<14} {'ours':>12} {'squid':>12} {'ours/squid':>11}")
     for test in TESTS:
