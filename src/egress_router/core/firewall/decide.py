@@ -53,6 +53,12 @@ def _cidrs(flag: str, text: str) -> list[Network]:
     return out
 
 
+def _within(inner: Network, outer: Network) -> bool:
+    return inner.version == outer.version and (
+        inner.network_address in outer and inner.broadcast_address in outer
+    )
+
+
 def _host(text: str) -> str:
     return f"{text}/128" if ":" in text else f"{text}/32"
 
@@ -80,6 +86,8 @@ def parse_node(
             mapping.append((namespace, net))
     exempt = [n for v in cluster for n in _cidrs("--cluster-cidr", v)]
     exempt += [n for v in service for n in _cidrs("--service-cidr", v)]
+    # The pods' own addresses are cluster addresses too, even if --cluster-cidr is omitted.
+    exempt += [net for _, net in mapping if not any(_within(net, e) for e in exempt)]
     return NodeConfig(pods=tuple(mapping), exempt=tuple(exempt))
 
 
