@@ -96,6 +96,14 @@ def tune(lab: Lab) -> None:
         lab.sysctl(role, "net.ipv4.tcp_tw_reuse", "1")
 
 
+def fresh_state(lab: Lab) -> None:
+    """Every contender starts alike: no connection-tracking entries left by the previous one
+    (tens of thousands of TIME_WAIT entries per new-connection test otherwise pile up)."""
+    for role in ("router", "web"):
+        lab.exec(role, ["conntrack", "-F"])
+    time.sleep(0.5)
+
+
 def start_ours(lab: Lab, forwarding: str) -> procs.Background:
     env = {
         "EGRESS_DNS_PROXY_DESTINATION": f"{PORT} {NAME}\n",
@@ -160,6 +168,7 @@ def main() -> int:
         for r in range(rounds):
             order = contenders if r % 2 == 0 else tuple(reversed(contenders))
             for name in order:
+                fresh_state(lab)
                 if name == "haproxy":
                     proc = start_haproxy(lab)
                 else:
