@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from egress_router.core.router_env import RouterEnv, parse_router_env
 from egress_router.core.router_plan import (
@@ -111,3 +113,69 @@ def test_announcements_reply_then_request_for_bare_ip() -> None:
     assert (reply.request, request.request) == (False, True)
     assert reply.address == request.address == IP("198.19.123.99")
     assert str(reply) == "gratuitous ARP reply for 198.19.123.99 on macvlan0"
+
+
+# -- property: from any observed state, one plan reaches the goal and the next plan is empty ----
+
+
+ROUTES = st.sampled_from(
+    [
+        HOST,
+        DEFAULT,
+        SDN_DEFAULT,
+        ObservedRoute(None, IP("198.19.123.254"), "macvlan0"),
+        ObservedRoute(Net("198.19.123.1/32"), None, "eth0"),
+        ObservedRoute(Net("10.0.0.0/8"), IP("198.18.0.1"), "eth0"),
+    ]
+)
+ADDRESSES = st.sampled_from(["198.19.123.99/24", "198.19.123.99/32", "198.19.123.98/24"])
+
+
+def simulate(state: ObservedNetwork, ops: list[object]) -> ObservedNetwork:
+    """A model of the kernel: what each operation does, incl. the flush on the last address."""
+    addresses, routes, up, forward = (
+        list(state.macvlan_addresses),
+        list(state.routes),
+        state.macvlan_up,
+        state.ip_forward,
+    )
+    for op in ops:
+        if isinstance(op, AddAddress):
+            assert op.address not in addresses, "adding an existing address fails (EEXIST)"
+            addresses.append(op.address)
+        elif isinstance(op, DeleteAddress):
+            addresses.remove(op.address)
+            if not addresses:
+                routes = [r for r in routes if r.device != "macvlan0"]
+        elif isinstance(op, SetUp):
+            up = True
+        elif isinstance(op, AddRoute):
+            assert up or op.route.device != "macvlan0", "routes on a down link fail"
+            assert op.route not in routes, "adding an existing route fails (EEXIST)"
+            routes.append(op.route)
+        elif isinstance(op, DeleteRoute):
+            routes.remove(op.route)
+        elif isinstance(op, SetSysctl):
+            forward = op.value
+    return ObservedNetwork(up, tuple(addresses), tuple(routes), forward)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.booleans(),
+    st.lists(ADDRESSES, unique=True, max_size=3),
+    st.lists(ROUTES, unique=True, max_size=5),
+    st.sampled_from(["0", "1"]),
+    st.sampled_from(["198.19.123.99/24", "198.19.123.99"]),
+)
+def test_one_plan_reaches_the_goal_from_any_state(
+    up: bool, addresses: list[str], routes: list[ObservedRoute], forward: str, source: str
+) -> None:
+    env = router_env(source)
+    start = ObservedNetwork(up, tuple(Iface(a) for a in addresses), tuple(routes), forward)
+    end = simulate(start, list(plan_network(env, start)))
+    assert plan_network(env, end) == []
+    assert end.macvlan_addresses == (env.source.interface,)
+    defaults = [r for r in end.routes if r.is_default]
+    assert defaults == [DEFAULT]
+    assert HOST in end.routes and end.ip_forward == "1" and end.macvlan_up
