@@ -91,6 +91,8 @@ def test_udp_remote_port(shared: Lab) -> None:
     setup_router(shared, destination=f"53 udp 203.0.113.26 {UDP_ECHO_PORT}")
     status, answer, err = udp_ask(shared, ROUTER_IP, 53)
     assert (status, answer) == (0, "from 198.19.123.99"), err
+    # a port mapped only for UDP is not mapped for TCP: rejected at once
+    assert curl(shared, f"http://{ROUTER_IP}:53/", timeout=3)[0] == 7
 
 
 def test_without_fallback_unmapped_ports_are_rejected_at_once(shared: Lab) -> None:
