@@ -177,6 +177,10 @@ def test_pipelined_requests_are_answered_in_order(plab: ProxyLab) -> None:
     out = plab.raw(one + two.encode())
     assert out.count(b"HTTP/1.1 200 OK") == 2
     assert out.index(b"198.19.123.99") < out.index(b"ok\n")
+    # Many pipelined heads, each with a large field: each head is bounded on its own.
+    big = f"GET http://{WEB}/ip HTTP/1.1\r\nHost: {WEB}\r\nX-Pad: {'p' * 2000}\r\n\r\n"
+    out = plab.raw((big * 20).encode() + two.encode())
+    assert out.count(b"HTTP/1.1 200 OK") == 21
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,8 @@ class ClientProtocol(asyncio.Protocol):
         self.queue: deque[Exchange] = deque()
         self.upstream: up.UpstreamProtocol | None = None
         self.pending_bytes = 0
-        self.head_bytes = 0
+        self.head_bytes = 0  # URL and fields of the head being parsed
+        self.head_chunks = 0  # bytes received while a head is incomplete
         self.blocks: set[str] = set()  # reasons reading from the client is paused
         self.draining = False
         self.client_eof = False
@@ -93,9 +94,9 @@ class ClientProtocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self.fail(400, f"malformed request: {exc}")
         else:
-            if self.phase == HEAD:
-                self.head_bytes += len(data)
-                if self.head_bytes > self.worker.settings.max_header_bytes:
+            if self.phase == HEAD:  # an unfinished head: bound what the parser holds
+                self.head_chunks += len(data)
+                if self.head_chunks > self.worker.settings.max_header_bytes:
                     self.fail(431, "request head too large")
 
     def eof_received(self) -> bool | None:
@@ -135,10 +136,11 @@ class ClientProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.current = Exchange()
+        self.head_bytes = 0
         if self.phase == IDLE:
             self.phase = HEAD
             self.since = self.worker.now
-            self.head_bytes = 0
+            self.head_chunks = 0
 
     def on_url(self, url: bytes) -> None:
         assert self.current is not None

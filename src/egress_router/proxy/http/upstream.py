@@ -62,6 +62,9 @@ async def open_upstream(client: ClientProtocol, ex: Exchange, by_name: Decision 
                 except (socket.gaierror, UnicodeError) as exc:
                     client.reject(ex, 502, f"cannot resolve {target.host}: {exc}")
                     return
+            if not addresses:
+                client.reject(ex, 502, f"cannot resolve {target.host}: no address")
+                return
             allowed: Decision | None = None
             for address in addresses:
                 decision = worker.decide_address(address, by_name)
@@ -101,6 +104,8 @@ async def open_upstream(client: ClientProtocol, ex: Exchange, by_name: Decision 
             client.reject(ex, 502, f"cannot connect to {target.host} port {target.port}: {error}")
     except TimeoutError:
         client.reject(ex, 504, f"no connection to {target.host} port {target.port} in time")
+    except Exception as exc:  # a bug must cost one answer, never a silent hang
+        client.reject(ex, 502, f"internal error: {exc!r}")
 
 
 async def _dial(loop: asyncio.AbstractEventLoop, address: str, port: int) -> socket.socket:
