@@ -81,7 +81,6 @@ class _Side(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
-        _set_keepalive(transport)
 
     def data_received(self, data: bytes) -> None:
         peer = self.peer
@@ -126,6 +125,10 @@ class _Upstream(_Side):
     def __init__(self, client: _Downstream) -> None:
         super().__init__()
         self.peer = client
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        _set_keepalive(transport)  # accepted sockets inherit it from the listening socket
 
 
 class _Downstream(_Side):
@@ -220,6 +223,8 @@ class Listener:
                 reuse_address=True,
                 reuse_port=self.reuse_port or None,
             )
+            for sock in self.server.sockets:  # inherited by every accepted connection
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         elif not self.route.addresses and self.server is not None:
             self.server.close()  # established connections carry on; new ones are refused
             self.server = None
