@@ -17,6 +17,7 @@ import typer
 DESTINATION = "EGRESS_HTTP_PROXY_DESTINATION"
 MODE = "EGRESS_HTTP_PROXY_MODE"
 CLUSTER_INTERFACE = "EGRESS_ROUTER_CLUSTER_INTERFACE"
+MACVLAN_INTERFACE = "EGRESS_ROUTER_MACVLAN_INTERFACE"  # as `egress-router setup` names it
 
 # flag name -> (variable, help)
 KNOBS: dict[str, tuple[str, str]] = {
@@ -56,6 +57,24 @@ def _listen_addresses(interface: str) -> tuple[str, ...]:
     if not found:
         raise VariableError(CLUSTER_INTERFACE, "the interface has no address yet", text=interface)
     return found
+
+
+def _refuse_reserved(listen: tuple[str, ...], variable: str, macvlan: str) -> None:
+    """Never listen on the reserved external address: that made the reference an open proxy."""
+    from egress_router.dataplane.netlink import Netlink
+    from egress_router.errors import VariableError
+
+    with Netlink() as nl:
+        if nl.link(macvlan) is None:
+            return
+        reserved = {str(a.ip) for a in nl.addresses(macvlan)}
+    for address in listen:
+        if address in reserved:
+            raise VariableError(
+                variable,
+                f"refusing to listen on the reserved external address of {macvlan}",
+                text=address,
+            )
 
 
 def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> Any:
@@ -106,7 +125,9 @@ def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> A
     if text is not None:
         listen = s.parse_listen(text, variable)
     else:
-        listen = _listen_addresses(value("cluster_interface")[1] or "eth0")
+        variable, interface = value("cluster_interface")
+        listen = _listen_addresses(interface or "eth0")
+    _refuse_reserved(listen, variable, env.get(MACVLAN_INTERFACE) or "macvlan0")
     return s.ProxySettings(rules=rules, listen=listen, **options)
 
 

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from egress_router.lab.topology import ADDR
+from tests.conftest import cli
 from tests.proxy.http.conftest import ORIGIN, ROUTER_IP, WEB, ProxyLab
 
 pytestmark = pytest.mark.lab
@@ -109,6 +110,17 @@ def test_listens_on_the_cluster_side_only(plab: ProxyLab) -> None:
     assert f"{ROUTER_IP}:8080" in listening
     assert "0.0.0.0:8080" not in listening and "*:8080" not in listening
     assert f"{ADDR.egress_source}:8080" not in listening
+
+
+def test_refuses_to_listen_on_the_reserved_address(plab: ProxyLab) -> None:
+    for env in (
+        {"EGRESS_HTTP_PROXY_LISTEN_ADDRESS": str(ADDR.egress_source)},
+        {"EGRESS_ROUTER_CLUSTER_INTERFACE": "macvlan0"},
+    ):
+        result = cli("http-proxy", env={"EGRESS_HTTP_PROXY_DESTINATION": "*", **env},
+                     namespace=plab.lab.ns("router"))  # fmt: skip
+        assert result.returncode == 1
+        assert "refusing to listen on the reserved external address of macvlan0" in result.stderr
 
 
 # -- HTTP/1.1 relay --------------------------------------------------------------------------
