@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import signal
 import subprocess
 import sys
@@ -340,3 +341,22 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(plab: ProxyLab) -> None:
         if slow.poll() is None:
             slow.kill()
             slow.wait()
+
+
+def test_garbage_never_hurts_the_proxy(plab: ProxyLab) -> None:
+    rng = random.Random(7)
+    for _ in range(25):
+        blob = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
+        plab.raw(blob, timeout=1.0)
+    plab.raw(b"GET http://203.0.113.25/ HTTP/1.1\r\nHost: x\r\n", timeout=0.5)  # cut mid-head
+    plab.raw(b"CONNECT web.test:443 HTTP/1.1\r\n\r\n\x16\x03\x01", timeout=0.5)  # cut mid-tunnel
+    assert plab.curl(f"http://{WEB}/ip").stdout.strip() == str(ADDR.egress_source)
+
+
+def test_no_internal_error_was_logged(plab: ProxyLab) -> None:
+    """Last in this module: nothing any test did made a proxy log a traceback."""
+    time.sleep(1.2)
+    for port, proc in plab.proxies.items():
+        output = proc.output()
+        for marker in ("Traceback", "Exception in callback", "exception was never retrieved"):
+            assert marker not in output, f"proxy on {port}: {output[-3000:]}"
