@@ -1,16 +1,18 @@
 """Benchmark: our DNS proxy (kernel path and relay path) against haproxy as the reference image
 configures it, on one lab, the same port, alternately.
 
-    .venv/bin/python bench/dns_proxy.py [--rounds 5] [--seconds 3]
+    .venv/bin/python bench/dns_proxy.py [--rounds 4] [--seconds 3]
 
-Each round runs every contender in turn (ours-kernel, ours-relay, haproxy) on router port 80,
+Each round runs each test for every contender in turn, restarting the contender for each test
+(ours-kernel, ours-relay, haproxy; who goes first rotates) on router port 80,
 forwarding to ``bench.example:80`` (dnsmasq answers 203.0.113.25, where nginx serves), and
 measures from the client pod with wrk:
   * requests/s, a new connection per request (``-H "Connection: close"``, small file);
   * requests/s over keep-alive connections (small file);
   * MiB/s downloading a 1 MiB file over keep-alive.
-Medians over the rounds are printed with ratios to haproxy. Bounded: about
-rounds x 3 contenders x (3 tests x seconds + ~3 s start/stop): ~3 min with the defaults.
+Medians over the rounds are printed with ratios to haproxy (ratio of medians, and the median
+of the per-round paired ratios). Bounded: rounds x 3 tests x 3 contenders x (seconds + ~2 s
+start/stop): about 3 min with the defaults.
 
 haproxy's configuration is generated as egress-dns-proxy.sh generates it (global, defaults,
 ``resolvers dns-resolver`` from the pod's resolv.conf, one frontend/backend pair per line with
@@ -143,55 +145,66 @@ def wrk(lab: Lab, args: list[str], seconds: int) -> tuple[float, float]:
     return float(rps.group(1)), float(tps.group(1)) * scale.get(tps.group(2), 1.0)
 
 
-def measure(lab: Lab, seconds: int) -> dict[str, float]:
-    new_rps, _ = wrk(lab, ["-c32", "-H", "Connection: close", f"{URL}/small.txt"], seconds)
-    time.sleep(0.5)
-    ka_rps, _ = wrk(lab, ["-c32", f"{URL}/small.txt"], seconds)
-    _, mbps = wrk(lab, ["-c8", f"{URL}/1m.bin"], seconds)
-    return {TESTS[0]: new_rps, TESTS[1]: ka_rps, TESTS[2]: mbps}
+def measure(lab: Lab, test: str, seconds: int) -> float:
+    if test == TESTS[0]:
+        return wrk(lab, ["-c32", "-H", "Connection: close", f"{URL}/small.txt"], seconds)[0]
+    if test == TESTS[1]:
+        return wrk(lab, ["-c32", f"{URL}/small.txt"], seconds)[0]
+    return wrk(lab, ["-c8", f"{URL}/1m.bin"], seconds)[1]
+
+
+def start(lab: Lab, name: str) -> procs.Background:
+    fresh_state(lab)
+    return start_haproxy(lab) if name == "haproxy" else start_ours(lab, name.removeprefix("ours-"))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=3)
     args = parser.parse_args()
     rounds = max(1, min(args.rounds, 7))
     seconds = max(1, min(args.seconds, 8))
     contenders = ("ours-kernel", "ours-relay", "haproxy")
-    results: dict[str, list[dict[str, float]]] = {c: [] for c in contenders}
+    # results[contender][test] = one figure per round
+    results = {c: {t: [] for t in TESTS} for c in contenders}  # type: dict[str, dict[str, list[float]]]
     with Lab() as lab:
         setup_router(lab)
         tune(lab)
         DnsServer(lab, {NAME: [str(ADDR.server_ip)]}, ttl=30).start().use_from("router")
         Nginx(lab, "web", [f"{ADDR.server_ip}:{PORT}"], workers=2).start()
+        slot = 0
         for r in range(rounds):
-            order = contenders if r % 2 == 0 else tuple(reversed(contenders))
-            for name in order:
-                fresh_state(lab)
-                if name == "haproxy":
-                    proc = start_haproxy(lab)
-                else:
-                    proc = start_ours(lab, name.removeprefix("ours-"))
-                try:
-                    figures = measure(lab, seconds)
-                finally:
-                    proc.stop()
-                results[name].append(figures)
-                shown = "  ".join(f"{k} {v:>9,.0f}" for k, v in figures.items())
-                print(f"round {r + 1} {name:<12} {shown}", flush=True)
-                time.sleep(1)
+            for test in TESTS:
+                # Rotate who goes first, so no contender always follows the same one.
+                order = contenders[slot % 3 :] + contenders[: slot % 3]
+                slot += 1
+                shown = []
+                for name in order:
+                    proc = start(lab, name)
+                    try:
+                        figure = measure(lab, test, seconds)
+                    finally:
+                        proc.stop()
+                    results[name][test].append(figure)
+                    shown.append(f"{name} {figure:>9,.0f}")
+                print(f"round {r + 1} {test:<17} " + "   ".join(shown), flush=True)
     print()
     print(f"medians over {rounds} rounds, {seconds}s per test (wrk -t2 from the client pod)")
-    print(f"{'':<12}" + "".join(f"{t:>20}" for t in TESTS))
-    med = {c: {t: statistics.median(x[t] for x in results[c]) for t in TESTS} for c in contenders}
+    print(f"{'':<22}" + "".join(f"{t:>20}" for t in TESTS))
+    med = {c: {t: statistics.median(results[c][t]) for t in TESTS} for c in contenders}
     for c in contenders:
-        print(f"{c:<12}" + "".join(f"{med[c][t]:>20,.0f}" for t in TESTS))
+        print(f"{c:<22}" + "".join(f"{med[c][t]:>20,.0f}" for t in TESTS))
     for c in contenders[:2]:
-        print(
-            f"{c + '/haproxy':<12}"
-            + "".join(f"{med[c][t] / med['haproxy'][t]:>19.2f}x" for t in TESTS)
-        )
+        ratios = [med[c][t] / med["haproxy"][t] for t in TESTS]
+        print(f"{c + '/haproxy':<22}" + "".join(f"{x:>19.2f}x" for x in ratios))
+        paired = [
+            statistics.median(
+                a / b for a, b in zip(results[c][t], results["haproxy"][t], strict=True)
+            )
+            for t in TESTS
+        ]
+        print(f"{'  (median paired ratio)':<22}" + "".join(f"{x:>19.2f}x" for x in paired))
     return 0
 
 
