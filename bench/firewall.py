@@ -138,6 +138,18 @@ def linear_commands(rules: list[dict]) -> list[dict]:
     return cmds
 
 
+def ours_commands(path: Path) -> list[dict]:
+    """Exactly what ``firewall apply --pods bench=CLIENT PATH`` sends to the kernel."""
+    from egress_router.core.firewall.decide import parse_node
+    from egress_router.core.firewall.plan import compile_plan
+    from egress_router.core.firewall.render import FAMILY, TABLE, build
+    from egress_router.dataplane import nftables
+    from egress_router.firewall.agent import load_policies
+
+    plan = compile_plan(load_policies([path], None), parse_node([f"bench={CLIENT}"]))
+    return build(plan, {}, nftables.replace_table_commands(FAMILY, TABLE))
+
+
 def nft_apply(lab: Lab, cmds: list[dict]) -> None:
     lab.nft("node", cmds)
 
@@ -252,7 +264,7 @@ def race(lab: Lab, tmp: Path, proxy: bool, count: int) -> tuple[int, int, int]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=2, help="per connection-rate run")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--proxy-connections", type=int, default=1000)
     parser.add_argument("--poll-connections", type=int, default=400)
     opts = parser.parse_args()
@@ -302,11 +314,15 @@ def main() -> int:
         )
 
         # -- 1. connection rate -------------------------------------------------------------
+        # Switching variants must be quick so that many short interleaved rounds fit: the
+        # tables are the exact commands ``firewall apply`` sends, built once here.
+        ours10, ours8000 = ours_commands(ten), ours_commands(big)
+        linear = linear_commands(big_rules)
         variants = {
             "no policy": lambda: clear(lab),
-            "ours 10 rules": lambda: (clear(lab), fw(lab, "apply", pods, str(ten))),
-            "ours 8000 rules": lambda: (clear(lab), fw(lab, "apply", pods, str(big))),
-            "linear 8000 rules": lambda: (clear(lab), nft_apply(lab, linear_commands(big_rules))),
+            "ours 10 rules": lambda: (clear(lab), nft_apply(lab, ours10)),
+            "ours 8000 rules": lambda: (clear(lab), nft_apply(lab, ours8000)),
+            "linear 8000 rules": lambda: (clear(lab), nft_apply(lab, linear)),
         }
         rates: dict[str, list[float]] = {k: [] for k in variants}
         ratios: dict[str, list[float]] = {k: [] for k in variants}
