@@ -52,20 +52,26 @@ def curl(lab: Lab, url: str, role: str = "client", timeout: float = 3.0) -> tupl
     return proc.returncode, proc.stdout.strip(), proc.stderr.strip()
 
 
+UDP_ECHO = """
+import socket, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    data, peer = sock.recvfrom(2048)
+    sock.sendto(f"from {peer[0]}\\n".encode(), peer)
+"""
+
+
 def udp_echo(lab: Lab, address: str, port: int) -> None:
     """A UDP server on the web host answering every datagram with the sender's address."""
     lab.spawn(
         "web",
-        [
-            "socat",
-            f"UDP4-RECVFROM:{port},bind={address},fork",
-            "SYSTEM:echo from $SOCAT_PEERADDR",
-        ],
+        ["python3", "-c", UDP_ECHO, address, str(port)],
         name=f"udp-echo-{address}-{port}",
     )
 
 
-def udp_ask(lab: Lab, host: str, port: int, timeout: float = 2.0) -> tuple[int, str, str]:
+def udp_ask(lab: Lab, host: str, port: int, timeout: float = 3.0) -> tuple[int, str, str]:
     """Send one datagram from the client and return (status, answer, stderr)."""
     proc = lab.exec(
         "client",
