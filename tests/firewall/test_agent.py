@@ -20,6 +20,7 @@ from .helpers import (
     allow_name,
     deny,
     eventually,
+    fw,
     policy,
     reach,
     ruleset,
@@ -122,3 +123,20 @@ def test_reload_on_sighup_and_file_change_and_rules_survive_the_agent(fwlab, tmp
     assert second.stop(signal.SIGTERM) == 0
     assert "stopped; the rules stay in the kernel" in second.output()
     assert not reach(lab, "client", WEB[2])
+
+
+def test_run_refuses_bad_start_without_touching_the_kernel(fwlab, tmp_path):
+    lab = fwlab
+    DnsServer(lab, {"app.example.test": [WEB[0]]}).start()  # holds 198.18.0.1:53
+    before = ruleset(lab)
+    bad = policy(tmp_path / "bad.json", [{"type": "AllowX", "to": {"cidrSelector": "1.2.3.0/24"}}])
+    out = fw(lab, "run", *PODS, str(bad))
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [
+        f"egress-router: {bad}, namespace myproj, rule 1, type: must be Allow or Deny, got 'AllowX'"
+    ]
+    good = policy(tmp_path / "good.json", [deny("0.0.0.0/0")])
+    out = fw(lab, "run", *PODS, "--dns-listen=198.18.0.1", str(good))
+    assert out.returncode == 2
+    assert out.stderr.strip().endswith("--dns-listen 198.18.0.1:53: Address already in use")
+    assert ruleset(lab) == before

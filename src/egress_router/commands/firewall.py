@@ -141,7 +141,7 @@ def run(
     import asyncio
 
     from egress_router.core.firewall.dnsrules import DnsSettings
-    from egress_router.firewall.agent import Agent, AgentConfig, log, summary
+    from egress_router.firewall.agent import Agent, AgentConfig
 
     if not 0 < ttl_floor <= ttl_ceiling or retry_first <= 0 or retry_max < retry_first:
         raise VariableError(
@@ -164,8 +164,6 @@ def run(
         watch_interval=watch_interval,
     )
     agent = Agent(config)
-    agent.apply()
-    log(f"applied: {summary(agent)}")
     try:
         import uvloop
 

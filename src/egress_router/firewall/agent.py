@@ -264,14 +264,23 @@ class Agent:
             for name in wanted - set(pollers):
                 pollers[name] = asyncio.create_task(self._poll(name, resolver))
 
-        sync_pollers()
-        tasks = [asyncio.create_task(self._watch(reload))]
         proxy = None
         if self.config.dns_listen is not None:
             from egress_router.firewall.dnsproxy import start_proxy
 
+            # Bind first, so a busy or missing address fails before the kernel is changed.
             proxy = await start_proxy(self, self.config.dns_listen, self._upstream())
+        try:
+            self.apply()  # blocking on purpose: no query is answered before the rules exist
+        except BaseException:
+            if proxy is not None:
+                proxy.close()
+            raise
+        log(f"applied: {summary(self)}")
+        if self.config.dns_listen is not None:
             log(f"DNS proxy listening on {self.config.dns_listen[0]}:{self.config.dns_listen[1]}")
+        sync_pollers()
+        tasks = [asyncio.create_task(self._watch(reload))]
         log("running")
         try:
             while not stop.is_set():

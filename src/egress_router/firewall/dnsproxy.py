@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -181,11 +183,21 @@ async def start_proxy(
 ) -> ProxyHandle:
     """Listen on ``listen`` (address, port) and forward to ``upstream``."""
     loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in listen[0] else socket.AF_INET
+    udp = socket.socket(family, socket.SOCK_DGRAM)
+    tcp = socket.socket(family, socket.SOCK_STREAM)
     try:
-        transport, proxy = await loop.create_datagram_endpoint(
-            lambda: DnsProxy(agent, upstream), local_addr=listen
-        )
-        server = await asyncio.start_server(proxy.serve_tcp, listen[0], listen[1])
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        udp.bind(listen)
+        tcp.bind(listen)
+        tcp.listen(128)
     except OSError as exc:
-        raise DataplaneError(f"--dns-listen {listen[0]}:{listen[1]}: {exc.strerror}") from exc
+        udp.close()
+        tcp.close()
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise DataplaneError(f"--dns-listen {listen[0]}:{listen[1]}: {reason}") from exc
+    transport, proxy = await loop.create_datagram_endpoint(
+        lambda: DnsProxy(agent, upstream), sock=udp
+    )
+    server = await asyncio.start_server(proxy.serve_tcp, sock=tcp)
     return ProxyHandle(transport, server)
