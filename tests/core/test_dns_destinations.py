@@ -207,3 +207,29 @@ def test_plan_text() -> None:
     assert "forwarding=kernel" in text and "debug=on" in text
     assert "line 3: port 100 -> example.com:100 (name, resolved at run time)" in text
     assert "line 4: port 8080 -> 203.0.113.26:80 (address)" in text
+
+
+_KEYS = st.sampled_from(
+    [
+        VAR,
+        "EGRESS_DNS_PROXY_DEBUG",
+        "EGRESS_DNS_PROXY_MODE",
+        "EGRESS_DNS_PROXY_FORWARDING",
+        "EGRESS_DNS_PROXY_TTL_MIN",
+        "EGRESS_DNS_PROXY_TTL_MAX",
+        "EGRESS_DNS_PROXY_RELAY_WORKERS",
+        "EGRESS_ROUTER_CLUSTER_INTERFACE",
+        "EGRESS_ROUTER_EGRESS_INTERFACE",
+    ]
+)
+
+
+@given(st.dictionaries(_KEYS, st.text(max_size=30)))
+def test_any_environment_parses_or_raises_variable_error(env: dict[str, str]) -> None:
+    try:
+        settings = parse_settings(env)
+    except VariableError as exc:
+        assert "\n" not in exc.one_line()
+    else:
+        assert 1 <= settings.ttl_min_s <= settings.ttl_max_s
+        assert settings.cluster_interface != settings.egress_interface
