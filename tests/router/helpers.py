@@ -71,12 +71,24 @@ def udp_echo(lab: Lab, address: str, port: int) -> None:
     )
 
 
+UDP_ASK = """
+import socket, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.settimeout(float(sys.argv[3]))
+sock.connect((sys.argv[1], int(sys.argv[2])))
+sock.send(b"ping")
+try:
+    print(sock.recv(2048).decode().strip())
+except ConnectionRefusedError:
+    sys.exit("refused")
+except TimeoutError:
+    sys.exit("timeout")
+"""
+
+
 def udp_ask(lab: Lab, host: str, port: int, timeout: float = 3.0) -> tuple[int, str, str]:
-    """Send one datagram from the client and return (status, answer, stderr)."""
+    """Send one datagram from the client; (status, answer, stderr: 'refused' or 'timeout')."""
     proc = lab.exec(
-        "client",
-        ["socat", f"-T{timeout}", f"-t{timeout}", "-", f"UDP4:{host}:{port}"],
-        input="ping\n",
-        timeout=timeout + 5,
+        "client", ["python3", "-c", UDP_ASK, host, str(port), str(timeout)], timeout=timeout + 5
     )
     return proc.returncode, proc.stdout.strip(), proc.stderr.strip()
