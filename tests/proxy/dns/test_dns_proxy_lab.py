@@ -214,3 +214,17 @@ def test_bad_input_applies_nothing(net: Lab) -> None:
     assert result.returncode == 1
     assert "line 2: Bad destination '81 bad_name.example'" in result.stderr
     assert "egress_dns_proxy" not in net.exec("router", ["nft", "list", "tables"]).stdout
+
+
+@pytest.mark.parametrize("forwarding", PATHS)
+def test_name_removed_refuses_then_returns(net: Lab, forwarding: str) -> None:
+    dns = DnsServer(net, {"gone.example": [S25]}, ttl=1, local_domains=["example"]).start()
+    dns.use_from("router")
+    web(net, S25)
+    proxy = start_proxy(net, "80 gone.example\n", forwarding=forwarding, debug=False)
+    assert curl(net, 80).returncode == 0
+    dns.set_records({})  # NXDOMAIN from now on
+    assert eventually(lambda: curl(net, 80, timeout=2).returncode == 7, 10), proxy.output()
+    assert "gone.example has no IPv4 address" in proxy.output()
+    dns.set_records({"gone.example": [S25]})
+    assert eventually(lambda: curl(net, 80, timeout=2).returncode == 0, 10), proxy.output()
