@@ -2,9 +2,8 @@
 
 Owns: reading policy files, validating everything before touching the kernel, replacing our
 table in one checked transaction (``apply``), the learned DNS addresses (per namespace and
-dnsName pattern, each with its expiry) and writing them to the sets, and the ``run`` loop:
-one polling task per name (TTL with floor and ceiling, failures retried with bounded back-off,
-last good addresses kept), reload on policy-file change or SIGHUP, the optional DNS proxy.
+dnsName pattern, each with its expiry) and writing them to the sets, adopting the sets a
+previous agent left. The run loop (polling, reloads, signals) is in ``firewall.loop``.
 Must not: build nft JSON itself (``core.firewall.render``) or decide verdicts.
 
 Failure semantics: a policy that does not validate, or a ruleset the kernel refuses, changes
@@ -15,8 +14,6 @@ their TTL plus grace, as they would have without the agent refreshing them.
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
 import threading
 import time
@@ -31,8 +28,7 @@ from egress_router.core.firewall.plan import Plan, compile_plan
 from egress_router.core.firewall.policy import Policy, index_by_namespace, parse_text
 from egress_router.core.firewall.render import FAMILY, TABLE, build, learn_commands
 from egress_router.dataplane import nftables
-from egress_router.errors import ConfigError, EgressRouterError, PolicyError, ResolveError
-from egress_router.firewall.resolver import Resolver
+from egress_router.errors import EgressRouterError, PolicyError
 
 MAX_ADDRESSES_PER_NAME = 1000  # per namespace and name, as Cilium's default cap
 
@@ -187,126 +183,11 @@ class Agent:
             if r.dns_name and not r.dns_name.startswith("*.")
         }
 
-    # -- the run loop ---------------------------------------------------------------------------
-
-    async def _poll(self, name: str, resolver: Resolver) -> None:
-        settings = self.config.dns
-        failures = 0
-        while True:
-            try:
-                addrs, ttl = await resolver.lookup(name)
-            except ResolveError as exc:
-                failures += 1
-                delay = settings.retry_after(failures)
-                if failures == 1:
-                    log(f"{exc}; retrying, last good addresses kept")
-                good = self.last_good.get(name)
-                if good:
-                    keep = [(a, delay + settings.grace) for a in good[0]]
-                    await self._safe_learn(name, keep)
-            else:
-                if failures:
-                    log(f"{name} resolves again after {failures} failed lookups")
-                failures = 0
-                self.last_good[name] = (addrs, ttl)
-                delay = settings.refresh_after(ttl)
-                await self._safe_learn(name, [(a, settings.lifetime(ttl)) for a in addrs])
-            await asyncio.sleep(delay)
-
-    async def _safe_learn(self, name: str, addrs: list[tuple[Address, float]]) -> None:
-        try:
-            await asyncio.to_thread(self.learn_everywhere, name, addrs)
-        except EgressRouterError as exc:
-            log(f"cannot update the addresses of {name}: {exc.one_line()}")
-
-    def _signature(self) -> list[tuple[int, int, int] | None]:
-        sig: list[tuple[int, int, int] | None] = []
-        for path in self.config.files:
-            try:
-                st = path.stat()
-                sig.append((st.st_mtime_ns, st.st_size, st.st_ino))
-            except OSError:
-                sig.append(None)
-        return sig
-
-    async def _watch(self, reload: asyncio.Event) -> None:
-        last = self._signature()
-        while True:
-            await asyncio.sleep(self.config.watch_interval)
-            now = self._signature()
-            if now != last:
-                last = now
-                reload.set()
-
-    def _reload(self) -> bool:
-        try:
-            plan = self.apply()
-        except (ConfigError, EgressRouterError) as exc:
-            log(f"reload failed, previous rules stay in force: {exc.one_line()}")
-            return False
-        log(f"reloaded: {_summary(plan, self.policies)}")
-        return True
-
     async def run(self) -> None:
-        """Serve until SIGTERM/SIGINT; the kernel keeps the rules when we stop."""
-        loop = asyncio.get_running_loop()
-        stop, reload = asyncio.Event(), asyncio.Event()
-        loop.add_signal_handler(signal.SIGHUP, reload.set)
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        resolver = Resolver(self.config.upstream)
-        pollers: dict[str, asyncio.Task[None]] = {}
+        """Serve until SIGTERM/SIGINT (see ``firewall.loop``)."""
+        from egress_router.firewall.loop import run
 
-        def sync_pollers() -> None:
-            wanted = self.polled_names()
-            for name in set(pollers) - wanted:
-                pollers.pop(name).cancel()
-            for name in wanted - set(pollers):
-                pollers[name] = asyncio.create_task(self._poll(name, resolver))
-
-        proxy = None
-        if self.config.dns_listen is not None:
-            from egress_router.firewall.dnsproxy import start_proxy
-
-            # Bind first, so a busy or missing address fails before the kernel is changed.
-            proxy = await start_proxy(self, self.config.dns_listen, self._upstream())
-        try:
-            self.apply()  # blocking on purpose: no query is answered before the rules exist
-        except BaseException:
-            if proxy is not None:
-                proxy.close()
-            raise
-        log(f"applied: {summary(self)}")
-        if self.config.dns_listen is not None:
-            log(f"DNS proxy listening on {self.config.dns_listen[0]}:{self.config.dns_listen[1]}")
-        sync_pollers()
-        tasks = [asyncio.create_task(self._watch(reload))]
-        log("running")
-        try:
-            while not stop.is_set():
-                waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(reload.wait())]
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-                for w in waiters:
-                    w.cancel()
-                if reload.is_set() and not stop.is_set():
-                    reload.clear()
-                    if await asyncio.to_thread(self._reload):
-                        sync_pollers()
-        finally:
-            if proxy is not None:
-                proxy.close()
-            for task in [*tasks, *pollers.values()]:
-                task.cancel()
-            log("stopped; the rules stay in the kernel")
-
-    def _upstream(self) -> tuple[str, int]:
-        if self.config.upstream:
-            return self.config.upstream[0]
-        for line in Path("/etc/resolv.conf").read_text().splitlines():
-            fields = line.split()
-            if len(fields) >= 2 and fields[0] == "nameserver":
-                return fields[1], 53
-        raise ConfigError("--dns-upstream: no nameserver in /etc/resolv.conf; give one")
+        await run(self)
 
 
 def _summary(plan: Plan, policies: dict[str, Policy]) -> str:

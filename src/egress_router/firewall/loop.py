@@ -1,0 +1,145 @@
+"""The agent's run loop: DNS polling tasks, policy-file watching, signals, the DNS proxy.
+
+Owns: one polling task per name (TTL with floor and ceiling, failures retried with bounded
+back-off, last good addresses kept), reloading on a policy-file change or SIGHUP (a failed
+reload logs one line and keeps the previous rules), starting the DNS proxy before the first
+apply, and stopping on SIGTERM/SIGINT with the rules left in the kernel.
+Must not: build rulesets or write the kernel itself (``agent.Agent`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from egress_router.core.firewall.decide import Address
+from egress_router.errors import ConfigError, EgressRouterError, ResolveError
+from egress_router.firewall.agent import Agent, log, summary
+from egress_router.firewall.resolver import Resolver
+
+
+async def _poll(agent: Agent, name: str, resolver: Resolver) -> None:
+    settings = agent.config.dns
+    failures = 0
+    while True:
+        try:
+            addrs, ttl = await resolver.lookup(name)
+        except ResolveError as exc:
+            failures += 1
+            delay = settings.retry_after(failures)
+            if failures == 1:
+                log(f"{exc}; retrying, last good addresses kept")
+            good = agent.last_good.get(name)
+            if good:
+                keep = [(a, delay + settings.grace) for a in good[0]]
+                await _safe_learn(agent, name, keep)
+        else:
+            if failures:
+                log(f"{name} resolves again after {failures} failed lookups")
+            failures = 0
+            agent.last_good[name] = (addrs, ttl)
+            delay = settings.refresh_after(ttl)
+            await _safe_learn(agent, name, [(a, settings.lifetime(ttl)) for a in addrs])
+        await asyncio.sleep(delay)
+
+
+async def _safe_learn(agent: Agent, name: str, addrs: list[tuple[Address, float]]) -> None:
+    try:
+        await asyncio.to_thread(agent.learn_everywhere, name, addrs)
+    except EgressRouterError as exc:
+        log(f"cannot update the addresses of {name}: {exc.one_line()}")
+
+
+def _signature(agent: Agent) -> list[tuple[int, int, int] | None]:
+    sig: list[tuple[int, int, int] | None] = []
+    for path in agent.config.files:
+        try:
+            st = path.stat()
+            sig.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            sig.append(None)
+    return sig
+
+
+async def _watch(agent: Agent, reload: asyncio.Event) -> None:
+    last = _signature(agent)
+    while True:
+        await asyncio.sleep(agent.config.watch_interval)
+        now = _signature(agent)
+        if now != last:
+            last = now
+            reload.set()
+
+
+def _reload(agent: Agent) -> bool:
+    try:
+        agent.apply()
+    except (ConfigError, EgressRouterError) as exc:
+        log(f"reload failed, previous rules stay in force: {exc.one_line()}")
+        return False
+    log(f"reloaded: {summary(agent)}")
+    return True
+
+
+async def run(agent: Agent) -> None:
+    """Serve until SIGTERM/SIGINT; the kernel keeps the rules when we stop."""
+    loop = asyncio.get_running_loop()
+    stop, reload = asyncio.Event(), asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, reload.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    resolver = Resolver(agent.config.upstream)
+    pollers: dict[str, asyncio.Task[None]] = {}
+
+    def sync_pollers() -> None:
+        wanted = agent.polled_names()
+        for name in set(pollers) - wanted:
+            pollers.pop(name).cancel()
+        for name in wanted - set(pollers):
+            pollers[name] = asyncio.create_task(_poll(agent, name, resolver))
+
+    proxy = None
+    if agent.config.dns_listen is not None:
+        from egress_router.firewall.dnsproxy import start_proxy
+
+        # Bind first, so a busy or missing address fails before the kernel is changed.
+        proxy = await start_proxy(agent, agent.config.dns_listen, _upstream(agent))
+    try:
+        agent.apply()  # blocking on purpose: no query is answered before the rules exist
+    except BaseException:
+        if proxy is not None:
+            proxy.close()
+        raise
+    log(f"applied: {summary(agent)}")
+    if agent.config.dns_listen is not None:
+        log(f"DNS proxy listening on {agent.config.dns_listen[0]}:{agent.config.dns_listen[1]}")
+    sync_pollers()
+    tasks = [asyncio.create_task(_watch(agent, reload))]
+    log("running")
+    try:
+        while not stop.is_set():
+            waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(reload.wait())]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+            if reload.is_set() and not stop.is_set():
+                reload.clear()
+                if await asyncio.to_thread(_reload, agent):
+                    sync_pollers()
+    finally:
+        if proxy is not None:
+            proxy.close()
+        for task in [*tasks, *pollers.values()]:
+            task.cancel()
+        log("stopped; the rules stay in the kernel")
+
+
+def _upstream(agent: Agent) -> tuple[str, int]:
+    if agent.config.upstream:
+        return agent.config.upstream[0]
+    for line in Path("/etc/resolv.conf").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            return fields[1], 53
+    raise ConfigError("--dns-upstream: no nameserver in /etc/resolv.conf; give one")
