@@ -194,3 +194,25 @@ def test_8000_rules_apply_and_last_rule_decides(fwlab, tmp_path):
             "node", ["nft", "-j", "list", "chain", "inet", "egress_firewall", "ns_myproj"]
         ).stdout
     )
+
+
+def test_ports_rules_keep_their_order(fwlab, tmp_path):
+    lab = fwlab
+    rules = [
+        {
+            "type": "Allow",
+            "to": {"cidrSelector": f"{WEB[0]}/32"},
+            "ports": [{"protocol": "TCP", "port": 80}],
+        },
+        deny("203.0.113.0/24"),
+    ]
+    path = policy(tmp_path / "ports.json", rules)
+    assert fw(lab, "apply", f"--pods=myproj={CLIENT}", str(path)).returncode == 0
+    assert reach(lab, "client", WEB[0])  # tcp/80: rule 1
+    probe = (
+        "import errno, socket\ns = socket.socket(); s.settimeout(2)\n"
+        f"print(errno.errorcode[s.connect_ex(('{WEB[0]}', 81))])"
+    )
+    # rule 2 rejects (ICMP admin-prohibited), rather than the server refusing port 81
+    assert lab.exec("client", ["python3", "-c", probe]).stdout.strip() == "EHOSTUNREACH"
+    assert not reach(lab, "client", WEB[1])
