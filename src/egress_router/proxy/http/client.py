@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from egress_router.errors import ProtocolError
+from egress_router.proxy.http import dial
 from egress_router.proxy.http import upstream as up
 from egress_router.proxy.http.exchange import Exchange
 from egress_router.proxy.http.messages import (
@@ -224,7 +225,7 @@ class ClientProtocol(asyncio.Protocol):
         if reuse is not None:
             reuse.close()
             self.upstream = None
-        self.worker.spawn(up.open_upstream(self, ex, by_name))
+        self.worker.spawn(dial.open_upstream(self, ex, by_name))
 
     def attached(self, upstream: up.UpstreamProtocol, ex: Exchange) -> None:
         """The upstream is connected and policy-checked: send what we hold."""

@@ -1,23 +1,19 @@
-"""The upstream side of the proxy: resolving, checking every address, connecting, relaying.
+"""The upstream side of the proxy: one asyncio Protocol per upstream connection.
 
-Owns: resolving a name through the pod's resolver, applying the address-level policy to EVERY
-address before connecting (only checked addresses are dialled), the connect/resolve timeout
-(504) and failures (502), parsing responses (httptools) and rewriting their heads, streaming
-bodies back (re-chunked when the length is unknown), 1xx, HEAD, and the byte tunnel.
-Must not: parse requests or talk to the client except through ``ClientProtocol``.
+Owns: parsing responses (httptools) and rewriting their heads, streaming bodies back to the
+client (re-chunked when the length is unknown), 1xx, HEAD/204/304, reuse of the connection
+for the client's next request, and the user-space tunnel used where splice is unavailable.
+Must not: resolve, check policy or connect (``dial`` does), or parse requests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from egress_router.core.http_rules import Decision
 from egress_router.errors import ProtocolError
-from egress_router.proxy.http import splice
 from egress_router.proxy.http.exchange import Exchange
 from egress_router.proxy.http.messages import (
     Headers,
@@ -31,95 +27,6 @@ if TYPE_CHECKING:
     from egress_router.proxy.http.client import ClientProtocol
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS"})
-
-
-async def resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[str]:
-    """Every address of ``host`` (IPv4 first, as the reference preferred), deduplicated."""
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    seen: dict[str, int] = {}
-    for family, _, _, _, sockaddr in infos:
-        seen.setdefault(str(sockaddr[0]), 0 if family == socket.AF_INET else 1)
-    return sorted(seen, key=lambda a: seen[a])
-
-
-def _name(decision: Decision) -> str:
-    return decision.rule.describe() if decision.rule.number else decision.rule.text
-
-
-async def open_upstream(client: ClientProtocol, ex: Exchange, by_name: Decision | None) -> None:
-    """Resolve, check, connect; hands the connected protocol to ``client.attached``."""
-    worker = client.worker
-    target = ex.target
-    assert target is not None
-    loop = worker.loop
-    try:
-        async with asyncio.timeout(worker.settings.connect_timeout):
-            if target.is_address:
-                addresses = [target.host]
-            else:
-                try:
-                    addresses = await resolve(loop, target.host, target.port)
-                except (socket.gaierror, UnicodeError) as exc:
-                    client.reject(ex, 502, f"cannot resolve {target.host}: {exc}")
-                    return
-            if not addresses:
-                client.reject(ex, 502, f"cannot resolve {target.host}: no address")
-                return
-            allowed: Decision | None = None
-            for address in addresses:
-                decision = worker.decide_address(address, by_name)
-                if not decision.allowed:
-                    ex.address, ex.rule = address, _name(decision)
-                    where = "" if target.is_address else f" ({target.host} is {address})"
-                    client.reject(ex, 403, decision.reason() + where)
-                    return
-                allowed = allowed or decision
-            assert allowed is not None
-            rule = _name(by_name if by_name is not None else allowed)
-            error: OSError | None = None
-            if ex.is_connect and splice.AVAILABLE:
-                for address in addresses:
-                    ex.address, ex.rule = address, rule
-                    try:
-                        sock = await _dial(loop, address, target.port)
-                    except OSError as exc:
-                        error = exc
-                        continue
-                    client.attached_tunnel(sock, ex)
-                    return
-                addresses = []
-            for address in addresses:
-                ex.address, ex.rule = address, rule
-                try:
-                    _, protocol = await loop.create_connection(
-                        lambda: UpstreamProtocol(client, address, rule, target),  # noqa: B023
-                        address,
-                        target.port,
-                    )
-                except OSError as exc:
-                    error = exc
-                    continue
-                client.attached(protocol, ex)
-                return
-            client.reject(ex, 502, f"cannot connect to {target.host} port {target.port}: {error}")
-    except TimeoutError:
-        client.reject(ex, 504, f"no connection to {target.host} port {target.port} in time")
-    except Exception as exc:  # a bug must cost one answer, never a silent hang
-        client.reject(ex, 502, f"internal error: {exc!r}")
-
-
-async def _dial(loop: asyncio.AbstractEventLoop, address: str, port: int) -> socket.socket:
-    """A connected non-blocking TCP socket (for spliced tunnels: no transport owns it)."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await loop.sock_connect(sock, (address, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 class UpstreamProtocol(asyncio.Protocol):
@@ -254,6 +161,8 @@ class UpstreamProtocol(asyncio.Protocol):
         if not ex.response_started:
             if self.reused and not self.received and ex.method in IDEMPOTENT and not ex.up_bytes:
                 # The server closed an idle kept-alive connection as we reused it: retry once.
+                from egress_router.proxy.http.dial import open_upstream  # (import cycle)
+
                 by_name = None if ex.target is None else client.worker.decide_name(ex.target.host)
                 client.worker.spawn(open_upstream(client, ex, by_name))
                 return

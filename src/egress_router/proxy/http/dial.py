@@ -1,0 +1,112 @@
+"""Reaching an upstream: resolving, checking EVERY address, connecting within a bound.
+
+Owns: resolving a name through the pod's resolver (getaddrinfo: /etc/resolv.conf, /etc/hosts),
+applying the address level of the policy to every address before any connection (only checked
+addresses are dialled, so a name cannot lead into a denied network), the resolve+connect
+timeout (504) and failures (502), and handing a connected transport (or, for CONNECT, a raw
+socket for the kernel splice) to the client.
+Must not: parse HTTP or decide policy itself (``core.http_rules`` via the worker does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import TYPE_CHECKING
+
+from egress_router.core.http_rules import Decision
+from egress_router.proxy.http import splice
+from egress_router.proxy.http.exchange import Exchange
+from egress_router.proxy.http.upstream import UpstreamProtocol
+
+if TYPE_CHECKING:
+    from egress_router.proxy.http.client import ClientProtocol
+
+
+async def resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[str]:
+    """Every address of ``host`` (IPv4 first, as the reference preferred), deduplicated."""
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    seen: dict[str, int] = {}
+    for family, _, _, _, sockaddr in infos:
+        seen.setdefault(str(sockaddr[0]), 0 if family == socket.AF_INET else 1)
+    return sorted(seen, key=lambda a: seen[a])
+
+
+def _name(decision: Decision) -> str:
+    return decision.rule.describe() if decision.rule.number else decision.rule.text
+
+
+async def open_upstream(client: ClientProtocol, ex: Exchange, by_name: Decision | None) -> None:
+    """Resolve, check, connect; hands the connected protocol to ``client.attached``."""
+    worker = client.worker
+    target = ex.target
+    assert target is not None
+    loop = worker.loop
+    try:
+        async with asyncio.timeout(worker.settings.connect_timeout):
+            if target.is_address:
+                addresses = [target.host]
+            else:
+                try:
+                    addresses = await resolve(loop, target.host, target.port)
+                except (socket.gaierror, UnicodeError) as exc:
+                    client.reject(ex, 502, f"cannot resolve {target.host}: {exc}")
+                    return
+            if not addresses:
+                client.reject(ex, 502, f"cannot resolve {target.host}: no address")
+                return
+            allowed: Decision | None = None
+            for address in addresses:
+                decision = worker.decide_address(address, by_name)
+                if not decision.allowed:
+                    ex.address, ex.rule = address, _name(decision)
+                    where = "" if target.is_address else f" ({target.host} is {address})"
+                    client.reject(ex, 403, decision.reason() + where)
+                    return
+                allowed = allowed or decision
+            assert allowed is not None
+            rule = _name(by_name if by_name is not None else allowed)
+            error: OSError | None = None
+            if ex.is_connect and splice.AVAILABLE:
+                for address in addresses:
+                    ex.address, ex.rule = address, rule
+                    try:
+                        sock = await _dial(loop, address, target.port)
+                    except OSError as exc:
+                        error = exc
+                        continue
+                    client.attached_tunnel(sock, ex)
+                    return
+                addresses = []
+            for address in addresses:
+                ex.address, ex.rule = address, rule
+                try:
+                    _, protocol = await loop.create_connection(
+                        lambda: UpstreamProtocol(client, address, rule, target),  # noqa: B023
+                        address,
+                        target.port,
+                    )
+                except OSError as exc:
+                    error = exc
+                    continue
+                client.attached(protocol, ex)
+                return
+            client.reject(ex, 502, f"cannot connect to {target.host} port {target.port}: {error}")
+    except TimeoutError:
+        client.reject(ex, 504, f"no connection to {target.host} port {target.port} in time")
+    except Exception as exc:  # a bug must cost one answer, never a silent hang
+        client.reject(ex, 502, f"internal error: {exc!r}")
+
+
+async def _dial(loop: asyncio.AbstractEventLoop, address: str, port: int) -> socket.socket:
+    """A connected non-blocking TCP socket (for spliced tunnels: no transport owns it)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        await loop.sock_connect(sock, (address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
