@@ -11,6 +11,8 @@ round runs ours, then squid, and measures from the client pod:
   * MB/s through CONNECT tunnels: 4 connections, each ``CONNECT 203.0.113.25:80`` then
     back-to-back ``GET /1m.bin`` inside the tunnel (a small uvloop client, bytes only counted);
     the same client without any proxy, from the router pod, gives the ceiling of this machine.
+For each test the proxy's own CPU time (all its processes, from /proc) per request or per GB is
+printed too: it does not depend on how busy the shared machine is.
 Medians over the rounds and our/squid ratios are printed. Bounded: rounds x 2 x 3 x seconds
 plus start-up (about 2 min with the defaults).
 
@@ -42,7 +44,16 @@ SQUID = shutil.which("squid") or "/usr/sbin/squid"
 WEB = str(ADDR.server_ip)
 PROXY = f"{ADDR.router_pod_ip}:8080"
 RULES = "!*.example.com\n!192.168.1.0/24\n*\n"
-TESTS = ("small req/s", "small p99 ms", "1MiB MB/s", "CONNECT MB/s")
+TESTS = (
+    "small req/s",
+    "small p99 ms",
+    "small CPU us/req",
+    "1MiB MB/s",
+    "1MiB CPU s/GB",
+    "CONNECT MB/s",
+    "CONNECT CPU s/GB",
+)
+TICK = os.sysconf("SC_CLK_TCK")
 
 SQUID_CONF = """http_port 8080
 cache deny all
@@ -198,10 +209,37 @@ def stop(lab: Lab, proc: procs.Background) -> None:
     procs.wait_for(lambda: ":8080" not in lab.exec("router", ["ss", "-Hltn"]).stdout, 10)
 
 
-def measure(lab: Lab, seconds: float) -> dict[str, float]:
+def cpu_seconds(group: int) -> float:
+    """User + system CPU of every process in the proxy's process group (workers included)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICK
+
+
+def measure(lab: Lab, proc: procs.Background, seconds: float) -> dict[str, float]:
+    """Each test's figure and the proxy's own CPU per unit of work (independent of load)."""
+    cpu = cpu_seconds(proc.pid)
     rps, _, p99 = wrk(lab, f"http://{WEB}/small.txt", 50, seconds)
+    cpu, small_cpu = cpu_seconds(proc.pid), cpu_seconds(proc.pid) - cpu
     _, mbps, _ = wrk(lab, f"http://{WEB}/1m.bin", 4, seconds)
-    return {TESTS[0]: rps, TESTS[1]: p99, TESTS[2]: mbps, TESTS[3]: connect_mbps(lab, seconds)}
+    cpu, mib_cpu = cpu_seconds(proc.pid), cpu_seconds(proc.pid) - cpu
+    tunnel = connect_mbps(lab, seconds)
+    tunnel_cpu = cpu_seconds(proc.pid) - cpu
+    return {
+        TESTS[0]: rps,
+        TESTS[1]: p99,
+        TESTS[2]: small_cpu / max(rps * seconds, 1) * 1e6,
+        TESTS[3]: mbps,
+        TESTS[4]: mib_cpu / max(mbps * seconds / 1000, 1e-9),
+        TESTS[5]: tunnel,
+        TESTS[6]: tunnel_cpu / max(tunnel * seconds / 1000, 1e-9),
+    }
 
 
 def main() -> int:
@@ -233,7 +271,7 @@ def main() -> int:
                 proc = start_ours(lab, args.workers) if name == "ours" else start_squid(lab)
                 try:
                     time.sleep(0.5)
-                    got = measure(lab, args.seconds)
+                    got = measure(lab, proc, args.seconds)
                 finally:
                     stop(lab, proc)
                 for test, value in got.items():
@@ -248,12 +286,12 @@ def main() -> int:
         f"ceiling without any proxy (router pod -> nginx, same client): "
         f"{statistics.median(ceiling):,.1f} MB/s"
     )
-    print(f"{'test':<14} {'ours':>12} {'squid':>12} {'ours/squid':>11}")
+    print(f"{'test':<17} {'ours':>12} {'squid':>12} {'ours/squid':>11}")
     for test in TESTS:
         ours = statistics.median(results["ours"][test])
         squid = statistics.median(results["squid"][test])
         ratio = ours / squid if squid else float("inf")
-        print(f"{test:<14} {ours:>12,.1f} {squid:>12,.1f} {ratio:>10.2f}x")
+        print(f"{test:<17} {ours:>12,.2f} {squid:>12,.2f} {ratio:>10.2f}x")
     return 0
 
 
