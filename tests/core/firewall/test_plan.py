@@ -12,6 +12,8 @@ from egress_router.core.firewall.plan import MapStep, MatchStep, compile_plan, e
 from egress_router.core.firewall.policy import Action, Policy, PortMatch, Rule
 from egress_router.core.firewall.render import build
 
+from .nft_model import Ruleset
+
 NODE = parse_node(["ns=198.18.0.3/32,2001:db8:18::3/128"], ["198.18.0.0/24"])
 SRC4 = ipaddress.ip_address("198.18.0.3")
 SRC6 = ipaddress.ip_address("2001:db8:18::3")
@@ -87,7 +89,9 @@ def test_plan_equals_first_match_reference(specs, dst, proto, port, learned):
     expected = decide(policies, NODE, src, dst, proto=proto, port=port, members=reference_members)
     got = evaluate(plan, src, dst, proto=proto, port=port, members=members)
     assert got == expected.allowed
-    build(plan, {})  # every plan renders
+    learned = {name: [(str(a), 10.0) for a in addrs] for name, addrs in members.items()}
+    rendered = Ruleset(build(plan, learned))  # the nft JSON itself decides the same
+    assert rendered.accepts(src, dst, proto, port) == expected.allowed
 
 
 def test_fold_first_match_wins_and_merges():
