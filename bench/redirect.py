@@ -11,16 +11,17 @@ Ours is removed before theirs is installed and the reverse, so only one NAT rule
 For each ruleset: new connections per second (wrk from the client pod with ``Connection:
 close``, so every request is a new connection whose first packet walks the NAT rules) and
 keep-alive requests per second (established connections follow conntrack, so all four should
-be equal). Repeats are interleaved (ours, theirs, ours, theirs, ...) because the machine is
-shared; medians and ratios are printed.
+be equal: their spread shows the measurement noise). Repeats are interleaved, each in a
+shuffled order, because the machine is shared; medians and ratios are printed.
 
-    .venv/bin/python bench/redirect.py [--lines 10000] [--repeats 6] [--seconds 2]
+    .venv/bin/python bench/redirect.py [--lines 10000] [--repeats 10] [--seconds 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import statistics
 import sys
@@ -151,8 +152,9 @@ def print_ratios(conn: Samples, keep: Samples, n: int) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=6)
-    parser.add_argument("--seconds", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1, help="seed of the per-repeat order")
     parser.add_argument("--only", default="", help="comma-separated subset: ours1,ipt1,oursN,iptN")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -170,12 +172,14 @@ def main() -> int:
     conn: dict[str, list[float]] = {name: [] for name in configs}
     keep: dict[str, list[float]] = {name: [] for name in configs}
     install: dict[str, list[float]] = {name: [] for name in configs}
+    shuffle = random.Random(args.seed)
     started = time.monotonic()
     with Lab() as lab:
         Nginx(lab, "web", [f"{SERVER}:{PORT}"], workers=1).start()
         lab.sysctl("client", "net.ipv4.tcp_tw_reuse", "1")
         for repeat in range(args.repeats):
-            order = list(configs) if repeat % 2 == 0 else list(reversed(configs))
+            order = list(configs)
+            shuffle.shuffle(order)  # no ruleset always follows the same one
             for name in order:
                 install[name].append(configs[name](lab))
                 check_path(lab)
