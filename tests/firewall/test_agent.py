@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -55,6 +56,12 @@ def test_polling_follows_dns_changes_and_retries_failed_names(fwlab, tmp_path):
     assert eventually(lambda: reach(lab, "client", WEB[2]))  # a failed first lookup heals
     assert eventually(lambda: not reach(lab, "client", WEB[0]))  # old address expired
     assert "cannot resolve late.example.test" in agent.output()
+    # the DNS server goes away: lookups fail, the last good addresses are kept past their TTL
+    assert dns.proc is not None
+    dns.proc.stop()
+    time.sleep(4)  # TTL 1 s + grace 1 s, twice over
+    assert reach(lab, "client", WEB[1])
+    assert reach(lab, "client", WEB[2])
 
 
 def _lookup_then_connect(lab: Lab, role: str, name: str, tcp: bool = False) -> tuple[str, bool]:

@@ -23,14 +23,25 @@ async def _poll(agent: Agent, name: str, resolver: Resolver) -> None:
     settings = agent.config.dns
     failures = 0
     while True:
+        lookup = asyncio.ensure_future(resolver.lookup(name))
+        # Addresses have only ``grace`` left when their refresh is due. A failing resolver can
+        # take the whole query budget to answer, so keep the last good ones alive meanwhile.
         try:
-            addrs, ttl = await resolver.lookup(name)
+            done, _ = await asyncio.wait({lookup}, timeout=settings.grace / 2)
+            good = agent.last_good.get(name)
+            if not done and good:
+                keep = [(a, resolver.budget + settings.grace) for a in good[0]]
+                await _safe_learn(agent, name, keep)
+        except asyncio.CancelledError:  # the name left the policies: drop its lookup too
+            lookup.cancel()
+            raise
+        try:
+            addrs, ttl = await lookup
         except ResolveError as exc:
             failures += 1
             delay = settings.retry_after(failures)
             if failures == 1:
                 log(f"{exc}; retrying, last good addresses kept")
-            good = agent.last_good.get(name)
             if good:
                 keep = [(a, delay + settings.grace) for a in good[0]]
                 await _safe_learn(agent, name, keep)

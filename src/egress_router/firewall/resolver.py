@@ -82,6 +82,7 @@ class Resolver:
             self._resolver = dns.asyncresolver.Resolver()
         self._resolver.timeout = QUERY_TIMEOUT_S
         self._resolver.lifetime = QUERY_TIMEOUT_S * 2
+        self.budget = self._resolver.lifetime  # the longest one lookup can take, seconds
         self._resolver.cache = None
 
     async def _family(self, name: str, rdtype: str) -> tuple[list[Address], float | None, str]:
