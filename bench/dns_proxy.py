@@ -5,7 +5,8 @@ configures it, on one lab, the same port, alternately.
 
 Each round runs each test for every contender in turn, restarting the contender for each test
 (ours-kernel, ours-relay, haproxy; who goes first rotates) on router port 80,
-forwarding to ``bench.example:80`` (dnsmasq answers 203.0.113.25, where nginx serves), and
+forwarding to ``<contender>.bench.example:80`` (dnsmasq answers 203.0.113.25/.26/.27, one
+address per contender, all served by the same nginx), and
 measures from the client pod with wrk:
   * requests/s, a new connection per request (``-H "Connection: close"``, small file);
   * requests/s over keep-alive connections (small file);
@@ -39,7 +40,12 @@ from egress_router.lab.topology import ADDR, Lab
 VENV_BIN = Path(sys.executable).parent
 EGRESS_ROUTER = str(VENV_BIN / "egress-router")
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-NAME = "bench.example"
+CONTENDERS = ("ours-kernel", "ours-relay", "haproxy")
+# Each contender reaches the same nginx through its own name and server address. Otherwise the
+# server's TIME_WAIT sockets left by one contender's connections (same 4-tuples, other TCP
+# timestamp offsets) make the next contender's SYNs bounce (PAWS) and wait a 1 s retransmit.
+NAMES = {c: f"{c}.bench.example" for c in CONTENDERS}
+SERVERS = dict(zip(CONTENDERS, (str(ip) for ip in ADDR.server_ips), strict=True))
 PORT = 80
 URL = f"http://{ADDR.router_pod_ip}:{PORT}"
 TESTS = ("new-conn req/s", "keep-alive req/s", "1MiB MiB/s")
@@ -108,7 +114,7 @@ def fresh_state(lab: Lab) -> None:
 
 def start_ours(lab: Lab, forwarding: str) -> procs.Background:
     env = {
-        "EGRESS_DNS_PROXY_DESTINATION": f"{PORT} {NAME}\n",
+        "EGRESS_DNS_PROXY_DESTINATION": f"{PORT} {NAMES['ours-' + forwarding]}\n",
         "EGRESS_DNS_PROXY_FORWARDING": forwarding,
     }
     proc = lab.spawn("router", [EGRESS_ROUTER, "dns-proxy"], name=f"ours-{forwarding}", env=env)
@@ -120,7 +126,9 @@ def start_ours(lab: Lab, forwarding: str) -> procs.Background:
 def start_haproxy(lab: Lab) -> procs.Background:
     cfg = lab.work / "haproxy.cfg"
     cfg.write_text(
-        HAPROXY_CFG.format(work=lab.work, dns=ADDR.node_cluster_ip, port=PORT, name=NAME)
+        HAPROXY_CFG.format(
+            work=lab.work, dns=ADDR.node_cluster_ip, port=PORT, name=NAMES["haproxy"]
+        )
     )
     proc = lab.spawn("router", [HAPROXY, "-f", str(cfg)], name="haproxy")
     if not procs.wait_for(lambda: _serving(lab) or not proc.alive(), 20):
@@ -165,14 +173,15 @@ def main() -> int:
     args = parser.parse_args()
     rounds = max(1, min(args.rounds, 7))
     seconds = max(1, min(args.seconds, 8))
-    contenders = ("ours-kernel", "ours-relay", "haproxy")
+    contenders = CONTENDERS
     # results[contender][test] = one figure per round
     results = {c: {t: [] for t in TESTS} for c in contenders}  # type: dict[str, dict[str, list[float]]]
     with Lab() as lab:
         setup_router(lab)
         tune(lab)
-        DnsServer(lab, {NAME: [str(ADDR.server_ip)]}, ttl=30).start().use_from("router")
-        Nginx(lab, "web", [f"{ADDR.server_ip}:{PORT}"], workers=2).start()
+        records = {NAMES[c]: [SERVERS[c]] for c in CONTENDERS}
+        DnsServer(lab, records, ttl=30).start().use_from("router")
+        Nginx(lab, "web", [f"{ip}:{PORT}" for ip in SERVERS.values()], workers=2).start()
         slot = 0
         for r in range(rounds):
             for test in TESTS:
