@@ -177,6 +177,7 @@ def main() -> int:
     with Lab() as lab:
         Nginx(lab, "web", [f"{SERVER}:{PORT}"], workers=1).start()
         lab.sysctl("client", "net.ipv4.tcp_tw_reuse", "1")
+        install_ours(lab, one)  # the macvlan, routes and ip_forward, for every ruleset
         for repeat in range(args.repeats):
             order = list(configs)
             shuffle.shuffle(order)  # no ruleset always follows the same one
