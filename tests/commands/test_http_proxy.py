@@ -58,6 +58,7 @@ def test_unit_test_mode_prints_the_rule_table() -> None:
         ({VAR: "*", "EGRESS_HTTP_PROXY_WORKERS": "0"}, "EGRESS_HTTP_PROXY_WORKERS: must be"),
         ({VAR: "*", "EGRESS_HTTP_PROXY_WORKERS": "2.5"}, "EGRESS_HTTP_PROXY_WORKERS: not a"),
         ({VAR: "*", "EGRESS_HTTP_PROXY_ACCESS_LOG": "maybe"}, "EGRESS_HTTP_PROXY_ACCESS_LOG:"),
+        ({VAR: "*", "EGRESS_HTTP_PROXY_SPLICE": "fast"}, "EGRESS_HTTP_PROXY_SPLICE: expected on"),
         ({VAR: "*", "EGRESS_HTTP_PROXY_IDLE_TIMEOUT": "-1"}, "EGRESS_HTTP_PROXY_IDLE_TIMEOUT:"),
         (
             {VAR: "*", "EGRESS_HTTP_PROXY_HEADER_TIMEOUT": "nan"},

@@ -31,6 +31,7 @@ KNOBS: dict[str, tuple[str, str]] = {
         "Cluster-side interface whose addresses we use [eth0]",
     ),
     "access_log": ("EGRESS_HTTP_PROXY_ACCESS_LOG", "on/off: one line per request on stdout [on]"),
+    "splice": ("EGRESS_HTTP_PROXY_SPLICE", "on/off: CONNECT tunnels relayed by the kernel [on]"),
     "connect_ports": (
         "EGRESS_HTTP_PROXY_CONNECT_PORTS",
         "Ports CONNECT may reach, e.g. '443,8443' or '8000-8999' [all]",
@@ -96,12 +97,13 @@ def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> A
             options["port"] = parse_port(text.strip())
         except ValueError as exc:
             raise VariableError(variable, str(exc), text=text) from None
-    variable, text = value("access_log")
-    if text is not None:
-        lowered = text.strip().lower()
-        if lowered not in ("on", "off", "true", "false", "1", "0", "yes", "no", "none"):
-            raise VariableError(variable, "expected on or off", text=text)
-        options["access_log"] = lowered in ("on", "true", "1", "yes")
+    for knob in ("access_log", "splice"):
+        variable, text = value(knob)
+        if text is not None:
+            lowered = text.strip().lower()
+            if lowered not in ("on", "off", "true", "false", "1", "0", "yes", "no", "none"):
+                raise VariableError(variable, "expected on or off", text=text)
+            options[knob] = lowered in ("on", "true", "1", "yes")
     variable, text = value("connect_ports")
     if text is not None:
         options["connect_ports"] = s.parse_connect_ports(text, variable)
@@ -141,6 +143,7 @@ ListenPort = Annotated[str | None, _opt("listen_port")]
 ListenAddress = Annotated[str | None, _opt("listen_address")]
 ClusterInterface = Annotated[str | None, _opt("cluster_interface")]
 AccessLog = Annotated[str | None, _opt("access_log")]
+Splice = Annotated[str | None, _opt("splice")]
 ConnectPorts = Annotated[str | None, _opt("connect_ports")]
 Workers = Annotated[str | None, _opt("workers")]
 MaxHeaderBytes = Annotated[str | None, _opt("max_header_bytes")]
@@ -161,6 +164,7 @@ def register(app: typer.Typer) -> None:
         listen_address: ListenAddress = None,
         cluster_interface: ClusterInterface = None,
         access_log: AccessLog = None,
+        splice: Splice = None,
         connect_ports: ConnectPorts = None,
         workers: Workers = None,
         max_header_bytes: MaxHeaderBytes = None,

@@ -305,7 +305,8 @@ def test_idle_keep_alive_connection_is_closed(strict: ProxyLab) -> None:
 
 def test_upstream_timeouts_give_504(plab: ProxyLab) -> None:
     plab.start_proxy(8082, "*", {"EGRESS_HTTP_PROXY_CONNECT_TIMEOUT": "1",
-                                 "EGRESS_HTTP_PROXY_IO_TIMEOUT": "1"})  # fmt: skip
+                                 "EGRESS_HTTP_PROXY_IO_TIMEOUT": "1",
+                                 "EGRESS_HTTP_PROXY_SPLICE": "off"})  # fmt: skip
     # Nobody answers ARP for 203.0.113.99: the connect hangs until our bound.
     started = time.monotonic()
     status, body = status_and_body(plab.curl("-i", "http://203.0.113.99/", port=8082))
@@ -316,6 +317,13 @@ def test_upstream_timeouts_give_504(plab: ProxyLab) -> None:
     status, body = status_and_body(plab.curl("-i", f"http://{ORIGIN}/slow", port=8082))
     assert status == "HTTP/1.1 504 Gateway Timeout", body
     assert "upstream did not answer in time" in body
+    # The event-loop tunnel (splice off) carries TLS and large data intact too.
+    assert "s_server" in plab.curl("-k", "https://web.test/", port=8082).stdout
+    big = plab.lab.work / "tunnel2.bin"
+    big.write_bytes(bytes(range(253)) * 8_000)
+    out = plab.lab.work / "tunnel2.out"
+    plab.curl("-p", "-o", str(out), "--data-binary", f"@{big}", f"http://{ORIGIN}/echo", port=8082)
+    assert out.read_bytes() == big.read_bytes()
 
 
 # -- shutdown ---------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ async def open_upstream(client: ClientProtocol, ex: Exchange, by_name: Decision 
             assert allowed is not None
             rule = _name(by_name if by_name is not None else allowed)
             error: OSError | None = None
-            if ex.is_connect and splice.AVAILABLE:
+            if ex.is_connect and splice.AVAILABLE and worker.settings.splice:
                 for address in addresses:
                     ex.address, ex.rule = address, rule
                     try:

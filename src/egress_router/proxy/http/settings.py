@@ -57,6 +57,9 @@ class ProxySettings:
     # Bytes queued towards a slow peer before we stop reading from the other side. Large buffers
     # keep throughput up; the bound keeps memory per connection at a few MiB.
     write_high_water: int = 1024 * 1024
+    # CONNECT tunnels relayed by the kernel (splice); off = relayed by the event loop, for
+    # sandboxes that forbid splice(2).
+    splice: bool = True
     via: str = field(default="1.1 egress-router")
 
 
