@@ -17,10 +17,12 @@ from typing import Annotated
 
 import typer
 
-MACVLAN_HELP = "Macvlan interface inside the pod [env EGRESS_ROUTER_MACVLAN_INTERFACE; macvlan0]"
-CLUSTER_HELP = "Cluster-side interface [env EGRESS_ROUTER_CLUSTER_INTERFACE; eth0]"
+MACVLAN_HELP = (
+    "Macvlan interface in the pod (env EGRESS_ROUTER_MACVLAN_INTERFACE, default macvlan0)"
+)
+CLUSTER_HELP = "Cluster-side interface (env EGRESS_ROUTER_CLUSTER_INTERFACE, default eth0)"
 FILE_VARIABLE = "EGRESS_DESTINATION_FILE"
-FILE_HELP = "Read EGRESS_DESTINATION from this file [env EGRESS_DESTINATION_FILE]"
+FILE_HELP = "Read EGRESS_DESTINATION from this file (env EGRESS_DESTINATION_FILE)"
 MAX_DESTINATION_BYTES = 16 * 1024 * 1024  # ~700,000 lines; bounds memory on a wrong path
 SECOND_ARP_DELAY_S = 2.0  # as the reference: the request form follows the reply after 2 s
 
@@ -92,7 +94,12 @@ def setup(
         str | None, typer.Option("--destination-file", help=FILE_HELP)
     ] = None,
 ) -> int:
-    """Configure the egress router pod from EGRESS_* variables (the router image's contract)."""
+    """Configure the egress router pod from EGRESS_* variables (the router image's contract).
+
+    Variables: EGRESS_SOURCE (IP or IP/prefix), EGRESS_GATEWAY, EGRESS_DESTINATION (redirect
+    rules), EGRESS_ROUTER_MODE (legacy, init, http-proxy, dns-proxy, unit-test) and
+    EGRESS_ROUTER_DEBUG. See docs/redirect.md.
+    """
     from egress_router.core.router_env import Mode, parse_router_env
 
     variables = _with_destination_file(dict(os.environ), destination_file)
