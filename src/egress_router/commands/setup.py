@@ -96,8 +96,8 @@ def setup(
 ) -> int:
     """Configure the egress router pod from EGRESS_* variables (the router image's contract).
 
-    Variables: EGRESS_SOURCE (IP or IP/prefix), EGRESS_GATEWAY, EGRESS_DESTINATION (redirect
-    rules), EGRESS_ROUTER_MODE (legacy, init, http-proxy, dns-proxy, unit-test) and
+    Variables: EGRESS_SOURCE, EGRESS_GATEWAY, EGRESS_DESTINATION,
+    EGRESS_ROUTER_MODE (legacy, init, http-proxy, dns-proxy, unit-test),
     EGRESS_ROUTER_DEBUG. See docs/redirect.md.
     """
     from egress_router.core.router_env import Mode, parse_router_env
