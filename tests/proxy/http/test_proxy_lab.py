@@ -98,6 +98,12 @@ def test_tunnel_carries_large_data_both_ways_intact(plab: ProxyLab) -> None:
     )  # fmt: skip
 
 
+def test_requests_to_the_proxy_itself_are_refused(plab: ProxyLab) -> None:
+    status, body = status_and_body(plab.curl("-i", f"http://{ROUTER_IP}:8080/"))
+    assert status == "HTTP/1.1 403 Forbidden" and "the proxy itself" in body
+    assert plab.curl("-p", "http://egress-1:8080/").returncode != 0
+
+
 def test_unknown_name_is_502_and_ipv6_literal_is_parsed(plab: ProxyLab) -> None:
     status, body = status_and_body(plab.curl("-i", "http://nowhere.test/"))
     assert status == "HTTP/1.1 502 Bad Gateway"

@@ -55,6 +55,11 @@ async def open_upstream(client: ClientProtocol, ex: Exchange, by_name: Decision 
             if not addresses:
                 client.reject(ex, 502, f"cannot resolve {target.host}: no address")
                 return
+            settings = worker.settings
+            if target.port == settings.port and any(a in settings.listen for a in addresses):
+                ex.address = target.host
+                client.reject(ex, 403, "refusing to forward to the proxy itself (a loop)")
+                return
             allowed: Decision | None = None
             for address in addresses:
                 decision = worker.decide_address(address, by_name)
