@@ -190,6 +190,15 @@ def test_hop_by_hop_headers_are_not_forwarded(plab: ProxyLab) -> None:
         assert gone not in seen
 
 
+def test_upgrade_requests_are_relayed_as_plain_requests(plab: ProxyLab) -> None:
+    head = (f"GET http://{ORIGIN}/headers HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+            "Upgrade: websocket\r\n\r\n")  # fmt: skip
+    tail = f"GET http://{WEB}/small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    out = plab.raw(head.encode() + tail.encode())
+    assert out.count(b"HTTP/1.1 200 OK") == 2
+    assert b"upgrade" not in out.lower().split(b"\r\n\r\n", 1)[1]  # the origin never saw it
+
+
 def test_pipelined_requests_are_answered_in_order(plab: ProxyLab) -> None:
     one = f"GET http://{WEB}/ip HTTP/1.1\r\nHost: {WEB}\r\n\r\n".encode()
     two = f"GET http://{WEB}/small.txt HTTP/1.1\r\nHost: {WEB}\r\nConnection: close\r\n\r\n"
