@@ -105,11 +105,15 @@ def apply(
     namespace: Namespace = None,
 ) -> int:
     """Validate all, replace our nftables table in one transaction, and exit."""
-    from egress_router.firewall.agent import Agent, AgentConfig, summary
+    from egress_router.firewall.agent import Agent, AgentConfig, log, summary, warnings
 
     agent = Agent(AgentConfig(policies, _node(pods, cluster_cidr, service_cidr), namespace))
     agent.apply()
     print(f"applied: {summary(agent)}")
+    for warning in warnings(agent):
+        log(f"warning: {warning}")
+    if any(r.dns_name for p in agent.policies.values() for r in p.rules):
+        log("warning: dnsName rules match only addresses learned by `firewall run`")
     return 0
 
 

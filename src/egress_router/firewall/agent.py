@@ -196,6 +196,25 @@ def _summary(plan: Plan, policies: dict[str, Policy]) -> str:
     return f"{len(policies)} policies, {rules} rules (namespaces: {active})"
 
 
+def warnings(agent: Agent) -> list[str]:
+    """Things an operator probably did not mean (the rules are applied regardless)."""
+    out = []
+    pods = set(agent.config.node.namespaces)
+    if not pods:
+        out.append("no --pods given: no pod is filtered on this node")
+    for namespace in sorted(set(agent.policies) - pods):
+        out.append(f"namespace {namespace} has a policy but no pods given by --pods")
+    if agent.config.dns_listen is None:
+        for policy in agent.policies.values():
+            for rule in policy.rules:
+                if rule.dns_name and rule.dns_name.startswith("*."):
+                    out.append(
+                        f"namespace {policy.namespace} rule {rule.index}: {rule.dns_name} can "
+                        "only be learned through the DNS proxy (--dns-listen)"
+                    )
+    return out
+
+
 def summary(agent: Agent) -> str:
     assert agent.plan is not None
     return _summary(agent.plan, agent.policies)

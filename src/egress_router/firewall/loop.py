@@ -15,7 +15,7 @@ from pathlib import Path
 
 from egress_router.core.firewall.decide import Address
 from egress_router.errors import ConfigError, EgressRouterError, ResolveError
-from egress_router.firewall.agent import Agent, log, summary
+from egress_router.firewall.agent import Agent, log, summary, warnings
 from egress_router.firewall.resolver import Resolver
 
 
@@ -123,6 +123,8 @@ async def run(agent: Agent) -> None:
             proxy.close()
         raise
     log(f"applied: {summary(agent)}")
+    for warning in warnings(agent):
+        log(f"warning: {warning}")
     if agent.config.dns_listen is not None:
         log(f"DNS proxy listening on {agent.config.dns_listen[0]}:{agent.config.dns_listen[1]}")
     sync_pollers()
