@@ -85,7 +85,7 @@ class Rule:
 
 
 # The default "rule" when nothing matched: not a line of the list, but it decides like one.
-DEFAULT_DENY = Rule(0, 0, "default deny (no rule matched and the list does not end in *)",
+DEFAULT_DENY = Rule(0, 0, "no rule matched and the list does not end in *",
                     Action.DENY, Kind.ANY)  # fmt: skip
 PROTECTED = Rule(0, 0, "loopback and unspecified addresses need an explicit address rule",
                  Action.DENY, Kind.ANY)  # fmt: skip
@@ -101,7 +101,7 @@ class Decision:
     def reason(self) -> str:
         verb = "allowed" if self.allowed else "denied"
         if self.rule.number == 0:
-            return f"{verb} by {self.rule.text}"
+            return f"{verb}: {self.rule.text}"
         return f"{verb} by {self.rule.describe()}"
 
 

@@ -57,9 +57,9 @@ def test_allowed_request_leaves_from_the_reserved_source(plab: ProxyLab) -> None
         ("http://mixed.test/", "denied by rule 2: !192.168.1.0/24 (mixed.test is 192.168.1.7)"),
         (
             "http://loop.test/",
-            "denied by loopback and unspecified addresses need an explicit address rule",
+            "denied: loopback and unspecified addresses need an explicit address rule",
         ),
-        ("http://127.0.0.1:8080/", "denied by loopback"),
+        ("http://127.0.0.1:8080/", "denied: loopback"),
     ],
 )
 def test_denied_with_403_naming_the_rule(plab: ProxyLab, url: str, reason: str) -> None:
@@ -288,7 +288,10 @@ def test_default_deny_and_connect_ports(strict: ProxyLab) -> None:
     assert strict.curl("http://web.test:8000/", port=8081).stdout == "origin\n"
     assert strict.curl("http://203.0.113.25:8000/", port=8081).stdout == "origin\n"
     status, body = status_and_body(strict.curl("-i", "http://203.0.113.27:8000/", port=8081))
-    assert status.endswith("403 Forbidden") and "default deny" in body
+    assert (
+        status.endswith("403 Forbidden")
+        and "denied: no rule matched and the list does not end in *" in body
+    )
     status, body = status_and_body(strict.curl("-i", "-p", "http://web.test:8000/", port=8081))
     assert "403" in status or "CONNECT to port 8000 is not allowed" in body
     assert strict.curl("-k", "https://web.test/", port=8081).returncode == 0
