@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.exceptions import TyperException
 
 from egress_router.commands import dns_proxy, firewall, http_proxy, lab, setup
 from egress_router.errors import EgressRouterError
@@ -43,15 +44,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except Exception as exc:  # click usage errors
-        from click.exceptions import Abort, ClickException
-
-        if isinstance(exc, ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, Abort):
-            return 130
-        raise
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("egress-router: aborted", file=sys.stderr)
+        return 130
+    except TyperException as exc:  # usage errors: unknown option, bad value, missing argument
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"egress-router: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
     return result if isinstance(result, int) else 0
 
 
