@@ -170,10 +170,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument(
+        "--only", default=",".join(CONTENDERS), help="comma-separated subset of contenders"
+    )
     args = parser.parse_args()
     rounds = max(1, min(args.rounds, 7))
     seconds = max(1, min(args.seconds, 8))
-    contenders = CONTENDERS
+    contenders = tuple(c for c in CONTENDERS if c in args.only.split(","))
+    if "haproxy" not in contenders:
+        parser.error("haproxy is the reference every ratio is computed against")
     # results[contender][test] = one figure per round
     results = {c: {t: [] for t in TESTS} for c in contenders}  # type: dict[str, dict[str, list[float]]]
     with Lab() as lab:
@@ -186,7 +191,8 @@ def main() -> int:
         for r in range(rounds):
             for test in TESTS:
                 # Rotate who goes first, so no contender always follows the same one.
-                order = contenders[slot % 3 :] + contenders[: slot % 3]
+                k = slot % len(contenders)
+                order = contenders[k:] + contenders[:k]
                 slot += 1
                 shown = []
                 for name in order:
@@ -204,7 +210,7 @@ def main() -> int:
     med = {c: {t: statistics.median(results[c][t]) for t in TESTS} for c in contenders}
     for c in contenders:
         print(f"{c:<22}" + "".join(f"{med[c][t]:>20,.0f}" for t in TESTS))
-    for c in contenders[:2]:
+    for c in (c for c in contenders if c != "haproxy"):
         ratios = [med[c][t] / med["haproxy"][t] for t in TESTS]
         print(f"{c + '/haproxy':<22}" + "".join(f"{x:>19.2f}x" for x in ratios))
         paired = [
