@@ -140,7 +140,7 @@ class ClientProtocol(asyncio.Protocol):
         self.head_bytes = 0
         if self.phase == IDLE:
             self.phase = HEAD
-            self.since = self.worker.now
+            self.since = self.worker.loop.time()  # exact: the header timeout is not extended
             self.head_chunks = 0
 
     def on_url(self, url: bytes) -> None:
