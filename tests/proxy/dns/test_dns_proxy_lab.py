@@ -228,3 +228,18 @@ def test_name_removed_refuses_then_returns(net: Lab, forwarding: str) -> None:
     assert "gone.example has no IPv4 address" in proxy.output()
     dns.set_records({"gone.example": [S25]})
     assert eventually(lambda: curl(net, 80, timeout=2).returncode == 0, 10), proxy.output()
+
+
+@pytest.mark.parametrize("forwarding", PATHS)
+def test_no_traffic_to_destinations_when_idle(net: Lab, forwarding: str) -> None:
+    dns = DnsServer(net, {"idle.example": [S26]}, ttl=1).start()
+    dns.use_from("router")
+    web(net, S25)
+    web(net, S26)
+    start_proxy(net, "80 203.0.113.25\n81 idle.example 80\n", forwarding=forwarding)
+    time.sleep(2.5)  # haproxy's `check` would have connected to both by now (inter 2 s)
+    tracked = net.exec("web", ["conntrack", "-L", "-p", "tcp", "-s", SOURCE])
+    assert tracked.stdout.strip() == "", tracked.stdout  # no connection ever reached the web
+    assert curl(net, 81).returncode == 0  # and the method does see a connection when one is made
+    tracked = net.exec("web", ["conntrack", "-L", "-p", "tcp", "-s", SOURCE])
+    assert "dport=80" in tracked.stdout
