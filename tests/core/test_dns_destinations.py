@@ -48,7 +48,7 @@ def test_reference_example() -> None:
         ("8443 foobar.com 443", 8443, "foobar.com", 443, False),
         ("8443 FooBar.COM. 443", 8443, "foobar.com", 443, False),  # case, root dot
         ("1 a-b.c-d.example 65535", 1, "a-b.c-d.example", 65535, False),
-        ("65535 0.0.0.0", 65535, "0.0.0.0", 65535, True),
+        ("65535 198.51.100.255", 65535, "198.51.100.255", 65535, True),
         ("080 10.1.2.3 08", 80, "10.1.2.3", 8, True),  # leading zeros: decimal, never octal
         ("  80\t203.0.113.25  ", 80, "203.0.113.25", 80, True),  # tabs, blanks
         ("80 203.0.113.25 # the web server", 80, "203.0.113.25", 80, True),  # trailing comment
@@ -79,6 +79,11 @@ def test_accepted_lines(line: str, local: int, host: str, remote: int, literal: 
         ("80 1.2.3.4 90 100", 1, "Bad destination '80 1.2.3.4 90 100'"),
         ("80 999.1.1.1", 1, "Bad destination '80 999.1.1.1'"),  # octet range
         ("80 1.2.3", 1, "Bad destination '80 1.2.3'"),
+        ("80 0.0.0.0", 1, "Bad destination '80 0.0.0.0' (expected a unicast IPv4 address"),
+        ("80 127.0.0.1", 1, "Bad destination '80 127.0.0.1'"),
+        ("80 0.1.2.3", 1, "Bad destination '80 0.1.2.3'"),
+        ("80 224.0.0.1", 1, "Bad destination '80 224.0.0.1'"),
+        ("80 255.255.255.255", 1, "Bad destination '80 255.255.255.255'"),
         ("80 1.2.3.4.5", 1, "Bad destination '80 1.2.3.4.5'"),
         ("80 ex..com", 1, "Bad destination '80 ex..com'"),
         ("80 -a.com", 1, "Bad destination '80 -a.com'"),

@@ -44,6 +44,10 @@ DEFAULT_TTL_MIN_S = 5  # do not query the cluster DNS more often than this per n
 DEFAULT_TTL_MAX_S = 1800  # re-check at least every 30 min, even if the TTL says a day
 MAX_TTL_SETTING_S = 86_400  # a bound on the knobs themselves (one day)
 _PORT_RANGE = "must be in the range 1 to 65535"
+# "This network", loopback, multicast, reserved + broadcast: never a TCP peer to forward to.
+_NOT_A_PEER = tuple(
+    ipaddress.IPv4Network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4")
+)
 
 
 class Forwarding(enum.StrEnum):
@@ -122,6 +126,8 @@ def _address(text: str, line: int, whole: str) -> tuple[str, ipaddress.IPv4Addre
             ip = parse_ipv4(text)
         except ValueError as exc:
             raise _bad(line, whole, f"an IPv4 address with octets 0-255: {exc}") from None
+        if any(ip in net for net in _NOT_A_PEER):
+            raise _bad(line, whole, "a unicast IPv4 address (not 0/8, 127/8, 224/4 or 240/4)")
         return str(ip), ip
     if not text.isascii() or not is_dns_name(text, min_labels=2):
         raise _bad(line, whole, "an IPv4 address or a host name with a dot, such as example.com")
