@@ -73,3 +73,10 @@ def test_negative_answer_clears_and_retries_with_backoff() -> None:
     assert out.state.next_lookup == 61.0  # not the negative TTL: come back quickly
     again = on_answer(out.state, [], 300, 61.0, POLICY)
     assert not again.changed and again.message is None  # logged once, not every retry
+
+
+def test_answers_that_cannot_be_peers_are_dropped() -> None:
+    out = on_answer(NameState("n.example"), [IP("127.0.0.1"), A, IP("0.0.0.0")], 60, 0.0, POLICY)
+    assert out.state.addresses == (A,)
+    only_loopback = on_answer(NameState("n.example"), [IP("127.0.0.1")], 60, 0.0, POLICY)
+    assert only_loopback.state.addresses == () and only_loopback.state.failures == 1

@@ -101,6 +101,11 @@ class Settings:
         return tuple(dict.fromkeys(d.host for d in self.destinations if d.is_name))
 
 
+def is_peer(address: ipaddress.IPv4Address) -> bool:
+    """Whether ``address`` can be forwarded to (also applied to every DNS answer)."""
+    return not any(address in net for net in _NOT_A_PEER)
+
+
 def _bad(line: int, text: str, why: str | None = None) -> VariableError:
     return VariableError(
         DESTINATION_VAR,
@@ -126,7 +131,7 @@ def _address(text: str, line: int, whole: str) -> tuple[str, ipaddress.IPv4Addre
             ip = parse_ipv4(text)
         except ValueError as exc:
             raise _bad(line, whole, f"an IPv4 address with octets 0-255: {exc}") from None
-        if any(ip in net for net in _NOT_A_PEER):
+        if not is_peer(ip):
             raise _bad(line, whole, "a unicast IPv4 address (not 0/8, 127/8, 224/4 or 240/4)")
         return str(ip), ip
     if not text.isascii() or not is_dns_name(text, min_labels=2):

@@ -12,7 +12,9 @@ Rules, chosen for a production forwarder:
   * a failed lookup (timeout, SERVFAIL, no server reachable) keeps the last good addresses
     (a DNS outage must not cut traffic to a destination that has not moved) and retries with
     back-off: ``retry_base * 2**(failures-1)`` capped at ``retry_cap``;
-  * addresses are kept in a canonical (sorted) order, so a reordered answer is "no change".
+  * addresses are kept in a canonical (sorted) order, so a reordered answer is "no change";
+  * addresses that cannot be a TCP peer (0/8, 127/8, 224/4, 240/4) are dropped from answers,
+    so a name pointed at loopback cannot turn the proxy towards the pod itself.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+
+from egress_router.core.dns_destinations import is_peer
 
 RETRY_BASE_S = 1.0  # first retry after a failure
 RETRY_CAP_S = 30.0  # never wait longer than this to retry a failing name
@@ -66,7 +70,7 @@ class Outcome:
 
 
 def canonical(addresses: Iterable[ipaddress.IPv4Address]) -> tuple[ipaddress.IPv4Address, ...]:
-    return tuple(sorted(set(addresses)))
+    return tuple(sorted({a for a in addresses if is_peer(a)}))
 
 
 def _fmt(addresses: tuple[ipaddress.IPv4Address, ...]) -> str:
