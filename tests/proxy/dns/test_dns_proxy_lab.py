@@ -6,6 +6,7 @@ proves the source address; one nginx per server address tells which address a re
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -243,3 +244,15 @@ def test_no_traffic_to_destinations_when_idle(net: Lab, forwarding: str) -> None
     assert curl(net, 81).returncode == 0  # and the method does see a connection when one is made
     tracked = net.exec("web", ["conntrack", "-L", "-p", "tcp", "-s", SOURCE])
     assert "dport=80" in tracked.stdout
+
+
+def test_switching_kernel_to_relay_removes_the_kernel_table(net: Lab) -> None:
+    web(net, S25)
+    target = web(net, S26)
+    kernel = start_proxy(net, "80 203.0.113.25\n", name="kernel")
+    kernel.stop(signal.SIGKILL)  # no clean-up: the table stays behind
+    assert "egress_dns_proxy" in net.exec("router", ["nft", "list", "tables"]).stdout
+    start_proxy(net, "80 203.0.113.26\n", forwarding="relay", name="relay")
+    assert "egress_dns_proxy" not in net.exec("router", ["nft", "list", "tables"]).stdout
+    assert curl(net, 80).returncode == 0
+    assert eventually(lambda: hits(target) == 1, 5)

@@ -113,6 +113,10 @@ class RelayForwarder:
         }
 
     async def start(self, current: Current) -> None:
+        # A kernel-path table left by an earlier run in this pod would DNAT our ports away.
+        # The relay needs no privileges, so without CAP_NET_ADMIN this is skipped quietly.
+        with contextlib.suppress(DataplaneError):
+            await asyncio.to_thread(nftables.apply, dns_nft.plan_delete())
         bind = self.bind
         if bind is None:
             bind = await asyncio.to_thread(cluster_addresses, self.settings.cluster_interface)
