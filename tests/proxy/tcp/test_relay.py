@@ -132,3 +132,38 @@ def test_round_robin_turns() -> None:
     firsts = [route.candidates()[0] for _ in range(6)]
     assert firsts == [IP("10.0.0.1"), IP("10.0.0.2"), IP("10.0.0.3")] * 2
     assert route.candidates() == [IP("10.0.0.1"), IP("10.0.0.2"), IP("10.0.0.3")]
+
+
+def test_address_that_does_not_answer_is_skipped_after_the_timeout(monkeypatch) -> None:
+    from egress_router.proxy.tcp import relay
+
+    monkeypatch.setattr(relay, "CONNECT_TIMEOUT_S", 0.3)
+
+    async def body() -> None:
+        backend = await asyncio.start_server(_echo_upper, LOCAL, 0)
+        port = backend.sockets[0].getsockname()[1]
+        # A listener whose accept queue is full drops further SYNs: the dial hangs.
+        full = socket.socket()
+        full.bind(("127.0.0.3", port))
+        full.listen(0)
+        fillers = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.3", port))
+            fillers.append(s)
+        await asyncio.sleep(0.1)
+        log: list[str] = []
+        listener = await _relay(("127.0.0.3", LOCAL), port, log)
+        reader, writer = await asyncio.open_connection(LOCAL, listener.route.local_port)
+        writer.write(b"y")
+        writer.write_eof()
+        assert await reader.read(-1) == b"1\nY"
+        writer.close()
+        assert any("skip svc.example 127.0.0.3" in line and "no answer" in line for line in log)
+        listener.close()
+        backend.close()
+        for s in [full, *fillers]:
+            s.close()
+
+    run(body)
