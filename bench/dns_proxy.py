@@ -12,7 +12,8 @@ measures from the client pod with wrk:
   * requests/s over keep-alive connections;
   * MiB/s downloading a 1 MiB file over keep-alive.
 Requests go to nginx's ``/`` (a fixed 200 answer, no file I/O), so the server's own cost
-hides the proxies' cost as little as it can on one shared machine. Medians over the rounds are printed with ratios to haproxy (ratio of medians, and the median
+hides the proxies' cost as little as it can on one shared machine.
+Medians over the rounds are printed with ratios to haproxy (ratio of medians, and the median
 of the per-round paired ratios). Bounded: rounds x 3 tests x 3 contenders x (seconds + ~2 s
 start/stop): about 3 min with the defaults.
 
