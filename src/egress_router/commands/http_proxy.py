@@ -44,6 +44,7 @@ KNOBS: dict[str, tuple[str, str]] = {
     "io_timeout": ("EGRESS_HTTP_PROXY_IO_TIMEOUT", "Seconds without traffic in flight [900]"),
     "connect_timeout": ("EGRESS_HTTP_PROXY_CONNECT_TIMEOUT", "Resolve+connect seconds [10]"),
     "shutdown_timeout": ("EGRESS_HTTP_PROXY_SHUTDOWN_TIMEOUT", "Drain seconds on SIGTERM [20]"),
+    "metrics": ("EGRESS_HTTP_PROXY_METRICS", "ADDR:PORT serving Prometheus /metrics [off]"),
 }
 
 
@@ -122,6 +123,14 @@ def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> A
     variable, text = value("shutdown_timeout")
     if text is not None:
         options["shutdown_timeout"] = s.parse_positive(text, variable)
+    variable, text = value("metrics")
+    if text is not None and text.strip().lower() not in ("", "off"):
+        from egress_router.dataplane.metrics import parse_listen
+
+        try:
+            options["metrics"] = parse_listen(text)
+        except ValueError as exc:
+            raise VariableError(variable, str(exc), text=text) from None
     rules = parse_destinations(env.get(DESTINATION))
     variable, text = value("listen_address")
     if text is not None:
@@ -153,6 +162,7 @@ IdleTimeout = Annotated[str | None, _opt("idle_timeout")]
 IoTimeout = Annotated[str | None, _opt("io_timeout")]
 ConnectTimeout = Annotated[str | None, _opt("connect_timeout")]
 ShutdownTimeout = Annotated[str | None, _opt("shutdown_timeout")]
+Metrics = Annotated[str | None, _opt("metrics")]
 
 
 def register(app: typer.Typer) -> None:
@@ -174,6 +184,7 @@ def register(app: typer.Typer) -> None:
         io_timeout: IoTimeout = None,
         connect_timeout: ConnectTimeout = None,
         shutdown_timeout: ShutdownTimeout = None,
+        metrics: Metrics = None,
     ) -> int:
         """HTTP/HTTPS forward proxy allowing the destinations in EGRESS_HTTP_PROXY_DESTINATION
         (see docs/http-proxy.md)."""

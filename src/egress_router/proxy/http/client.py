@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
@@ -375,6 +376,17 @@ class ClientProtocol(asyncio.Protocol):
         if not ex.logged:
             ex.logged = True
             self.worker.log(ex.log_line(self.peer))
+            metrics = self.worker.metrics
+            if metrics is not None:  # once per request or tunnel, from the log record
+                metrics.exchange(
+                    ex.method.decode("latin-1"),
+                    ex.status,
+                    ex.rule,
+                    ex.up_bytes,
+                    ex.down_bytes,
+                    time.monotonic() - ex.started,
+                    ex.is_connect,
+                )
 
     # -- flow control, timeouts, shutdown ---------------------------------------------------
 

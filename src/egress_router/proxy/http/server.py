@@ -59,7 +59,29 @@ def bind(address: str, port: int) -> socket.socket:
 
 
 def serve(settings: ProxySettings) -> int:
-    """Run until SIGTERM/SIGINT; 0 when every worker drained and exited cleanly."""
+    """Run until SIGTERM/SIGINT; 0 when every worker drained and exited cleanly.
+
+    With metrics on, every worker writes them into a private directory (prometheus_client's
+    multi-process mode) and this process serves their sum; the directory is removed at exit."""
+    if settings.metrics is None:
+        return _serve(settings)
+    from egress_router.dataplane import metrics
+
+    path = metrics.enable_multiprocess()
+    try:
+        return _serve(settings)
+    finally:
+        metrics.disable_multiprocess(path)
+
+
+def _serve_metrics(settings: ProxySettings) -> None:
+    if settings.metrics is not None:
+        from egress_router.dataplane import metrics
+
+        metrics.serve(*settings.metrics)
+
+
+def _serve(settings: ProxySettings) -> int:
     settings = raise_fd_limit(settings)
     groups = [[bind(a, settings.port) for a in settings.listen] for _ in range(settings.workers)]
     where = ", ".join(f"{a}:{settings.port}" for a in settings.listen)
@@ -70,6 +92,7 @@ def serve(settings: ProxySettings) -> int:
         flush=True,
     )
     if settings.workers == 1:
+        _serve_metrics(settings)
         run_worker(settings, groups[0])
         return 0
     children: list[int] = []
@@ -99,6 +122,13 @@ def serve(settings: ProxySettings) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    try:  # after forking: the workers never inherit the exposition thread
+        _serve_metrics(settings)
+    except DataplaneError:
+        forward(signal.SIGTERM, None)
+        for child in children:
+            os.waitpid(child, 0)
+        raise
     status = 0
     for child in children:
         while True:
@@ -107,6 +137,10 @@ def serve(settings: ProxySettings) -> int:
                 break
             except InterruptedError:
                 continue
+        if settings.metrics is not None:
+            from egress_router.dataplane import metrics
+
+            metrics.process_exited(child)
         if os.waitstatus_to_exitcode(code) != 0:
             status = 1
     return status

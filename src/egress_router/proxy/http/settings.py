@@ -60,6 +60,8 @@ class ProxySettings:
     # CONNECT tunnels relayed by the kernel (splice); off = relayed by the event loop, for
     # sandboxes that forbid splice(2).
     splice: bool = True
+    # Serve Prometheus metrics on this (address, port); None = no metrics at all.
+    metrics: tuple[str, int] | None = None
     via: str = field(default="1.1 egress-router")
 
 

@@ -21,6 +21,7 @@ from egress_router.core.http_rules import Decision
 from egress_router.proxy.http.settings import ProxySettings
 
 if TYPE_CHECKING:
+    from egress_router.dataplane.metrics import HttpProxyMetrics
     from egress_router.proxy.http.client import ClientProtocol
 
 LOG_FLUSH_BYTES = 3500  # below PIPE_BUF (4096): concurrent workers' writes never interleave
@@ -42,6 +43,11 @@ class Worker:
         self._names: dict[str, Decision | None] = {}
         self.via = settings.via.encode()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.metrics: HttpProxyMetrics | None = None
+        if settings.metrics is not None:
+            from egress_router.dataplane.metrics import HttpProxyMetrics
+
+            self.metrics = HttpProxyMetrics()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task we keep a reference to until it ends."""
@@ -93,6 +99,15 @@ class Worker:
             for conn in list(self.connections):
                 conn.check_timeouts(self.now)
             self.flush_log()
+            if self.metrics is not None:
+                self.sample_metrics()
+
+    def sample_metrics(self) -> None:
+        from egress_router.proxy.http.client import TUNNEL
+
+        assert self.metrics is not None
+        tunnels = sum(1 for conn in self.connections if conn.phase == TUNNEL)
+        self.metrics.sample(len(self.connections), tunnels)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -125,6 +140,8 @@ class Worker:
         finally:
             sweeper.cancel()
             self.flush_log()
+            if self.metrics is not None:
+                self.sample_metrics()
 
 
 def run_worker(settings: ProxySettings, sockets: list[socket.socket]) -> None:
