@@ -140,6 +140,14 @@ def run(
     retry_first: Annotated[float, typer.Option(help="Retry delay after a failure, s.")] = 5.0,
     retry_max: Annotated[float, typer.Option(help="Cap of the retry back-off, s.")] = 120.0,
     watch_interval: Annotated[float, typer.Option(help="Policy-file check interval, s.")] = 1.0,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDR:PORT",
+            envvar="EGRESS_FIREWALL_METRICS",
+            help="Serve Prometheus /metrics here [off].",
+        ),
+    ] = None,
 ) -> int:
     """Apply, then keep DNS-named rules current and reload on file change or SIGHUP."""
     import asyncio
@@ -158,6 +166,14 @@ def run(
         retry_first=retry_first,
         retry_max=retry_max,
     )
+    metrics_listen = None
+    if metrics and metrics.strip().lower() != "off":
+        from egress_router.dataplane.metrics import parse_listen
+
+        try:
+            metrics_listen = parse_listen(metrics)
+        except ValueError as exc:
+            raise VariableError("--metrics", str(exc), text=metrics) from None
     config = AgentConfig(
         policies,
         _node(pods, cluster_cidr, service_cidr),
@@ -166,6 +182,7 @@ def run(
         dns_listen=_hostport("--dns-listen", dns_listen, 53) if dns_listen else None,
         upstream=[_hostport("--dns-upstream", dns_upstream, 53)] if dns_upstream else None,
         watch_interval=watch_interval,
+        metrics=metrics_listen,
     )
     agent = Agent(config)
     try:

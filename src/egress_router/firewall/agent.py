@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from egress_router.core.firewall.decide import Address, NodeConfig
 from egress_router.core.firewall.dnsrules import DnsSettings
@@ -29,6 +30,11 @@ from egress_router.core.firewall.policy import Policy, index_by_namespace, parse
 from egress_router.core.firewall.render import FAMILY, TABLE, build, learn_commands
 from egress_router.dataplane import nftables
 from egress_router.errors import EgressRouterError, PolicyError
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
+
+    from egress_router.dataplane.metrics import FirewallMetrics
 
 MAX_ADDRESSES_PER_NAME = 1000  # per namespace and name, as Cilium's default cap
 
@@ -58,6 +64,7 @@ class AgentConfig:
     dns_listen: tuple[str, int] | None = None
     upstream: list[tuple[str, int]] | None = None
     watch_interval: float = 1.0  # seconds between policy-file checks
+    metrics: tuple[str, int] | None = None  # serve Prometheus /metrics here (``firewall.loop``)
 
 
 class Agent:
@@ -71,6 +78,13 @@ class Agent:
         self.learned: dict[tuple[str, str], dict[Address, float]] = {}
         self.last_good: dict[str, tuple[list[Address], float]] = {}  # name -> (addrs, ttl)
         self._lock = threading.Lock()
+        self.metrics: FirewallMetrics | None = None
+        self.registry: CollectorRegistry | None = None
+        if config.metrics is not None:
+            from egress_router.dataplane.metrics import FirewallMetrics, new_registry
+
+            self.registry = new_registry()
+            self.metrics = FirewallMetrics(self.registry)
 
     # -- whole-table apply ---------------------------------------------------------------------
 
@@ -88,6 +102,25 @@ class Agent:
 
     def apply(self, policies: dict[str, Policy] | None = None) -> Plan:
         """Validate (unless given) and replace our table atomically; raise and change nothing."""
+        if self.metrics is None:
+            return self._apply(policies)
+        started = time.monotonic()
+        try:
+            plan = self._apply(policies)
+        except BaseException:
+            self.metrics.applied(False, 0.0, 0, 0)
+            raise
+        rules = sum(len(p.rules) for p in self.policies.values())
+        self.metrics.applied(True, time.monotonic() - started, len(self.policies), rules)
+        with self._lock:
+            counts = {
+                (d.namespace, d.pattern): len(self.learned.get((d.namespace, d.pattern), {}))
+                for d in plan.dns_sets
+            }
+        self.metrics.learned_counts(counts, replace=True)
+        return plan
+
+    def _apply(self, policies: dict[str, Policy] | None) -> Plan:
         if policies is None:
             policies = load_policies(self.config.files, self.config.default_namespace)
         plan = compile_plan(policies, self.config.node)
@@ -164,6 +197,11 @@ class Agent:
                     for addr in sorted(known, key=known.__getitem__)[:-MAX_ADDRESSES_PER_NAME]:
                         del known[addr]
             nftables.apply(commands)
+            if self.metrics is not None:
+                self.metrics.learned_counts(
+                    {(namespace, p): len(self.learned[(namespace, p)]) for p in patterns},
+                    replace=False,
+                )
             return written
 
     def learn_everywhere(self, name: str, addrs: Sequence[tuple[Address, float]]) -> int:

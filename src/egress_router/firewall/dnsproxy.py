@@ -19,6 +19,7 @@ import asyncio
 import ipaddress
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -96,11 +97,17 @@ class DnsProxy(asyncio.DatagramProtocol):
         self, data: bytes, client: str, forward: Callable[[bytes], Awaitable[bytes]]
     ) -> bytes:
         """The upstream's answer to ``data``, released only once the sets hold its addresses."""
+        metrics = self.agent.metrics
+        held = None
         try:
             response = await forward(data)
+            started = time.monotonic()
             await asyncio.wait_for(self._learn(response, client), HOLD_TIMEOUT_S)
+            held = time.monotonic() - started
         except (OSError, TimeoutError, EgressRouterError, dns.exception.DNSException, EOFError):
             response = _servfail(data)
+        if metrics is not None:  # once per query
+            metrics.query(held is not None, held)
         return response
 
     async def _forward_tcp(self, data: bytes) -> bytes:

@@ -38,6 +38,8 @@ async def _poll(agent: Agent, name: str, resolver: Resolver) -> None:
         try:
             addrs, ttl = await lookup
         except ResolveError as exc:
+            if agent.metrics is not None:
+                agent.metrics.lookup(False)
             failures += 1
             delay = settings.retry_after(failures)
             if failures == 1:
@@ -46,6 +48,8 @@ async def _poll(agent: Agent, name: str, resolver: Resolver) -> None:
                 keep = [(a, delay + settings.grace) for a in good[0]]
                 await _safe_learn(agent, name, keep)
         else:
+            if agent.metrics is not None:
+                agent.metrics.lookup(True)
             if failures:
                 log(f"{name} resolves again after {failures} failed lookups")
             failures = 0
@@ -110,6 +114,11 @@ async def run(agent: Agent) -> None:
         for name in wanted - set(pollers):
             pollers[name] = asyncio.create_task(_poll(agent, name, resolver))
 
+    if agent.config.metrics is not None:
+        from egress_router.dataplane.metrics import serve
+
+        serve(*agent.config.metrics, agent.registry)  # before any kernel change, like the proxy
+        log(f"metrics on http://{agent.config.metrics[0]}:{agent.config.metrics[1]}/metrics")
     proxy = None
     if agent.config.dns_listen is not None:
         from egress_router.firewall.dnsproxy import start_proxy

@@ -13,10 +13,10 @@ PORT = 8091
 METRICS = f"{ROUTER_IP}:9108"
 
 
-def sample(text: str, name: str, **labels: str) -> float:
+def sample(text: str, metric: str, /, **labels: str) -> float:
     """The value of one sample (0 when absent)."""
     for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
+        if line.startswith(metric + "{") or line.startswith(metric + " "):
             found = dict(re.findall(r'(\w+)="([^"]*)"', line.partition("}")[0]))
             if all(found.get(k) == v for k, v in labels.items()):
                 return float(line.rsplit(" ", 1)[1])
