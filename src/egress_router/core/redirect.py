@@ -41,13 +41,28 @@ class Protocol(StrEnum):
     UDP = "udp"
 
 
+class ExtraProtocol(StrEnum):
+    """Protocols only some grammars allow (the OCP 4 CNI grammar adds SCTP); see ``protocols``."""
+
+    SCTP = "sctp"
+
+
+AnyProtocol = Protocol | ExtraProtocol
+
+#: The protocols of the OCP 3 ``EGRESS_DESTINATION`` grammar (the default of the parser).
+OCP3_PROTOCOLS: frozenset[AnyProtocol] = frozenset({Protocol.TCP, Protocol.UDP})
+#: The protocols of the OCP 4 egress-router CNI grammar.
+CNI_PROTOCOLS: frozenset[AnyProtocol] = frozenset({*OCP3_PROTOCOLS, ExtraProtocol.SCTP})
+_ORDER: tuple[AnyProtocol, ...] = (Protocol.TCP, Protocol.UDP, ExtraProtocol.SCTP)
+
+
 @dataclass(frozen=True)
 class PortRule:
     """``port``/``protocol`` arriving on the cluster side goes to ``address``:``remote_port``."""
 
     line: int
     port: int
-    protocol: Protocol
+    protocol: AnyProtocol
     address: ipaddress.IPv4Address
     remote_port: int
 
@@ -59,7 +74,7 @@ class Destination:
     rules: tuple[PortRule, ...]
     fallback: ipaddress.IPv4Address | None = None
 
-    def by_protocol(self, protocol: Protocol) -> tuple[PortRule, ...]:
+    def by_protocol(self, protocol: AnyProtocol) -> tuple[PortRule, ...]:
         return tuple(rule for rule in self.rules if rule.protocol is protocol)
 
 
@@ -101,17 +116,23 @@ def _port(text: str, line: Line, variable: str, what: str) -> int:
         raise _invalid(line, f"{what} '{text}' is not a number", variable) from None
 
 
-def _protocol(text: str, line: Line, variable: str) -> Protocol:
-    try:
-        return Protocol(text.lower())
-    except ValueError:
-        raise _invalid(line, f"protocol '{text}' must be tcp or udp", variable) from None
+def _protocol(
+    text: str, line: Line, variable: str, protocols: frozenset[AnyProtocol] = OCP3_PROTOCOLS
+) -> AnyProtocol:
+    allowed = [p for p in _ORDER if p in protocols]
+    for protocol in allowed:
+        if text.lower() == protocol.value:
+            return protocol
+    names = ", ".join(p.value for p in allowed[:-1]) + f" or {allowed[-1].value}"
+    raise _invalid(line, f"protocol '{text}' must be {names}", variable)
 
 
-def _port_rule(line: Line, variable: str) -> PortRule:
+def _port_rule(
+    line: Line, variable: str, protocols: frozenset[AnyProtocol] = OCP3_PROTOCOLS
+) -> PortRule:
     port_text, proto_text, ip_text, *rest = line.fields
     remote_text = rest[0] if rest else None
-    protocol = _protocol(proto_text, line, variable)
+    protocol = _protocol(proto_text, line, variable, protocols)
     address = _address(ip_text, line, variable)
     if remote_text is not None:
         remote = _port(remote_text, line, variable, "remote port")
@@ -125,12 +146,20 @@ def _port_rule(line: Line, variable: str) -> PortRule:
     )
 
 
-def parse_destination(value: str | None, *, variable: str = VARIABLE) -> Destination:
-    """Parse the whole value, or raise ``VariableError`` for the first bad line."""
+def parse_destination(
+    value: str | None,
+    *,
+    variable: str = VARIABLE,
+    protocols: frozenset[AnyProtocol] = OCP3_PROTOCOLS,
+) -> Destination:
+    """Parse the whole value, or raise ``VariableError`` for the first bad line.
+
+    ``protocols`` widens the accepted protocols (the CNI grammar adds ``sctp``).
+    """
     if value is None or not value.strip():
         raise VariableError(variable, "unspecified", expected=LINE_FORMS)
     rules: list[PortRule] = []
-    seen: dict[tuple[int, Protocol], int] = {}
+    seen: dict[tuple[int, AnyProtocol], int] = {}
     fallback: ipaddress.IPv4Address | None = None
     fallback_line = 0
     for line in meaningful_lines(value):
@@ -147,7 +176,7 @@ def parse_destination(value: str | None, *, variable: str = VARIABLE) -> Destina
             continue
         if len(line.fields) not in (3, 4):
             raise _invalid(line, f"{len(line.fields)} fields", variable)
-        rule = _port_rule(line, variable)
+        rule = _port_rule(line, variable, protocols)
         key = (rule.port, rule.protocol)
         if key in seen:
             raise VariableError(

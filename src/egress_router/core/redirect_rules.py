@@ -34,7 +34,7 @@ import ipaddress
 import json
 from typing import Any
 
-from egress_router.core.redirect import Destination, Protocol
+from egress_router.core.redirect import AnyProtocol, Destination, ExtraProtocol, Protocol
 from egress_router.core.router_env import Interfaces
 
 Command = dict[str, Any]
@@ -42,7 +42,17 @@ Command = dict[str, Any]
 FAMILY = "ip"
 TABLE = "egress_router"
 FINGERPRINT_PREFIX = "egress-router config "
-MAP_NAMES = {Protocol.TCP: "dnat_tcp", Protocol.UDP: "dnat_udp"}  # + "_addr" / "_port"
+MAP_NAMES: dict[AnyProtocol, str] = {
+    Protocol.TCP: "dnat_tcp",
+    Protocol.UDP: "dnat_udp",
+    ExtraProtocol.SCTP: "dnat_sctp",  # + "_addr" / "_port"
+}
+
+
+def _protocols(destination: Destination) -> list[AnyProtocol]:
+    """TCP and UDP always (fixed table layout); SCTP only when a rule uses it."""
+    extra = [ExtraProtocol.SCTP] if destination.by_protocol(ExtraProtocol.SCTP) else []
+    return [Protocol.TCP, Protocol.UDP, *extra]
 
 
 def _obj(kind: str, **fields: Any) -> Command:
@@ -62,7 +72,7 @@ def _meta(key: str, value: str, op: str = "==") -> Command:
     return {"match": {"op": op, "left": {"meta": {"key": key}}, "right": value}}
 
 
-def _dnat_map(protocol: Protocol) -> Command:
+def _dnat_map(protocol: AnyProtocol) -> Command:
     key = {"payload": {"protocol": protocol.value, "field": "dport"}}
     name = MAP_NAMES[protocol]
     return {
@@ -74,7 +84,7 @@ def _dnat_map(protocol: Protocol) -> Command:
     }
 
 
-def _maps(destination: Destination, protocol: Protocol) -> list[Command]:
+def _maps(destination: Destination, protocol: AnyProtocol) -> list[Command]:
     rules = destination.by_protocol(protocol)
     name = MAP_NAMES[protocol]
     addr: dict[str, Any] = {"name": f"{name}_addr", "type": "inet_service", "map": "ipv4_addr"}
@@ -89,7 +99,8 @@ def _body(
     destination: Destination, source: ipaddress.IPv4Address, ifs: Interfaces
 ) -> list[Command]:
     cluster = _meta("iifname", ifs.cluster)
-    prerouting = [_rule("prerouting", cluster, _dnat_map(p)) for p in Protocol]
+    protocols = _protocols(destination)
+    prerouting = [_rule("prerouting", cluster, _dnat_map(p)) for p in protocols]
     if destination.fallback is not None:
         prerouting.append(
             _rule(
@@ -108,8 +119,7 @@ def _body(
     }
     return [
         {"add": {"table": {"family": FAMILY, "name": TABLE}}},
-        *_maps(destination, Protocol.TCP),
-        *_maps(destination, Protocol.UDP),
+        *(m for p in protocols for m in _maps(destination, p)),
         _chain("prerouting", "nat", "prerouting", -100),
         _chain("postrouting", "nat", "postrouting", 100),
         _chain("input", "filter", "input", 0),

@@ -89,6 +89,28 @@ def netns_path(name: str) -> str:
     return os.path.join("/var/run/netns", name)
 
 
+CLONE_NEWNET = 0x40000000
+
+
+def enter_netns(path: str) -> None:
+    """Move the calling thread (and the children it starts later) into the netns at ``path``.
+
+    Only for short-lived processes that are done with their own namespace (the CNI plugin):
+    there is no way back except a saved handle.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    with _wrap(f"open namespace {path}"):
+        fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise DataplaneError(f"cannot enter namespace {path}: {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+
+
 class Netlink:
     """A netlink session bound to one network namespace (None = the caller's own)."""
 
@@ -159,10 +181,15 @@ class Netlink:
         with _wrap(f"add bridge {name}"):
             self._ipr.link("add", ifname=name, kind="bridge")
 
-    def add_macvlan(self, name: str, parent: str, mode: str = "bridge") -> None:
+    def add_macvlan(
+        self, name: str, parent: str, mode: str = "bridge", mtu: int | None = None
+    ) -> None:
         parent_index = self.require_link(parent).index
+        extra: dict[str, Any] = {"mtu": mtu} if mtu is not None else {}
         with _wrap(f"add macvlan {name} on {parent}"):
-            self._ipr.link("add", ifname=name, kind="macvlan", link=parent_index, macvlan_mode=mode)
+            self._ipr.link(
+                "add", ifname=name, kind="macvlan", link=parent_index, macvlan_mode=mode, **extra
+            )
 
     def set_master(self, name: str, bridge: str) -> None:
         index, master = self.require_link(name).index, self.require_link(bridge).index
@@ -177,6 +204,34 @@ class Netlink:
             kwargs["ifname"] = new_name
         with _wrap(f"move {name} to namespace {namespace}"):
             self._ipr.link("set", index=index, **kwargs)
+
+    def move_link_to_path(self, name: str, path: str, new_name: str | None = None) -> None:
+        """Move a link into the namespace bound at ``path`` (e.g. a CNI_NETNS), maybe renamed."""
+        index = self.require_link(name).index
+        with _wrap(f"open namespace {path}"):
+            fd = os.open(path, os.O_RDONLY)
+        try:
+            kwargs: dict[str, Any] = {"net_ns_fd": fd}
+            if new_name:
+                kwargs["ifname"] = new_name
+            with _wrap(f"move {name} to namespace {path}"):
+                self._ipr.link("set", index=index, **kwargs)
+        finally:
+            os.close(fd)
+
+    def rename_link(self, name: str, new_name: str) -> None:
+        """Rename a (down) link."""
+        index = self.require_link(name).index
+        with _wrap(f"rename {name} to {new_name}"):
+            self._ipr.link("set", index=index, ifname=new_name)
+
+    def default_route_link(self) -> str | None:
+        """The name of the interface carrying this namespace's first IPv4 default route."""
+        names = {link.index: link.name for link in self.links()}
+        for route in self.routes():
+            if route.is_default and route.oif is not None:
+                return names.get(route.oif)
+        return None
 
     def set_up(self, name: str) -> None:
         index = self.require_link(name).index
