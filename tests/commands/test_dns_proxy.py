@@ -5,21 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import cli
-
-REFERENCE = """\
-# Egress routes for Project "Foo", version 5
-80 203.0.113.25
-100 example.com
-8080 203.0.113.26 80
-8443 foobar.com 443
-"""
+from tests.reference_examples import DNS_PROXY
 
 
 def test_unit_test_mode_prints_the_plan_without_lookups() -> None:
     result = cli(
         "dns-proxy",
         env={
-            "EGRESS_DNS_PROXY_DESTINATION": REFERENCE,
+            "EGRESS_DNS_PROXY_DESTINATION": DNS_PROXY,
             "EGRESS_DNS_PROXY_DEBUG": "1",
             "EGRESS_DNS_PROXY_MODE": "unit-test",
         },

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import cli
+from tests.reference_examples import HTTP_PROXY
 
-DOC_EXAMPLE = "!*.example.com\n!192.168.1.0/24\n*\n"
 VAR = "EGRESS_HTTP_PROXY_DESTINATION"
 
 
 def test_unit_test_mode_prints_the_rule_table() -> None:
-    result = cli("http-proxy", env={VAR: DOC_EXAMPLE, "EGRESS_HTTP_PROXY_MODE": "unit-test"})
+    result = cli("http-proxy", env={VAR: HTTP_PROXY, "EGRESS_HTTP_PROXY_MODE": "unit-test"})
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout.splitlines() == [

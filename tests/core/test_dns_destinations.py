@@ -17,21 +17,14 @@ from egress_router.core.dns_destinations import (
     render_plan,
 )
 from egress_router.errors import VariableError
+from tests.reference_examples import DNS_PROXY
 
 VAR = "EGRESS_DNS_PROXY_DESTINATION"
 IP = ipaddress.IPv4Address
 
-REFERENCE = """\
-# Egress routes for Project "Foo", version 5
-80 203.0.113.25
-100 example.com
-8080 203.0.113.26 80
-8443 foobar.com 443
-"""
-
 
 def test_reference_example() -> None:
-    assert parse_destinations(REFERENCE) == (
+    assert parse_destinations(DNS_PROXY) == (
         Destination(2, 80, "203.0.113.25", 80, IP("203.0.113.25")),
         Destination(3, 100, "example.com", 100, None),
         Destination(4, 8080, "203.0.113.26", 80, IP("203.0.113.26")),
@@ -208,7 +201,7 @@ def test_ttl_min_raises_default_ceiling_never_below_floor() -> None:
 
 
 def test_plan_text() -> None:
-    text = render_plan(parse_settings({VAR: REFERENCE, "EGRESS_DNS_PROXY_DEBUG": "1"}))
+    text = render_plan(parse_settings({VAR: DNS_PROXY, "EGRESS_DNS_PROXY_DEBUG": "1"}))
     assert "forwarding=kernel" in text and "debug=on" in text
     assert "line 3: port 100 -> example.com:100 (name, resolved at run time)" in text
     assert "line 4: port 8080 -> 203.0.113.26:80 (address)" in text

@@ -16,8 +16,7 @@ from egress_router.core.http_rules import (
     parse_destinations,
 )
 from egress_router.errors import VariableError
-
-DOC_EXAMPLE = "!*.example.com\n!192.168.1.0/24\n*\n"
+from tests.reference_examples import HTTP_PROXY
 
 
 def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -115,7 +114,7 @@ def test_crlf_comments_and_blank_lines() -> None:
 
 
 def test_unit_test_table_of_the_documented_example() -> None:
-    assert parse_destinations(DOC_EXAMPLE).render() == (
+    assert parse_destinations(HTTP_PROXY).render() == (
         "rule  line  action  kind     destination\n"
         "   1     1  deny    domain   example.com and its subdomains\n"
         "   2     2  deny    network  192.168.1.0/24\n"
@@ -143,15 +142,15 @@ MIXED = "\n".join(
     ("rules", "host", "addresses", "allowed", "rule"),
     [
         # the documents' example
-        (DOC_EXAMPLE, "www.example.com", [], False, 1),
-        (DOC_EXAMPLE, "example.com", [], False, 1),
-        (DOC_EXAMPLE, "EXAMPLE.com.", [], False, 1),
-        (DOC_EXAMPLE, "notexample.com", ["203.0.113.25"], True, 3),
-        (DOC_EXAMPLE, "203.0.113.25", ["203.0.113.25"], True, 3),
-        (DOC_EXAMPLE, "192.168.1.7", ["192.168.1.7"], False, 2),
-        (DOC_EXAMPLE, "internal.test", ["192.168.1.7"], False, 2),  # name into a denied CIDR
-        (DOC_EXAMPLE, "multi.test", ["203.0.113.25", "192.168.1.7"], False, 2),  # every address
-        (DOC_EXAMPLE, "192.168.2.7", ["192.168.2.7"], True, 3),
+        (HTTP_PROXY, "www.example.com", [], False, 1),
+        (HTTP_PROXY, "example.com", [], False, 1),
+        (HTTP_PROXY, "EXAMPLE.com.", [], False, 1),
+        (HTTP_PROXY, "notexample.com", ["203.0.113.25"], True, 3),
+        (HTTP_PROXY, "203.0.113.25", ["203.0.113.25"], True, 3),
+        (HTTP_PROXY, "192.168.1.7", ["192.168.1.7"], False, 2),
+        (HTTP_PROXY, "internal.test", ["192.168.1.7"], False, 2),  # name into a denied CIDR
+        (HTTP_PROXY, "multi.test", ["203.0.113.25", "192.168.1.7"], False, 2),  # every address
+        (HTTP_PROXY, "192.168.2.7", ["192.168.2.7"], True, 3),
         # ordering: first name rule wins
         (MIXED, "x.bad.example.com", [], False, 1),
         (MIXED, "bad.example.com", [], False, 1),

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from egress_router.core.redirect import Destination, PortRule, Protocol, parse_destination
 from egress_router.errors import VariableError
+from tests.reference_examples import REDIRECT_CONFIGMAP, REDIRECT_MULTI
 
 IP = ipaddress.IPv4Address
 
@@ -20,20 +21,6 @@ def rule(line: int, port: int, proto: str, ip: str, remote: int | None = None) -
 
 # -- accepted forms ------------------------------------------------------------------------------
 
-DOC_MULTI = (
-    "80 tcp 203.0.113.25\n8080 tcp 203.0.113.26 80\n8443 tcp 203.0.113.26 443\n203.0.113.27\n"
-)
-DOC_CONFIGMAP = (
-    '# Egress routes for Project "Test", version 3\n'
-    "\n"
-    "80   tcp 203.0.113.25\n"
-    "\n"
-    "8080 tcp 203.0.113.26 80\n"
-    "8443 tcp 203.0.113.26 443\n"
-    "\n"
-    "# Fallback\n"
-    "203.0.113.27\n"
-)
 DOC_RULES = (
     rule(1, 80, "tcp", "203.0.113.25"),
     rule(2, 8080, "tcp", "203.0.113.26", 80),
@@ -54,10 +41,10 @@ DOC_RULES = (
         # <port> <proto> <ip> <remote_port>
         ("8080 tcp 10.7.8.9 80", Destination((rule(1, 8080, "tcp", "10.7.8.9", 80),))),
         # the documented multi-destination example and its ConfigMap form
-        (DOC_MULTI, Destination(DOC_RULES, IP("203.0.113.27"))),
+        (REDIRECT_MULTI, Destination(DOC_RULES, IP("203.0.113.27"))),
         # line numbers as the user sees them: comments and blank lines count
         (
-            DOC_CONFIGMAP,
+            REDIRECT_CONFIGMAP,
             Destination(
                 (
                     rule(3, 80, "tcp", "203.0.113.25"),
@@ -68,7 +55,7 @@ DOC_RULES = (
             ),
         ),
         # CRLF (the reference rejected it), tabs, trailing comments
-        (DOC_MULTI.replace("\n", "\r\n"), Destination(DOC_RULES, IP("203.0.113.27"))),
+        (REDIRECT_MULTI.replace("\n", "\r\n"), Destination(DOC_RULES, IP("203.0.113.27"))),
         ("80\ttcp\t10.4.5.6  # web", Destination((rule(1, 80, "tcp", "10.4.5.6"),))),
         # comments after the fallback are fine
         ("10.1.2.3\n# done\n\n", Destination((), IP("10.1.2.3"))),

@@ -13,10 +13,10 @@ from egress_router.core import redirect_rules
 from egress_router.core.redirect import parse_destination
 from egress_router.core.router_env import Interfaces, parse_router_env
 from egress_router.router.report import render_plan
+from tests.reference_examples import REDIRECT_MULTI
 
 GOLDEN = Path(__file__).parent / "golden"
 SOURCE = ipaddress.IPv4Address("198.19.123.99")
-DOC_MULTI = "80 tcp 203.0.113.25\n8080 tcp 203.0.113.26 80\n8443 tcp 203.0.113.26 443\n203.0.113.27"
 
 
 DEFAULT_INTERFACES = Interfaces()
@@ -46,7 +46,7 @@ def maps_of(commands: list[dict[str, Any]]) -> dict[str, list[Any]]:
             {
                 "EGRESS_SOURCE": "192.168.12.99/24",
                 "EGRESS_GATEWAY": "192.168.12.1",
-                "EGRESS_DESTINATION": DOC_MULTI,
+                "EGRESS_DESTINATION": REDIRECT_MULTI,
             },
         ),
         (

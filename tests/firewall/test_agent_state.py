@@ -13,9 +13,9 @@ from egress_router.core.firewall.policy import index_by_namespace, parse_text
 from egress_router.dataplane import nftables
 from egress_router.firewall import agent as agent_mod
 from egress_router.firewall.agent import Agent, AgentConfig
+from tests.reference_examples import EGRESS_NETWORK_POLICY
 
 from .helpers import allow_name
-from .test_enforce import DOC_EXAMPLE
 
 ip = ipaddress.ip_address
 
@@ -46,7 +46,7 @@ def make_agent():
         }
     )
     policies = index_by_namespace(
-        parse_text(DOC_EXAMPLE, "ex.json", "myproj") + parse_text(other, "o.json")
+        parse_text(EGRESS_NETWORK_POLICY, "ex.json", "myproj") + parse_text(other, "o.json")
     )
     node = parse_node(["myproj=198.18.0.3/32", "other=198.18.0.4/32"])
     agent = Agent(AgentConfig([], node))

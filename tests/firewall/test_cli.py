@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import cli
+from tests.reference_examples import EGRESS_NETWORK_POLICY
 
 from .helpers import allow, deny, policy
-from .test_enforce import DOC_EXAMPLE
 
 
 @pytest.fixture
 def example(tmp_path):
     path = tmp_path / "policy.json"
-    path.write_text(DOC_EXAMPLE)
+    path.write_text(EGRESS_NETWORK_POLICY)
     return path
 
 

@@ -10,6 +10,7 @@ from egress_router.lab.dns import DnsServer
 from egress_router.lab.firewall import ADDR6, add_ipv6, add_pod
 from egress_router.lab.servers import Nginx
 from egress_router.lab.topology import Lab
+from tests.reference_examples import EGRESS_NETWORK_POLICY
 
 from .helpers import (
     CLIENT,
@@ -26,12 +27,6 @@ from .helpers import (
 
 pytestmark = pytest.mark.lab
 
-DOC_EXAMPLE = (
-    '{ "kind": "EgressNetworkPolicy", "apiVersion": "v1", "metadata": { "name": "default" }, '
-    '"spec": { "egress": [ { "type": "Allow", "to": { "cidrSelector": "1.2.3.0/24" } }, '
-    '{ "type": "Allow", "to": { "dnsName": "www.foo.com" } }, '
-    '{ "type": "Deny", "to": { "cidrSelector": "0.0.0.0/0" } } ] } }'
-)
 WEB = ["203.0.113.25", "203.0.113.26", "203.0.113.27"]
 
 
@@ -47,7 +42,7 @@ def fwlab(tmp_path):
 def test_document_example_verbatim(fwlab, tmp_path):
     lab = fwlab
     path = tmp_path / "policy.json"
-    path.write_text(DOC_EXAMPLE)
+    path.write_text(EGRESS_NETWORK_POLICY)
     dns = DnsServer(lab, {"www.foo.com": ["203.0.113.26"]}, ttl=5).start()
     dns.use_from("node", "client")
     assert reach(lab, "client", WEB[0])

@@ -8,20 +8,6 @@ from typing import Any
 from egress_router.lab.topology import Lab
 
 ROUTER_IP = "198.18.0.2"
-DOC_MULTI = (
-    "80 tcp 203.0.113.25\n8080 tcp 203.0.113.26 80\n8443 tcp 203.0.113.26 443\n203.0.113.27\n"
-)
-DOC_CONFIGMAP = (
-    '# Egress routes for Project "Test", version 3\n'
-    "\n"
-    "80   tcp 203.0.113.25\n"
-    "\n"
-    "8080 tcp 203.0.113.26 80\n"
-    "8443 tcp 203.0.113.26 443\n"
-    "\n"
-    "# Fallback\n"
-    "203.0.113.27\n"
-)
 WEB_LISTEN = [
     "203.0.113.25:80",
     "203.0.113.26:80",
@@ -73,6 +59,7 @@ def udp_echo(lab: Lab, address: str, port: int) -> None:
 
 UDP_ASK = """
 import socket, sys
+from tests.reference_examples import REDIRECT_MULTI, REDIRECT_CONFIGMAP
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 sock.settimeout(float(sys.argv[3]))
 sock.connect((sys.argv[1], int(sys.argv[2])))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import cli
+from tests.reference_examples import REDIRECT_MULTI
 
 BASE = {
     "EGRESS_SOURCE": "192.168.12.99/24",
@@ -14,11 +15,10 @@ BASE = {
     "EGRESS_ROUTER_MODE": "unit-test",
 }
 GOLDEN = Path(__file__).parent.parent / "core" / "golden"
-DOC_MULTI = "80 tcp 203.0.113.25\n8080 tcp 203.0.113.26 80\n8443 tcp 203.0.113.26 443\n203.0.113.27"
 
 
 def test_unit_test_mode_prints_the_golden_plan() -> None:
-    result = cli("setup", env={**BASE, "EGRESS_DESTINATION": DOC_MULTI})
+    result = cli("setup", env={**BASE, "EGRESS_DESTINATION": REDIRECT_MULTI})
     assert result.returncode == 0, result.stderr
     assert result.stdout == (GOLDEN / "unit_test_multi.txt").read_text()
 
@@ -62,7 +62,7 @@ def test_errors_are_one_exact_line(env: dict[str, str], line: str) -> None:
 
 def test_destination_from_a_file(tmp_path: Path) -> None:
     path = tmp_path / "destination"
-    path.write_text(DOC_MULTI)
+    path.write_text(REDIRECT_MULTI)
     by_variable = cli("setup", env={**BASE, "EGRESS_DESTINATION_FILE": str(path)})
     by_flag = cli("setup", "--destination-file", str(path), env=BASE)
     expected = (GOLDEN / "unit_test_multi.txt").read_text()

@@ -15,9 +15,8 @@ import pytest
 from egress_router.lab.servers import Nginx
 from egress_router.lab.topology import Lab
 from tests.conftest import EGRESS_ROUTER, cli, setup_router
+from tests.reference_examples import REDIRECT_CONFIGMAP, REDIRECT_MULTI
 from tests.router.helpers import (
-    DOC_CONFIGMAP,
-    DOC_MULTI,
     ROUTER_IP,
     UDP_ECHO_PORT,
     WEB_LISTEN,
@@ -47,7 +46,9 @@ def served(lab: Lab, port: int) -> str:
     return body
 
 
-@pytest.mark.parametrize("value", [DOC_MULTI, DOC_CONFIGMAP, DOC_CONFIGMAP.replace("\n", "\r\n")])
+@pytest.mark.parametrize(
+    "value", [REDIRECT_MULTI, REDIRECT_CONFIGMAP, REDIRECT_CONFIGMAP.replace("\n", "\r\n")]
+)
 def test_documented_multi_destination_example(shared: Lab, value: str) -> None:
     setup_router(shared, destination=value)
     assert served(shared, 80) == "203.0.113.25:80 198.19.123.99"
@@ -128,9 +129,11 @@ def test_ping_to_router_is_answered_without_fallback(shared: Lab) -> None:
 
 
 def test_second_run_changes_nothing(shared: Lab) -> None:
-    setup_router(shared, destination=DOC_MULTI)
+    setup_router(shared, destination=REDIRECT_MULTI)
     before = snapshot(shared)
-    result = setup_router(shared, destination=DOC_MULTI, extra_env={"EGRESS_ROUTER_DEBUG": "1"})
+    result = setup_router(
+        shared, destination=REDIRECT_MULTI, extra_env={"EGRESS_ROUTER_DEBUG": "1"}
+    )
     assert snapshot(shared) == before  # handles included: the table was not re-created
     steps = [line for line in result.stderr.splitlines() if "debug:" in line]
     assert not any(" add " in s or " del " in s or "replacing" in s for s in steps), steps
@@ -199,7 +202,7 @@ GOOD = {
 def test_bad_input_on_a_running_router_keeps_the_last_good_state(
     shared: Lab, changes: dict[str, str], named: str
 ) -> None:
-    setup_router(shared, destination=DOC_MULTI)
+    setup_router(shared, destination=REDIRECT_MULTI)
     before = snapshot(shared)
     result = cli("setup", env={**GOOD, **changes}, namespace=shared.ns("router"))
     assert result.returncode == 1
@@ -231,7 +234,7 @@ def test_missing_interface_is_reported_before_any_change(lab: Lab) -> None:
 
 def test_unit_test_mode_prints_the_plan_and_touches_nothing(shared: Lab) -> None:
     before = snapshot(shared)
-    env = {**GOOD, "EGRESS_ROUTER_MODE": "unit-test", "EGRESS_DESTINATION": DOC_MULTI}
+    env = {**GOOD, "EGRESS_ROUTER_MODE": "unit-test", "EGRESS_DESTINATION": REDIRECT_MULTI}
     result = cli("setup", env=env, namespace=shared.ns("router"))
     assert result.returncode == 0, result.stderr
     assert "address add 198.19.123.99/24 dev macvlan0" in result.stdout

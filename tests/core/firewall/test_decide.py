@@ -9,8 +9,9 @@ import pytest
 from egress_router.core.firewall.decide import decide, name_matches, parse_node
 from egress_router.core.firewall.policy import index_by_namespace, parse_text
 from egress_router.errors import VariableError
+from tests.reference_examples import EGRESS_NETWORK_POLICY
 
-from .test_policy import DOC_EXAMPLE, ef
+from .test_policy import ef
 
 ip = ipaddress.ip_address
 NODE = parse_node(
@@ -19,7 +20,7 @@ NODE = parse_node(
     ["172.30.0.0/16,fd00::/108"],
 )
 POLICIES = index_by_namespace(
-    parse_text(DOC_EXAMPLE, "ex.json", "myproj")
+    parse_text(EGRESS_NETWORK_POLICY, "ex.json", "myproj")
     + parse_text(
         ef(
             [

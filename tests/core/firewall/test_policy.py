@@ -17,13 +17,7 @@ from egress_router.core.firewall.policy import (
     parse_text,
 )
 from egress_router.errors import PolicyError
-
-DOC_EXAMPLE = (
-    '{ "kind": "EgressNetworkPolicy", "apiVersion": "v1", "metadata": { "name": "default" }, '
-    '"spec": { "egress": [ { "type": "Allow", "to": { "cidrSelector": "1.2.3.0/24" } }, '
-    '{ "type": "Allow", "to": { "dnsName": "www.foo.com" } }, '
-    '{ "type": "Deny", "to": { "cidrSelector": "0.0.0.0/0" } } ] } }'
-)
+from tests.reference_examples import EGRESS_NETWORK_POLICY
 
 
 def enp(rules, namespace="myproj", kind="EgressNetworkPolicy", api="network.openshift.io/v1"):
@@ -40,7 +34,7 @@ def ef(rules, namespace="myproj"):
 
 
 def test_document_example_verbatim():
-    [policy] = parse_text(DOC_EXAMPLE, "example.json", "myproj")
+    [policy] = parse_text(EGRESS_NETWORK_POLICY, "example.json", "myproj")
     assert policy.namespace == "myproj"
     assert [r.describe() for r in policy.rules] == [
         "Allow 1.2.3.0/24",
@@ -52,7 +46,7 @@ def test_document_example_verbatim():
 
 def test_missing_namespace_is_an_error_naming_the_file():
     with pytest.raises(PolicyError) as err:
-        parse_text(DOC_EXAMPLE, "example.json")
+        parse_text(EGRESS_NETWORK_POLICY, "example.json")
     assert str(err.value).startswith("example.json, metadata.namespace: missing")
 
 

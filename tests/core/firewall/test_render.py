@@ -6,8 +6,7 @@ from egress_router.core.firewall.decide import parse_node
 from egress_router.core.firewall.plan import compile_plan
 from egress_router.core.firewall.policy import index_by_namespace, parse_text
 from egress_router.core.firewall.render import build, learn_commands
-
-from .test_policy import DOC_EXAMPLE
+from tests.reference_examples import EGRESS_NETWORK_POLICY
 
 
 def rules_of(cmds, chain):
@@ -19,7 +18,7 @@ def rules_of(cmds, chain):
 
 
 def test_example_layout():
-    policies = index_by_namespace(parse_text(DOC_EXAMPLE, "ex.json", "myproj"))
+    policies = index_by_namespace(parse_text(EGRESS_NETWORK_POLICY, "ex.json", "myproj"))
     plan = compile_plan(policies, parse_node(["myproj=198.18.0.3/32"], ["198.18.0.0/24"]))
     dset = plan.sets_for("myproj", "www.foo.com")[0].name
     cmds = build(plan, {dset: [("203.0.113.26", 7.2)]})

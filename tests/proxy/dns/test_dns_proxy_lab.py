@@ -23,19 +23,12 @@ from tests.proxy.dns.helpers import (
     start_proxy,
     web,
 )
+from tests.reference_examples import DNS_PROXY
 
 pytestmark = pytest.mark.lab
 
 PATHS = ["kernel", "relay"]
 S25, S26, S27 = "203.0.113.25", "203.0.113.26", "203.0.113.27"
-
-REFERENCE_EXAMPLE = """\
-# Egress routes for Project "Foo", version 5
-80 203.0.113.25
-100 example.com
-8080 203.0.113.26 80
-8443 foobar.com 443
-"""
 
 
 @pytest.fixture
@@ -49,7 +42,7 @@ def test_reference_example_unchanged(net: Lab, forwarding: str) -> None:
     dns = DnsServer(net, {"example.com": [S26], "foobar.com": [S27]}, ttl=30).start()
     dns.use_from("router")
     servers = {ip: web(net, ip, (80, 100, 443)) for ip in (S25, S26, S27)}
-    proxy = start_proxy(net, REFERENCE_EXAMPLE, forwarding=forwarding)
+    proxy = start_proxy(net, DNS_PROXY, forwarding=forwarding)
 
     for port in (80, 100, 8080, 8443):
         result = curl(net, port)

@@ -19,11 +19,11 @@ from egress_router.lab.dns import DnsServer
 from egress_router.lab.servers import Nginx
 from egress_router.lab.topology import Lab
 from tests.conftest import EGRESS_ROUTER, setup_router
+from tests.reference_examples import HTTP_PROXY
 
 ROUTER_IP = "198.18.0.2"
 WEB = "203.0.113.25"
 ORIGIN = f"{WEB}:8000"
-DOC_EXAMPLE = "!*.example.com\n!192.168.1.0/24\n*\n"
 RECORDS = {
     "egress-1": [ROUTER_IP],  # the Service name the documents' clients use
     "www.example.com": [WEB],
@@ -128,7 +128,7 @@ def plab() -> Iterator[ProxyLab]:
         dns = DnsServer(lab, RECORDS).start()
         dns.use_from("router", "client")
         env = ProxyLab(lab, nginx, dns)
-        env.start_proxy(8080, DOC_EXAMPLE)
+        env.start_proxy(8080, HTTP_PROXY)
         time.sleep(0.3)
         yield env
         for proc in env.proxies.values():
