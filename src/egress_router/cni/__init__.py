@@ -1,0 +1,1 @@
+"""The egress-router CNI plugin executable."""

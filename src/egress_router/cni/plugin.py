@@ -1,0 +1,246 @@
+"""The ``egress-router`` CNI plugin executable (console script ``egress-router-cni``).
+
+Owns: the CNI process contract (CNI_* env, config on stdin, result or error JSON on stdout,
+exit status), the log file, and the ADD / DEL / CHECK sequences: the macvlan is created on
+the master in the namespace the plugin runs in (the node's), moved into ``CNI_NETNS`` under a
+temporary name; then the plugin enters that namespace and the router applier configures it
+(address, gateway host route, default route via the gateway, ip_forward, our nftables table).
+Must not: parse or plan (``core.cni_config``, ``core.cni_skel``, ``core.router_plan``,
+``core.redirect_rules`` do), or touch any namespace but its own and ``CNI_NETNS``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from typing import TextIO
+
+from egress_router.core import cni_skel
+from egress_router.core.cni_config import (
+    CLUSTER_INTERFACE,
+    DEFAULT_LOG_FILE,
+    LOG_LEVELS,
+    PLUGIN_FAILURE,
+    CniConfig,
+    CniError,
+    parse_config,
+    parse_version,
+)
+from egress_router.core.router_env import Interfaces, Mode, RouterEnv
+from egress_router.core.router_plan import AddRoute, DeleteRoute
+from egress_router.core.values import IPv4Source
+from egress_router.errors import EgressRouterError
+
+LOG_ENV = "EGRESS_ROUTER_CNI_LOG"  # log file when the config names none
+
+
+class Logger:
+    """``<RFC 3339 time> [<level>] <message>`` lines to stderr and the log file."""
+
+    def __init__(self, path: str | None, level: str = "debug", stderr: TextIO = sys.stderr):
+        self.level = LOG_LEVELS.index(level)
+        self.stderr = stderr
+        self.file: TextIO | None = None
+        if path:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                self.file = os.fdopen(fd, "a")
+            except OSError:
+                stderr.write(f"Egress Router CNI logging: cannot open {path}\n")
+
+    def log(self, message: str, level: str = "debug") -> None:
+        if LOG_LEVELS.index(level) > self.level:
+            return
+        now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        line = cni_skel.log_line(now.replace("+00:00", "Z"), level, message)
+        self.stderr.write(line)
+        if self.file is not None:
+            self.file.write(line)
+            self.file.flush()
+
+    def verbose(self, message: str) -> None:
+        self.log(message, "verbose")
+
+
+def _log_path(raw_text: str) -> str:
+    try:
+        raw = json.loads(raw_text)
+        configured = raw.get("log_file") if isinstance(raw, dict) else None
+    except ValueError:
+        configured = None
+    if isinstance(configured, str) and configured:
+        return configured
+    return os.environ.get(LOG_ENV) or DEFAULT_LOG_FILE
+
+
+def _create_macvlan(config: CniConfig, sandbox: str, ifname: str, log: Logger) -> bool:
+    """Create the macvlan here, move it into ``sandbox`` and enter it; True if it is new."""
+    from egress_router.dataplane import sysctl
+    from egress_router.dataplane.netlink import Netlink, enter_netns
+
+    tmp = "egr" + secrets.token_hex(4)
+    with Netlink() as nl:
+        master = config.master or nl.default_route_link()
+        if master is None:
+            raise CniError("unable to get default route interface name", code=PLUGIN_FAILURE)
+        if nl.link(master) is None:
+            raise CniError(f'failed to lookup master "{master}"', code=PLUGIN_FAILURE)
+        mtu = config.mtu or nl.require_link(master).mtu
+        nl.add_macvlan(tmp, master, mode=config.mode, mtu=mtu)
+        try:
+            nl.move_link_to_path(tmp, sandbox)
+        except BaseException:
+            nl.delete_link(tmp)
+            raise
+    enter_netns(sandbox)
+    with Netlink() as nl:
+        existing = nl.link(ifname)
+        if existing is not None:
+            nl.delete_link(tmp)
+            if existing.kind != "macvlan":
+                raise CniError(f'interface "{ifname}" already exists', code=PLUGIN_FAILURE)
+            log.log(f'Using existing macvlan "{ifname}"')
+            return False
+        log.log("Created macvlan interface")
+        try:
+            sysctl.write(f"net.ipv4.conf.{tmp}.proxy_arp", "1")
+            nl.rename_link(tmp, ifname)
+        except BaseException:
+            nl.delete_link(tmp)
+            raise
+        log.log(f'Renamed macvlan to "{ifname}"')
+    return True
+
+
+def _add(config: CniConfig, inv: cni_skel.Invocation, log: Logger) -> str:
+    from egress_router.dataplane.netlink import Netlink
+    from egress_router.router import apply
+
+    log.log(f"Gateway: {config.ip.gateway}")
+    log.log(f"IP Source Addresses: {cni_skel.go_list([str(config.ip.address)])}")
+    log.log(f"IP Destinations: {cni_skel.go_list(config.ip.destinations)}")
+    if not os.path.exists(inv.netns):
+        raise CniError(f"failed to open netns {inv.netns!r}", code=PLUGIN_FAILURE)
+    created = _create_macvlan(config, inv.netns, inv.ifname, log)
+    env = RouterEnv(
+        source=IPv4Source(config.ip.address.ip, config.ip.address.network.prefixlen),
+        gateway=config.ip.gateway,
+        mode=Mode.INIT,
+        destination=config.ip.destination,
+        interfaces=Interfaces(macvlan=inv.ifname, cluster=CLUSTER_INTERFACE),
+    )
+    try:
+        with Netlink() as nl:
+            eth0 = nl.link(CLUSTER_INTERFACE)
+        outcome = apply.configure(env, log=log.verbose)
+        apply.announce_request(env, log=log.verbose)
+        with Netlink() as nl:
+            mac = nl.require_link(inv.ifname).mac or ""
+    except BaseException:
+        if created:
+            with Netlink() as nl:
+                nl.delete_link(inv.ifname)
+        raise
+    for op in outcome.network_ops:
+        if isinstance(op, AddRoute) and not op.route.is_default:
+            log.log(f"Adding IPv4 route to gateway {config.ip.gateway} on macvlan interface")
+        elif isinstance(op, DeleteRoute) and op.route.is_default and eth0 is not None:
+            gateway = str(op.route.gateway) if op.route.gateway else None
+            log.log(f"deleted default route {cni_skel.go_route(eth0.index, gateway)}")
+        elif isinstance(op, AddRoute):
+            log.log(f"Added new default route with gateway {config.ip.gateway}")
+    if not any(isinstance(op, AddRoute) and op.route.is_default for op in outcome.network_ops):
+        log.log(f"Use existing route with gateway {config.ip.gateway}")
+    rules = cni_skel.dnat_rule_texts(config.ip.destination)
+    if not rules:
+        log.log("No destination information has been provided")
+    for text in rules:
+        log.log(f"Added nftables rule: {text}")
+    return cni_skel.add_result(config, inv.ifname, mac, inv.netns)
+
+
+def _del(inv: cni_skel.Invocation, log: Logger) -> None:
+    from egress_router.core import redirect_rules
+    from egress_router.dataplane import nftables
+    from egress_router.dataplane.netlink import Netlink, enter_netns
+
+    log.log("Called CNI DEL")
+    if not inv.netns or not os.path.exists(inv.netns):
+        return
+    try:
+        enter_netns(inv.netns)
+    except EgressRouterError as exc:
+        log.log(f"CNI DEL: namespace gone ({exc})", "verbose")
+        return
+    with Netlink() as nl:
+        if nl.link(inv.ifname) is None:
+            log.log("CNI DEL called")
+        nl.delete_link(inv.ifname)
+    if nftables.list_table(redirect_rules.FAMILY, redirect_rules.TABLE) is not None:
+        nftables.delete_table(redirect_rules.FAMILY, redirect_rules.TABLE)
+
+
+def _check(config: CniConfig, inv: cni_skel.Invocation) -> None:
+    from egress_router.dataplane.netlink import Netlink, enter_netns
+
+    cni_skel.check_allowed(config.cni_version)
+    enter_netns(inv.netns)
+    with Netlink() as nl:
+        if nl.link(inv.ifname) is None:
+            raise CniError(f'interface "{inv.ifname}" not found', code=PLUGIN_FAILURE)
+        if config.ip.address not in nl.addresses(inv.ifname):
+            raise CniError(
+                f'interface "{inv.ifname}" lacks {config.ip.address}', code=PLUGIN_FAILURE
+            )
+
+
+def run(env: Mapping[str, str], stdin: str, out: TextIO, err: TextIO) -> int:
+    """One plugin invocation; returns the exit status."""
+    if "CNI_COMMAND" not in env:
+        err.write(cni_skel.ABOUT + "\n")
+        return 0
+    version = "0.4.0"
+    log: Logger | None = None
+    try:
+        inv = cni_skel.parse_invocation(env)
+        if inv.command == "VERSION":
+            out.write(cni_skel.version_json() + "\n")
+            return 0
+        log = Logger(_log_path(stdin), stderr=err)
+        if inv.command == "DEL":
+            _del(inv, log)
+            return 0
+        log.log(f"Called CNI {inv.command}")
+        try:
+            version = parse_version(json.loads(stdin))
+        except (ValueError, AttributeError, CniError):
+            pass
+        config = parse_config(stdin)
+        log.level = LOG_LEVELS.index(config.log_level)
+        if inv.command == "CHECK":
+            _check(config, inv)
+            return 0
+        out.write(_add(config, inv, log))
+        return 0
+    except CniError as exc:
+        error = exc
+    except EgressRouterError as exc:
+        error = CniError(exc.one_line(), code=PLUGIN_FAILURE)
+    if log is not None:
+        log.log(error.one_line(), "error")
+    out.write(cni_skel.error_json(error, version) + "\n")
+    return 1
+
+
+def main() -> int:
+    """Console-script entry point (install as ``/opt/cni/bin/egress-router``)."""
+    stdin = "" if os.environ.get("CNI_COMMAND") == "VERSION" else sys.stdin.read()
+    return run(os.environ, stdin, sys.stdout, sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

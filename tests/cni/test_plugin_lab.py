@@ -1,0 +1,148 @@
+"""The CNI plugin for real: run in the lab's node namespace, configuring a container namespace."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from egress_router.lab.servers import Nginx
+from egress_router.lab.topology import Lab
+from tests.cni.helpers import (
+    CONTAINER,
+    CONTAINER_IP,
+    LAB_CONFIG,
+    attach_cluster_side,
+    container_state,
+    run_plugin,
+)
+
+pytestmark = pytest.mark.lab
+
+LOG_RE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d) \[(panic|error|verbose|debug)\] "
+)
+
+
+@pytest.fixture
+def cni_lab(tmp_path: Path) -> Iterator[Lab]:
+    with Lab(workdir=tmp_path / "lab", extra_roles=(CONTAINER,)) as built:
+        attach_cluster_side(built)
+        yield built
+
+
+def _messages(log_file: Path) -> list[str]:
+    lines = log_file.read_text().splitlines()
+    assert all(LOG_RE.match(line) for line in lines), lines
+    return [LOG_RE.sub("", line) for line in lines if "[verbose]" not in line]
+
+
+def test_add_configures_the_pod_and_traffic_leaves_from_the_egress_ip(
+    cni_lab: Lab, tmp_path: Path
+) -> None:
+    log_file = tmp_path / "egress-router-log"
+    result = run_plugin(cni_lab, "ADD", LAB_CONFIG, log_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["cniVersion"] == "0.4.0"
+    assert doc["interfaces"][0]["name"] == "net1"
+    assert doc["interfaces"][0]["sandbox"].endswith(cni_lab.ns(CONTAINER))
+    assert re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", doc["interfaces"][0]["mac"])
+    assert doc["ips"] == [
+        {"version": "4", "interface": 0, "address": "198.19.123.99/24", "gateway": "198.19.123.1"}
+    ]
+    assert doc["dns"] == {}
+
+    state = container_state(cni_lab)
+    net1 = next(link for link in state["links"] if link["ifname"] == "net1")
+    assert net1["linkinfo"]["info_kind"] == "macvlan"
+    routes = [" ".join(r.split()) for r in state["routes"].splitlines()]
+    assert "default via 198.19.123.1 dev net1" in routes[0]
+    assert any(r.startswith("198.18.0.0/24 dev eth0 proto kernel scope link src") for r in routes)
+    assert any(
+        r.startswith("198.19.123.0/24 dev net1 proto kernel scope link src 198.19.123.99")
+        for r in routes
+    )
+    assert any(r.startswith("198.19.123.1 dev net1") for r in routes)
+    assert not any("via 198.18.0.1" in r for r in routes)  # the pod's old default is gone
+    assert cni_lab.exec(CONTAINER, ["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.strip() == "1"
+    assert "table ip egress_router" in state["ruleset"]
+
+    messages = _messages(log_file)
+    assert messages[:4] == [
+        "Called CNI ADD",
+        "Gateway: 198.19.123.1",
+        "IP Source Addresses: [198.19.123.99/24]",
+        "IP Destinations: [8080 TCP 203.0.113.25 80 5353 udp 203.0.113.26]",
+    ]
+    assert "Created macvlan interface" in messages
+    assert 'Renamed macvlan to "net1"' in messages
+    assert "Adding IPv4 route to gateway 198.19.123.1 on macvlan interface" in messages
+    assert any(m.startswith("deleted default route {Ifindex: ") for m in messages)
+    assert "Added new default route with gateway 198.19.123.1" in messages
+    assert "Added nftables rule: iif eth0 tcp dport 8080 dnat to 203.0.113.25:80" in messages
+
+    web = Nginx(cni_lab, "web", ["203.0.113.25:80"]).start()
+    proc = cni_lab.exec("client", ["curl", "-sS", "-m", "5", f"http://{CONTAINER_IP}:8080/ip"])
+    assert proc.returncode == 0, proc.stderr
+    assert "198.19.123.99" in proc.stdout
+    assert web.client_addresses()[-1] == "198.19.123.99"
+
+    # ADD again: same state, no second interface, no error.
+    again = run_plugin(cni_lab, "ADD", LAB_CONFIG, log_file)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["interfaces"][0]["mac"] == doc["interfaces"][0]["mac"]
+    assert [r for r in container_state(cni_lab)["routes"].splitlines()] == state[
+        "routes"
+    ].splitlines()
+
+    # CHECK passes on a configured pod.
+    check = run_plugin(cni_lab, "CHECK", LAB_CONFIG, log_file)
+    assert (check.returncode, check.stdout) == (0, "")
+
+    # DEL removes the interface and our table; a second DEL is a no-op.
+    for _ in range(2):
+        gone = run_plugin(cni_lab, "DEL", LAB_CONFIG, log_file)
+        assert (gone.returncode, gone.stdout) == (0, "")
+        after = container_state(cni_lab)
+        assert not any(link["ifname"] == "net1" for link in after["links"])
+        assert "egress_router" not in after["ruleset"]
+    check = run_plugin(cni_lab, "CHECK", LAB_CONFIG, log_file)
+    assert check.returncode == 1
+    assert json.loads(check.stdout)["code"] == 100
+
+
+def test_bad_config_changes_nothing(cni_lab: Lab, tmp_path: Path) -> None:
+    log_file = tmp_path / "log"
+    before = container_state(cni_lab)
+    bad = {**LAB_CONFIG, "ip": {**LAB_CONFIG["ip"], "destinations": ["80 icmp 203.0.113.25"]}}
+    result = run_plugin(cni_lab, "ADD", bad, log_file)
+    assert result.returncode == 1
+    doc = json.loads(result.stdout)
+    assert doc["code"] == 7
+    assert doc["msg"].startswith("ip.destinations[0]: ")
+    assert "icmp" in doc["msg"]
+    assert container_state(cni_lab) == before
+    with_node = cni_lab.exec("node", ["ip", "-o", "link"]).stdout
+    assert "egr" not in with_node  # no temporary macvlan left on the node
+
+
+def test_del_without_namespace_or_interface_succeeds(cni_lab: Lab, tmp_path: Path) -> None:
+    log_file = tmp_path / "log"
+    for netns in ("", "/var/run/netns/does-not-exist"):
+        result = run_plugin(cni_lab, "DEL", LAB_CONFIG, log_file, netns=netns)
+        assert (result.returncode, result.stdout) == (0, "")
+    result = run_plugin(cni_lab, "DEL", LAB_CONFIG, log_file)
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_add_into_missing_namespace_fails_cleanly(cni_lab: Lab, tmp_path: Path) -> None:
+    result = run_plugin(
+        cni_lab, "ADD", LAB_CONFIG, tmp_path / "log", netns="/var/run/netns/does-not-exist"
+    )
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["code"] == 100
+    assert "egr" not in cni_lab.exec("node", ["ip", "-o", "link"]).stdout
