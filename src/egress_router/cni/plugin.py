@@ -11,6 +11,7 @@ Must not: parse or plan (``core.cni_config``, ``core.cni_skel``, ``core.router_p
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -215,10 +216,8 @@ def run(env: Mapping[str, str], stdin: str, out: TextIO, err: TextIO) -> int:
             _del(inv, log)
             return 0
         log.log(f"Called CNI {inv.command}")
-        try:
-            version = parse_version(json.loads(stdin))
-        except (ValueError, AttributeError, CniError):
-            pass
+        with contextlib.suppress(ValueError, AttributeError, CniError):
+            version = parse_version(json.loads(stdin))  # errors answer in the config's version
         config = parse_config(stdin)
         log.level = LOG_LEVELS.index(config.log_level)
         if inv.command == "CHECK":
