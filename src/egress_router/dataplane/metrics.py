@@ -248,38 +248,49 @@ class DnsProxyMetrics:
         )
         self.relay_bytes = Counter(
             "egress_router_dns_proxy_relay_bytes",
-            "Relay path: bytes relayed (counted when a connection closes).",
+            "Relay path: bytes received from the client (up) or the destination (down), "
+            "counted when that side closes.",
             ["port", "direction"],
             registry=r,
         )
 
-    def lookup(self, ports: Iterable[int], outcome: str, count: int, now: float) -> None:
+    def lookup(self, ports: Iterable[int], outcome: str, now: float) -> None:
+        """One lookup of a name serving ``ports``: ``ok`` (addresses), ``nxdomain`` (no
+        address: NXDOMAIN or no A record) or ``error`` (no answer)."""
         for port in ports:
             self.resolutions.labels(str(port), outcome).inc()
             if outcome == "ok":
                 self.last_success.labels(str(port)).set(now)
-                self.addresses.labels(str(port)).set(count)
 
     def current(self, ports: dict[int, int]) -> None:
+        """Address counts per port, after a successful forwarding update."""
         for port, count in ports.items():
             self.addresses.labels(str(port)).set(count)
 
+    def fixed(self, ports: Iterable[int], now: float) -> None:
+        for port in ports:
+            self.last_success.labels(str(port)).set(now)
+
     def update(self, ok: bool) -> None:
         self.updates.labels("ok" if ok else "failed").inc()
+
+    # The relay reports each side once, when it closes (bytes read from the socket's TCP_INFO).
 
     def relay_open(self, port: int) -> None:
         self.relay_connections.labels(str(port)).inc()
         self.relay_active.labels(str(port)).inc()
 
-    def relay_closed(self, port: int, up: int, down: int, dial_failed: bool) -> None:
+    def relay_closed(self, port: int, up: int, dial_failed: bool) -> None:
         label = str(port)
         self.relay_active.labels(label).dec()
         if dial_failed:
             self.relay_dial_failures.labels(label).inc()
         if up:
             self.relay_bytes.labels(label, "up").inc(up)
+
+    def relay_upstream_closed(self, port: int, down: int) -> None:
         if down:
-            self.relay_bytes.labels(label, "down").inc(down)
+            self.relay_bytes.labels(str(port), "down").inc(down)
 
 
 # -- firewall agent ----------------------------------------------------------------------------

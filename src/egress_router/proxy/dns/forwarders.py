@@ -20,7 +20,7 @@ from egress_router.core.dns_destinations import Settings
 from egress_router.dataplane import conntrack, nftables, sysctl
 from egress_router.dataplane.netlink import Netlink
 from egress_router.errors import DataplaneError
-from egress_router.proxy.tcp.relay import Listener, Logger, Route
+from egress_router.proxy.tcp.relay import Listener, Logger, RelayObserver, Route
 
 Addresses = tuple[ipaddress.IPv4Address, ...]
 Current = Mapping[int, Addresses]
@@ -99,13 +99,20 @@ class RelayForwarder:
         bind: list[str] | None = None,
         *,
         reuse_port: bool = False,
+        observer: RelayObserver | None = None,
     ) -> None:
         self.settings = settings
         self.bind = bind
         log_connections = log if settings.debug else None
         self.listeners = {
             d.local_port: Listener(
-                Route(d.local_port, d.host, d.remote_port, log_connections=log_connections),
+                Route(
+                    d.local_port,
+                    d.host,
+                    d.remote_port,
+                    log_connections=log_connections,
+                    observer=observer,
+                ),
                 [],
                 reuse_port=reuse_port,
             )

@@ -33,14 +33,21 @@ def stdout_logger(prefix: str = "dns-proxy") -> Logger:
     return log
 
 
-async def serve(settings: Settings, log: Logger, *, shared_ports: bool = False) -> None:
+async def serve(
+    settings: Settings, log: Logger, *, shared_ports: bool = False, metrics: bool = False
+) -> None:
     """Run until SIGTERM/SIGINT; forwarding is removed on the way out."""
+    observer = None
+    if metrics:  # created in this process (after a fork): multi-process mode is already on
+        from egress_router.dataplane.metrics import DnsProxyMetrics
+
+        observer = DnsProxyMetrics()
     forwarder: Forwarder
     if settings.forwarding is Forwarding.KERNEL:
         forwarder = KernelForwarder(settings, log)
     else:
-        forwarder = RelayForwarder(settings, log, reuse_port=shared_ports)
-    service = DnsProxyService(settings, forwarder, Resolver().lookup, log)
+        forwarder = RelayForwarder(settings, log, reuse_port=shared_ports, observer=observer)
+    service = DnsProxyService(settings, forwarder, Resolver().lookup, log, metrics=observer)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -54,7 +61,9 @@ async def serve(settings: Settings, log: Logger, *, shared_ports: bool = False) 
         await service.stop()
 
 
-def _run_loop(settings: Settings, log: Logger, shared_ports: bool) -> None:
+def _run_loop(
+    settings: Settings, log: Logger, shared_ports: bool, metrics: tuple[str, int] | None
+) -> None:
     try:
         import uvloop
 
@@ -62,7 +71,7 @@ def _run_loop(settings: Settings, log: Logger, shared_ports: bool) -> None:
     except ImportError:  # pragma: no cover - uvloop is a pinned dependency
         factory = None
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(serve(settings, log, shared_ports=shared_ports))
+        runner.run(serve(settings, log, shared_ports=shared_ports, metrics=metrics is not None))
 
 
 def workers_for(settings: Settings) -> int:
@@ -72,16 +81,35 @@ def workers_for(settings: Settings) -> int:
     return max(1, min(wanted, MAX_WORKERS))
 
 
-def run(settings: Settings) -> int:
-    """Blocking entry point used by the command."""
+def run(settings: Settings, metrics: tuple[str, int] | None = None) -> int:
+    """Blocking entry point used by the command; ``metrics``: serve /metrics there.
+
+    With metrics on, every process writes them into a private directory (prometheus_client's
+    multi-process mode) and this process serves their combination; removed at exit."""
+    if metrics is None:
+        return _run(settings, None)
+    from egress_router.dataplane import metrics as adapter
+
+    path = adapter.enable_multiprocess()
+    try:
+        return _run(settings, metrics)
+    finally:
+        adapter.disable_multiprocess(path)
+
+
+def _run(settings: Settings, metrics: tuple[str, int] | None) -> int:
     workers = workers_for(settings)
     if workers == 1:
-        _run_loop(settings, stdout_logger(), False)
+        if metrics is not None:
+            from egress_router.dataplane.metrics import serve as serve_metrics
+
+            serve_metrics(*metrics)
+        _run_loop(settings, stdout_logger(), False, metrics)
         return 0
-    return _supervise(settings, workers)
+    return _supervise(settings, workers, metrics)
 
 
-def _supervise(settings: Settings, workers: int) -> int:
+def _supervise(settings: Settings, workers: int, metrics: tuple[str, int] | None) -> int:
     """Fork ``workers`` relay processes; stop them all on a signal or when one dies."""
     sys.stdout.flush()
     children: list[int] = []
@@ -90,7 +118,7 @@ def _supervise(settings: Settings, workers: int) -> int:
         if pid == 0:  # child: its own event loop, never returns into the parent's code
             code = 0
             try:
-                _run_loop(settings, stdout_logger(f"dns-proxy[{index}]"), True)
+                _run_loop(settings, stdout_logger(f"dns-proxy[{index}]"), True, metrics)
             except BaseException as exc:  # report in one line, as the CLI would
                 print(f"egress-router: {exc}", file=sys.stderr, flush=True)
                 code = getattr(exc, "exit_code", 1)
@@ -108,6 +136,18 @@ def _supervise(settings: Settings, workers: int) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    if metrics is not None:  # after forking: the workers never inherit the exposition thread
+        from egress_router.dataplane import metrics as adapter
+        from egress_router.errors import DataplaneError
+
+        try:
+            adapter.serve(*metrics)
+        except DataplaneError:
+            forward(signal.SIGTERM, None)
+            for child in children:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(child, 0)
+            raise
     status = 0
     remaining = set(children)
     while remaining:
@@ -116,6 +156,10 @@ def _supervise(settings: Settings, workers: int) -> int:
         except ChildProcessError:
             break
         remaining.discard(pid)
+        if metrics is not None:
+            from egress_router.dataplane import metrics as adapter
+
+            adapter.process_exited(pid)
         code = os.waitstatus_to_exitcode(raw)
         if code != 0 or not stopping:
             status = status or (code if code > 0 else 1)

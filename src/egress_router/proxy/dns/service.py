@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from egress_router.core.dns_destinations import Settings
 from egress_router.core.dns_schedule import NameState, Outcome, RefreshPolicy, on_answer, on_failure
@@ -23,6 +25,9 @@ from egress_router.dataplane.resolver import Answer
 from egress_router.errors import ResolveError
 from egress_router.proxy.dns.forwarders import Forwarder
 from egress_router.proxy.tcp.relay import Logger
+
+if TYPE_CHECKING:
+    from egress_router.dataplane.metrics import DnsProxyMetrics
 
 Lookup = Callable[[str], Awaitable[Answer]]
 Addresses = tuple[ipaddress.IPv4Address, ...]
@@ -38,6 +43,7 @@ class DnsProxyService:
         lookup: Lookup,
         log: Logger,
         policy: RefreshPolicy | None = None,
+        metrics: DnsProxyMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.forwarder = forwarder
@@ -49,6 +55,11 @@ class DnsProxyService:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._dirty = False  # the last forwarding update failed: retry on the next lookup
+        self.metrics = metrics
+        self._ports: dict[str, list[int]] = {}  # name -> the local ports it serves
+        for d in settings.destinations:
+            if d.address is None:
+                self._ports.setdefault(d.host, []).append(d.local_port)
 
     def current(self) -> dict[int, Addresses]:
         """Local port -> the addresses new connections may go to now."""
@@ -68,8 +79,12 @@ class DnsProxyService:
             answer = await self.lookup(name)
         except ResolveError as exc:
             outcome: Outcome = on_failure(state, exc.reason, loop.time(), self.policy)
+            result = "error"
         else:
             outcome = on_answer(state, answer.addresses, answer.ttl, loop.time(), self.policy)
+            result = "ok" if answer.addresses else "nxdomain"
+        if self.metrics is not None:
+            self.metrics.lookup(self._ports.get(name, ()), result, time.time())
         self.states[name] = outcome.state
         if outcome.message:
             self.log(outcome.message)
@@ -77,7 +92,19 @@ class DnsProxyService:
 
     async def _push(self) -> None:
         async with self._apply_lock:
-            await self.forwarder.update(self.current())
+            current = self.current()
+            try:
+                await self.forwarder.update(current)
+            except BaseException:
+                if self.metrics is not None:
+                    self.metrics.update(False)
+                raise
+            self._updated(current)
+
+    def _updated(self, current: dict[int, Addresses]) -> None:
+        if self.metrics is not None:
+            self.metrics.update(True)
+            self.metrics.current({port: len(addrs) for port, addrs in current.items()})
 
     async def _follow(self, name: str) -> None:
         loop = asyncio.get_running_loop()
@@ -98,8 +125,13 @@ class DnsProxyService:
         names = list(self.states)
         if names:
             await asyncio.gather(*(self._resolve_once(n) for n in names))
-        await self.forwarder.start(self.current())
+        current = self.current()
+        await self.forwarder.start(current)
         self._started = True
+        self._updated(current)
+        if self.metrics is not None:  # ports of fixed addresses: good since start
+            fixed = [d.local_port for d in self.settings.destinations if d.address is not None]
+            self.metrics.fixed(fixed, time.time())
         for d in self.settings.destinations:
             addrs = self.current()[d.local_port]
             shown = ", ".join(str(a) for a in addrs) or "no address yet: refusing"

@@ -21,7 +21,7 @@ import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 HIGH_WATER = 256 * 1024  # bytes queued towards one peer before we stop reading the other
 LOW_WATER = 64 * 1024
@@ -29,6 +29,15 @@ CONNECT_TIMEOUT_S = 5.0  # per address; the next address is tried after this
 BACKLOG = 4096  # pending accepts per port (bursts of new connections)
 
 Logger = Callable[[str], None]
+TCP_INFO_BYTES_RECEIVED = 128  # offset of tcpi_bytes_received (u64) in struct tcp_info
+
+
+class RelayObserver(Protocol):
+    """Told once per connection and side (never per chunk), e.g. the metrics adapter."""
+
+    def relay_open(self, port: int) -> None: ...
+    def relay_closed(self, port: int, up: int, dial_failed: bool) -> None: ...
+    def relay_upstream_closed(self, port: int, down: int) -> None: ...
 
 
 @dataclass
@@ -40,6 +49,7 @@ class Route:
     remote_port: int
     addresses: tuple[ipaddress.IPv4Address, ...] = ()
     log_connections: Logger | None = None
+    observer: RelayObserver | None = None
     _turn: int = field(default=0, repr=False)
 
     def candidates(self) -> list[ipaddress.IPv4Address]:
@@ -66,6 +76,22 @@ def _reset(transport: asyncio.BaseTransport) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()  # type: ignore[attr-defined]
+
+
+def _received(transport: asyncio.BaseTransport | None, fin: bool) -> int:
+    """Payload bytes the kernel received on this connection (its FIN excluded), from TCP_INFO;
+    read once when the side closes, so counting costs nothing per chunk."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return 0
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 136)
+    except OSError:
+        return 0
+    if len(raw) < TCP_INFO_BYTES_RECEIVED + 8:
+        return 0
+    (count,) = struct.unpack_from("Q", raw, TCP_INFO_BYTES_RECEIVED)
+    return max(0, int(count) - (1 if fin else 0))
 
 
 class _Side(asyncio.Protocol):
@@ -130,6 +156,13 @@ class _Upstream(_Side):
         super().connection_made(transport)
         _set_keepalive(transport)  # accepted sockets inherit it from the listening socket
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        client = self.peer
+        if isinstance(client, _Downstream) and client.route.observer is not None:
+            down = _received(self.transport, self.eof)
+            client.route.observer.relay_upstream_closed(client.route.local_port, down)
+        super().connection_lost(exc)
+
 
 class _Downstream(_Side):
     """An accepted client connection; dials the route before reading anything."""
@@ -140,6 +173,7 @@ class _Downstream(_Side):
         self.connections = connections
         self.task: asyncio.Task[None] | None = None
         self.timed_out = False  # the dial timer fired (vs. a shutdown cancelling the task)
+        self.dial_failed = False  # no address could be reached
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -147,6 +181,8 @@ class _Downstream(_Side):
         self.transport.pause_reading()
         self.connections.add(self)
         self.task = asyncio.get_running_loop().create_task(self._dial())
+        if self.route.observer is not None:
+            self.route.observer.relay_open(self.route.local_port)
 
     def _dial_timed_out(self) -> None:
         if self.task is not None and not self.task.done():
@@ -209,11 +245,16 @@ class _Downstream(_Side):
                 f"refused {client[0]}:{client[1]} port {route.local_port}: no reachable address"
                 f" for {route.host}"
             )
+        self.dial_failed = True
         if not self.closed:
             _reset(self.transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
+        route = self.route
+        if route.observer is not None:
+            up = _received(self.transport, self.eof)
+            route.observer.relay_closed(route.local_port, up, self.dial_failed)
         if self.peer is None and self.task is not None and not self.task.done():
             self.closed = True
             return  # the dial notices ``closed``
