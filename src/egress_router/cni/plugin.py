@@ -66,8 +66,13 @@ class Logger:
     def verbose(self, message: str) -> None:
         self.log(message, "verbose")
 
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
-def _log_path(raw_text: str) -> str:
+
+def _log_path(raw_text: str, env: Mapping[str, str]) -> str:
     try:
         raw = json.loads(raw_text)
         configured = raw.get("log_file") if isinstance(raw, dict) else None
@@ -75,7 +80,7 @@ def _log_path(raw_text: str) -> str:
         configured = None
     if isinstance(configured, str) and configured:
         return configured
-    return os.environ.get(LOG_ENV) or DEFAULT_LOG_FILE
+    return env.get(LOG_ENV) or DEFAULT_LOG_FILE
 
 
 def _create_macvlan(config: CniConfig, sandbox: str, ifname: str, log: Logger) -> bool:
@@ -201,6 +206,15 @@ def _check(config: CniConfig, inv: cni_skel.Invocation) -> None:
 
 def run(env: Mapping[str, str], stdin: str, out: TextIO, err: TextIO) -> int:
     """One plugin invocation; returns the exit status."""
+    logger: list[Logger] = []
+    try:
+        return _run(env, stdin, out, err, logger)
+    finally:
+        for log in logger:
+            log.close()
+
+
+def _run(env: Mapping[str, str], stdin: str, out: TextIO, err: TextIO, opened: list[Logger]) -> int:
     if "CNI_COMMAND" not in env:
         err.write(cni_skel.ABOUT + "\n")
         return 0
@@ -211,7 +225,8 @@ def run(env: Mapping[str, str], stdin: str, out: TextIO, err: TextIO) -> int:
         if inv.command == "VERSION":
             out.write(cni_skel.version_json() + "\n")
             return 0
-        log = Logger(_log_path(stdin), stderr=err)
+        log = Logger(_log_path(stdin, env), stderr=err)
+        opened.append(log)
         if inv.command == "DEL":
             _del(inv, log)
             return 0
