@@ -207,7 +207,8 @@ def test_defaults() -> None:
         ({"redirect": {"extra": 1}}, "spec.redirect.extra: unknown field"),
         (
             {"networkInterface": {"macvlan": {"mode": "bridge"}}},
-            'spec.networkInterface.macvlan.mode: must be one of Bridge, Private, VEPA, Passthru, got "bridge"',
+            "spec.networkInterface.macvlan.mode: must be one of Bridge, Private, VEPA, Passthru, "
+            'got "bridge"',
         ),
     ],
 )
@@ -228,5 +229,5 @@ def test_missing_redirect_and_wrong_kind() -> None:
         parse_egressrouter(doc)
     with pytest.raises(PolicyError, match="apiVersion/kind: must be"):
         parse_egressrouter({**_cr(), "kind": "Pod"})
-    with pytest.raises(PolicyError, match="metadata.name: required"):
+    with pytest.raises(PolicyError, match=r"metadata\.name: required"):
         parse_egressrouter({**_cr(), "metadata": {}})
