@@ -108,3 +108,10 @@ def test_del_without_netns_is_a_no_op(tmp_path: Path) -> None:
     env = {**ENV, "CNI_COMMAND": "DEL", "EGRESS_ROUTER_CNI_LOG": str(tmp_path / "log")}
     del env["CNI_NETNS"]
     assert _run(env, "garbage")[:2] == (0, "")
+
+
+def test_ifname_eth0_is_refused(tmp_path: Path) -> None:
+    env = {**ENV, "CNI_IFNAME": "eth0", "EGRESS_ROUTER_CNI_LOG": str(tmp_path / "log")}
+    status, out, _ = _run(env, json.dumps(LAB_CONFIG))
+    assert status == 1
+    assert json.loads(out)["code"] == 4

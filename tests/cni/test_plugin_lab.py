@@ -146,3 +146,30 @@ def test_add_into_missing_namespace_fails_cleanly(cni_lab: Lab, tmp_path: Path) 
     assert result.returncode == 1
     assert json.loads(result.stdout)["code"] == 100
     assert "egr" not in cni_lab.exec("node", ["ip", "-o", "link"]).stdout
+
+
+def test_fallback_ip_catches_unlisted_ports_and_sctp_rules_load(
+    cni_lab: Lab, tmp_path: Path
+) -> None:
+    config = {
+        **LAB_CONFIG,
+        "cniVersion": "0.3.1",
+        "ip": {
+            "addresses": ["198.19.123.99/24"],
+            "destinations": ["5353 udp 203.0.113.26", "9 SCTP 203.0.113.27 9"],
+            "fallbackIP": "203.0.113.25",
+            "gateway": "198.19.123.1",
+        },
+    }
+    result = run_plugin(cni_lab, "ADD", config, tmp_path / "log", ifname="eg0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["cniVersion"] == "0.3.1"
+    ruleset = container_state(cni_lab)["ruleset"]
+    assert "dnat_sctp_addr" in ruleset and "203.0.113.27" in ruleset
+    web = Nginx(cni_lab, "web", ["203.0.113.25:80"]).start()
+    proc = cni_lab.exec("client", ["curl", "-sS", "-m", "5", f"http://{CONTAINER_IP}/ip"])
+    assert proc.returncode == 0, proc.stderr
+    assert web.client_addresses()[-1] == "198.19.123.99"
+    messages = _messages(tmp_path / "log")
+    assert "Added nftables rule: iif eth0 dnat to 203.0.113.25" in messages
+    assert 'Renamed macvlan to "eg0"' in messages

@@ -24,6 +24,7 @@ from egress_router.core import cni_skel
 from egress_router.core.cni_config import (
     CLUSTER_INTERFACE,
     DEFAULT_LOG_FILE,
+    INVALID_ENV,
     LOG_LEVELS,
     PLUGIN_FAILURE,
     CniConfig,
@@ -129,6 +130,10 @@ def _add(config: CniConfig, inv: cni_skel.Invocation, log: Logger) -> str:
     log.log(f"Gateway: {config.ip.gateway}")
     log.log(f"IP Source Addresses: {cni_skel.go_list([str(config.ip.address)])}")
     log.log(f"IP Destinations: {cni_skel.go_list(config.ip.destinations)}")
+    if inv.ifname == CLUSTER_INTERFACE:
+        raise CniError(
+            f'CNI_IFNAME "{inv.ifname}" is the pod\'s cluster interface', code=INVALID_ENV
+        )
     if not os.path.exists(inv.netns):
         raise CniError(f"failed to open netns {inv.netns!r}", code=PLUGIN_FAILURE)
     created = _create_macvlan(config, inv.netns, inv.ifname, log)
