@@ -72,12 +72,3 @@ def test_agent_metrics_follow_applies_lookups_and_queries(tmp_path):
         text = scrape(lab)
         assert sample(text, "egress_router_firewall_rules") == 1
         assert "app.example.test" not in text  # the name left the policies: its gauge too
-
-
-def test_bad_metrics_address_is_one_line(tmp_path):
-    from tests.conftest import cli
-
-    result = cli("firewall", "run", "--metrics=nowhere", str(tmp_path / "p.json"))
-    assert result.returncode == 1
-    assert "--metrics" in result.stderr
-    assert "Traceback" not in result.stderr

@@ -27,6 +27,7 @@ from prometheus_client.registry import CollectorRegistry
 from egress_router.errors import DataplaneError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CHILDREN_CACHE_MAX = 4096  # (method, status, rule) -> counter child, for the common cases
 RULE_LABELS_MAX = 1000  # distinct rule labels kept; more (never from a sane table) -> "other"
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 APPLY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -109,6 +110,8 @@ def rule_label(rule: str) -> str:
         return "loopback"
     if rule.startswith("CONNECT to port"):
         return "connect-port"
+    if rule.startswith("refusing to forward to the proxy itself"):
+        return "self"
     return "other"
 
 
@@ -158,6 +161,7 @@ class HttpProxyMetrics:
             multiprocess_mode="livesum",
         )
         self._rules: dict[str, str] = {}
+        self._children: dict[tuple[str, int, str], Counter] = {}  # label lookups skipped
         self._up = {k: self.bytes.labels("up", k) for k in ("request", "tunnel")}
         self._down = {k: self.bytes.labels("down", k) for k in ("request", "tunnel")}
         self._durations = {k: self.duration.labels(k) for k in ("request", "tunnel")}
@@ -173,13 +177,19 @@ class HttpProxyMetrics:
     def exchange(
         self, method: str, status: int, rule: str, up: int, down: int, seconds: float, tunnel: bool
     ) -> None:
-        label = self._rule(rule)
-        code = str(status)
-        self.requests.labels(method or "-", code, label).inc()
+        key = (method, status, rule)
+        try:
+            child = self._children[key]
+        except KeyError:
+            label = self._rule(rule)
+            child = self.requests.labels(method or "-", str(status), label)
+            if len(self._children) < CHILDREN_CACHE_MAX:
+                self._children[key] = child
+        child.inc()
         if status == 403:
-            self.denied.labels(label).inc()
+            self.denied.labels(self._rule(rule)).inc()
         elif status in (502, 504):
-            self.upstream_errors.labels(code).inc()
+            self.upstream_errors.labels(str(status)).inc()
         kind = "tunnel" if tunnel else "request"
         if up:
             self._up[kind].inc(up)
