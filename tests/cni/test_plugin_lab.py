@@ -173,3 +173,25 @@ def test_fallback_ip_catches_unlisted_ports_and_sctp_rules_load(
     messages = _messages(tmp_path / "log")
     assert "Added nftables rule: iif eth0 dnat to 203.0.113.25" in messages
     assert 'Renamed macvlan to "eg0"' in messages
+
+
+def test_master_defaults_to_the_default_route_interface(cni_lab: Lab, tmp_path: Path) -> None:
+    log_file = tmp_path / "log"
+    bad = {**LAB_CONFIG, "interfaceArgs": {"master": "nope0"}}
+    failed = run_plugin(cni_lab, "ADD", bad, log_file)
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout) == {
+        "cniVersion": "0.4.0",
+        "code": 100,
+        "msg": 'failed to lookup master "nope0"',
+    }
+    assert not any(link["ifname"] == "net1" for link in container_state(cni_lab)["links"])
+
+    inferred = {k: v for k, v in LAB_CONFIG.items() if k != "interfaceArgs"}
+    result = run_plugin(cni_lab, "ADD", inferred, log_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    links = container_state(cni_lab)["links"]
+    net1 = next(link for link in links if link["ifname"] == "net1")
+    node_links = json.loads(cni_lab.exec("node", ["ip", "-j", "link", "show", "ext0"]).stdout)
+    assert net1["link_index"] == node_links[0]["ifindex"]  # the node's ext0 carries it
+    assert net1["linkinfo"]["info_data"]["mode"] == "bridge"
