@@ -24,7 +24,7 @@ KNOBS: dict[str, tuple[str, str]] = {
     "listen_port": ("EGRESS_HTTP_PROXY_LISTEN_PORT", "Port to listen on [8080]"),
     "listen_address": (
         "EGRESS_HTTP_PROXY_LISTEN_ADDRESS",
-        "Addresses to listen on, comma separated [the cluster interface's addresses]",
+        "Addresses to listen on, comma separated [the cluster interface's addresses and 127.0.0.1]",
     ),
     "cluster_interface": (
         CLUSTER_INTERFACE,
@@ -48,6 +48,9 @@ KNOBS: dict[str, tuple[str, str]] = {
 }
 
 
+LOOPBACK = "127.0.0.1"
+
+
 def _listen_addresses(interface: str) -> tuple[str, ...]:
     from egress_router.dataplane.netlink import Netlink
     from egress_router.errors import VariableError
@@ -58,7 +61,9 @@ def _listen_addresses(interface: str) -> tuple[str, ...]:
         found = tuple(str(a.ip) for a in nl.addresses(interface))
     if not found:
         raise VariableError(CLUSTER_INTERFACE, "the interface has no address yet", text=interface)
-    return found
+    # Loopback too, as the reference's squid listened there: processes inside the pod (probes,
+    # `oc rsh` + curl while troubleshooting) can use the proxy; nothing outside the pod can.
+    return (*found, LOOPBACK)
 
 
 def _refuse_reserved(listen: tuple[str, ...], variable: str, macvlan: str) -> None:

@@ -59,7 +59,8 @@ def test_allowed_request_leaves_from_the_reserved_source(plab: ProxyLab) -> None
             "http://loop.test/",
             "denied: loopback and unspecified addresses need an explicit address rule",
         ),
-        ("http://127.0.0.1:8080/", "denied: loopback"),
+        ("http://127.0.0.1:9/", "denied: loopback"),
+        ("http://127.0.0.1:8080/", "refusing to forward to the proxy itself"),
     ],
 )
 def test_denied_with_403_naming_the_rule(plab: ProxyLab, url: str, reason: str) -> None:
@@ -416,3 +417,12 @@ def test_no_internal_error_was_logged(plab: ProxyLab) -> None:
         output = proc.output()
         for marker in ("Traceback", "Exception in callback", "exception was never retrieved"):
             assert marker not in output, f"proxy on {port}: {output[-3000:]}"
+
+
+def test_processes_inside_the_pod_use_the_proxy_on_loopback(plab: ProxyLab) -> None:
+    env = {"http_proxy": "http://127.0.0.1:8080/", "no_proxy": ""}
+    result = plab.lab.exec(
+        "router", ["curl", "-sS", "--max-time", "10", f"http://{WEB}/ip"], env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(ADDR.egress_source)
