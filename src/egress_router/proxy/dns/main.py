@@ -9,7 +9,6 @@ Must not: parse configuration or contain forwarding logic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -20,6 +19,7 @@ from egress_router.dataplane.resolver import Resolver
 from egress_router.proxy.dns.forwarders import Forwarder, KernelForwarder, RelayForwarder
 from egress_router.proxy.dns.service import DnsProxyService
 from egress_router.proxy.tcp.relay import Logger
+from egress_router.proxy.workers import supervise
 
 MAX_WORKERS = 16  # bound on processes (and on DNS queries: each worker follows every name)
 
@@ -111,58 +111,19 @@ def _run(settings: Settings, metrics: tuple[str, int] | None) -> int:
 
 def _supervise(settings: Settings, workers: int, metrics: tuple[str, int] | None) -> int:
     """Fork ``workers`` relay processes; stop them all on a signal or when one dies."""
-    sys.stdout.flush()
-    children: list[int] = []
-    for index in range(workers):
-        pid = os.fork()
-        if pid == 0:  # child: its own event loop, never returns into the parent's code
-            code = 0
-            try:
-                _run_loop(settings, stdout_logger(f"dns-proxy[{index}]"), True, metrics)
-            except BaseException as exc:  # report in one line, as the CLI would
-                print(f"egress-router: {exc}", file=sys.stderr, flush=True)
-                code = getattr(exc, "exit_code", 1)
-            os._exit(code)
-        children.append(pid)
 
-    stopping = False
+    def work(index: int) -> None:
+        _run_loop(settings, stdout_logger(f"dns-proxy[{index}]"), True, metrics)
 
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
+    if metrics is None:
+        return supervise(workers, work, name="dns-proxy")
+    from egress_router.dataplane import metrics as adapter
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    if metrics is not None:  # after forking: the workers never inherit the exposition thread
-        from egress_router.dataplane import metrics as adapter
-        from egress_router.errors import DataplaneError
-
-        try:
-            adapter.serve(*metrics)
-        except DataplaneError:
-            forward(signal.SIGTERM, None)
-            for child in children:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(child, 0)
-            raise
-    status = 0
-    remaining = set(children)
-    while remaining:
-        try:
-            pid, raw = os.wait()
-        except ChildProcessError:
-            break
-        remaining.discard(pid)
-        if metrics is not None:
-            from egress_router.dataplane import metrics as adapter
-
-            adapter.process_exited(pid)
-        code = os.waitstatus_to_exitcode(raw)
-        if code != 0 or not stopping:
-            status = status or (code if code > 0 else 1)
-            if not stopping:  # one worker died: stop the others, let the pod restart us
-                forward(signal.SIGTERM, None)
-    return status
+    address, port = metrics  # served by this process after forking: workers never inherit it
+    return supervise(
+        workers,
+        work,
+        name="dns-proxy",
+        after_fork=lambda: adapter.serve(address, port),
+        on_exit=adapter.process_exited,
+    )

@@ -8,17 +8,15 @@ Must not: handle connections (``worker``/``client``/``upstream`` do).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import resource
-import signal
 import socket
 import sys
 
 from egress_router.errors import DataplaneError
 from egress_router.proxy.http.settings import ProxySettings
 from egress_router.proxy.http.worker import run_worker
+from egress_router.proxy.workers import supervise
 
 FDS_PER_CONNECTION = 2  # the client's socket and the upstream's
 FDS_RESERVED = 64  # listeners, resolver, log, stdio
@@ -95,52 +93,25 @@ def _serve(settings: ProxySettings) -> int:
         _serve_metrics(settings)
         run_worker(settings, groups[0])
         return 0
-    children: list[int] = []
-    for index, sockets in enumerate(groups):
-        pid = os.fork()
-        if pid == 0:  # the worker: keep only its own sockets
-            for other, group in enumerate(groups):
-                if other != index:
-                    for sock in group:
-                        sock.close()
-            status = 0
-            try:
-                run_worker(settings, sockets)
-            except BaseException as exc:
-                print(f"egress-router: worker {index} failed: {exc!r}", file=sys.stderr)
-                status = 1
-            os._exit(status)
-        children.append(pid)
-    for group in groups:
-        for sock in group:
-            sock.close()
 
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
+    def work(index: int) -> None:  # in the worker: keep only its own sockets
+        for other, group in enumerate(groups):
+            if other != index:
+                for sock in group:
+                    sock.close()
+        run_worker(settings, groups[index])
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    try:  # after forking: the workers never inherit the exposition thread
-        _serve_metrics(settings)
-    except DataplaneError:
-        forward(signal.SIGTERM, None)
-        for child in children:
-            os.waitpid(child, 0)
-        raise
-    status = 0
-    for child in children:
-        while True:
-            try:
-                _, code = os.waitpid(child, 0)
-                break
-            except InterruptedError:
-                continue
-        if settings.metrics is not None:
-            from egress_router.dataplane import metrics
+    def close_parent_sockets() -> None:
+        for group in groups:
+            for sock in group:
+                sock.close()
+        _serve_metrics(settings)  # after forking: the workers never inherit its thread
 
-            metrics.process_exited(child)
-        if os.waitstatus_to_exitcode(code) != 0:
-            status = 1
-    return status
+    on_exit = None
+    if settings.metrics is not None:
+        from egress_router.dataplane import metrics
+
+        on_exit = metrics.process_exited
+    return supervise(
+        settings.workers, work, name="http-proxy", after_fork=close_parent_sockets, on_exit=on_exit
+    )
