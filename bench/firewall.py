@@ -165,7 +165,8 @@ def fw(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def conn_rate(lab: Lab, seconds: float) -> float:
-    lab.exec("node", ["conntrack", "-F"])
+    for role in ("node", "web"):  # both track connections (NAT, the server's own firewall)
+        lab.exec(role, ["conntrack", "-F"])
     out = lab.exec(
         "client",
         [
@@ -280,6 +281,7 @@ def main() -> int:
         # keep every 4-tuple in TIME_WAIT, or ports collide and SYNs wait for retransmits.
         lab.sysctl("web", "net.ipv4.tcp_max_tw_buckets", "1024")
         lab.exec("client", ["sh", "-c", "echo 1024 65535 > /proc/sys/net/ipv4/ip_local_port_range"])
+        lab.sysctl("client", "net.ipv4.tcp_tw_reuse", "1")
         ten = policy_file(tmp / "ten.json", worst_case_rules(10))
         big_rules = worst_case_rules(8000)
         big = policy_file(tmp / "big.json", big_rules)
