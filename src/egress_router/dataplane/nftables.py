@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from egress_router.errors import DataplaneError
 
 Command = dict[str, Any]
 
+_GUARDED_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 NFT_TIMEOUT_S = 60.0  # a 10,000-element batch takes well under a second; 60 s means a hang
 
 
@@ -35,6 +37,12 @@ def _nft_binary() -> str:
 
 
 def _run(args: Sequence[str], stdin: str | None = None) -> str:
+    # A SIGTERM/SIGINT sent to our process group (Ctrl-C, a supervisor stopping us) must not
+    # kill nft between the kernel's commit and its exit, which would report a transaction that
+    # took effect as a failure. nft gets its own session, and the signals stay blocked while it
+    # runs (so one arriving between fork and exec cannot reach it either); our own handlers
+    # run as soon as nft has exited.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _GUARDED_SIGNALS)
     try:
         proc = subprocess.run(
             [_nft_binary(), *args],
@@ -43,9 +51,12 @@ def _run(args: Sequence[str], stdin: str | None = None) -> str:
             text=True,
             timeout=NFT_TIMEOUT_S,
             check=False,
+            start_new_session=True,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DataplaneError(f"nft failed to run: {exc}") from exc
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     if proc.returncode != 0:
         detail = " ".join(proc.stderr.split())[:500] or f"exit status {proc.returncode}"
         raise DataplaneError(f"nftables refused the ruleset: {detail}")
