@@ -26,10 +26,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from egress_router.core.dns_destinations import Destination
+from egress_router.core.nft import Command, replace_table
 
 FAMILY = "ip"
 TABLE = "egress_dns_proxy"
-Command = dict[str, Any]
 Addresses = tuple[ipaddress.IPv4Address, ...]
 
 
@@ -119,5 +119,4 @@ def plan_table(
 
 def plan_delete() -> list[Command]:
     """Remove the table (idempotent: created empty first, then deleted, in one batch)."""
-    table = {"family": FAMILY, "name": TABLE}
-    return [{"add": {"table": dict(table)}}, {"delete": {"table": dict(table)}}]
+    return replace_table(FAMILY, TABLE)

@@ -19,9 +19,20 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
+from egress_router.core.nft import Command
+from egress_router.core.nft import replace_table as replace_table_commands
 from egress_router.errors import DataplaneError
 
-Command = dict[str, Any]
+__all__ = [
+    "Command",
+    "apply",
+    "batch",
+    "check",
+    "delete_table",
+    "list_table",
+    "list_tables",
+    "replace_table_commands",
+]
 
 _GUARDED_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 NFT_TIMEOUT_S = 60.0  # a 10,000-element batch takes well under a second; 60 s means a hang
@@ -96,16 +107,6 @@ def list_tables() -> list[tuple[str, str]]:
     """(family, name) of every table in this network namespace."""
     items = json.loads(_run(["-j", "list", "tables"])).get("nftables", [])
     return [(t["table"]["family"], t["table"]["name"]) for t in items if "table" in t]
-
-
-def replace_table_commands(family: str, name: str) -> list[Command]:
-    """Commands that empty ``family name`` whether or not it exists (prefix of a replacement).
-
-    ``add table`` is a no-op on an existing table, so the following ``delete`` never fails;
-    together with the re-creation that the caller appends, the whole swap is one transaction.
-    """
-    table = {"family": family, "name": name}
-    return [{"add": {"table": dict(table)}}, {"delete": {"table": dict(table)}}]
 
 
 def delete_table(family: str, name: str) -> None:

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from egress_router.core import dns_nft
 from egress_router.core.dns_destinations import Settings
+from egress_router.core.nft import Command
 from egress_router.dataplane import conntrack, nftables, sysctl
 from egress_router.dataplane.netlink import Netlink
 from egress_router.errors import DataplaneError
@@ -41,7 +42,7 @@ class KernelForwarder:
         self._watch: asyncio.Task[None] | None = None
         self._names = {d.local_port: d.host for d in settings.destinations}
 
-    def _plan(self, current: Current) -> list[dns_nft.Command]:
+    def _plan(self, current: Current) -> list[Command]:
         s = self.settings
         return dns_nft.plan_table(
             s.destinations,
