@@ -8,7 +8,6 @@ Must not: do I/O (``cni.plugin`` reads the environment and writes stdout/stderr/
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from egress_router.core.cni_config import (
     CLUSTER_INTERFACE,
     INCOMPATIBLE_VERSION,
     INVALID_ENV,
+    NAME_RE,
     PLUGIN_VERSION,
     SUPPORTED_VERSIONS,
     UNKNOWN_CONTAINER,
@@ -27,7 +27,6 @@ from egress_router.core.redirect import Destination
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION")
 ABOUT = "CNI egress-router plugin version unknown"
-_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def parse_invocation(env: Mapping[str, str]) -> Invocation:
     container = env["CNI_CONTAINERID"]
     if not container:
         raise CniError("empty CNI_CONTAINERID", code=UNKNOWN_CONTAINER)
-    if not _ID_RE.match(container):
+    if not NAME_RE.match(container):
         raise CniError(f"invalid characters in CNI_CONTAINERID: {container}", code=INVALID_ENV)
     ifname = env["CNI_IFNAME"]
     if (

@@ -24,6 +24,7 @@ from prometheus_client.metrics import Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import CollectorRegistry
 
+from egress_router.core.values import parse_port
 from egress_router.errors import DataplaneError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -46,9 +47,7 @@ def parse_listen(text: str) -> tuple[str, int]:
         raise ValueError("expected ADDR:PORT, e.g. 198.18.0.2:9100")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     ipaddress.ip_address(host)  # ValueError names the text
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError("port must be 1-65535")
-    return host, int(port)
+    return host, parse_port(port)  # ValueError says what a port must be
 
 
 def serve(address: str, port: int, registry: CollectorRegistry | None = None) -> None:
