@@ -85,10 +85,6 @@ def list_netns() -> list[str]:
         return list(netns.listnetns())
 
 
-def netns_path(name: str) -> str:
-    return os.path.join("/var/run/netns", name)
-
-
 CLONE_NEWNET = 0x40000000
 
 
@@ -109,6 +105,11 @@ def enter_netns(path: str) -> None:
             raise DataplaneError(f"cannot enter namespace {path}: {os.strerror(errno)}")
     finally:
         os.close(fd)
+
+
+def netns_path(name: str) -> str:
+    """The path of a named network namespace (what CNI_NETNS carries)."""
+    return os.path.join("/var/run/netns", name)
 
 
 class Netlink:
@@ -312,15 +313,6 @@ class Netlink:
         with _wrap(f"add route {dst or 'default'}"):
             self._ipr.route("add", **self._route_args(dst, gateway, dev))
 
-    def replace_route(
-        self,
-        dst: ipaddress.IPv4Network | None,
-        gateway: ipaddress.IPv4Address | None = None,
-        dev: str | None = None,
-    ) -> None:
-        with _wrap(f"replace route {dst or 'default'}"):
-            self._ipr.route("replace", **self._route_args(dst, gateway, dev))
-
     def delete_route(self, route: Route) -> None:
         args: dict[str, Any] = {
             "dst": str(route.dst) if route.dst else "0.0.0.0/0",
@@ -332,12 +324,3 @@ class Netlink:
             args["oif"] = route.oif
         with _wrap(f"delete route {route.dst or 'default'}"):
             self._ipr.route("del", **args)
-
-    def route_get(self, dst: ipaddress.IPv4Address) -> int | None:
-        """The output interface index the kernel would use for ``dst`` (None if unreachable)."""
-        try:
-            msgs = self._ipr.route("get", dst=str(dst))
-        except NetlinkError:
-            return None
-        oif = msgs[0].get("RTA_OIF") if msgs else None
-        return int(oif) if oif is not None else None

@@ -27,7 +27,7 @@ import json
 import os
 import secrets
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -293,13 +293,6 @@ class Lab:
         with Netlink(self.ns("router")) as nl:
             link = nl.link(self.macvlan_name)
             return link.mac if link else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "lab_id": self.lab_id,
-            "namespaces": self.namespaces,
-            "addressing": asdict(self.addr),
-        }
 
 
 # -- tiny nft JSON builders used by the lab's own (non-product) rules -----------------------------
