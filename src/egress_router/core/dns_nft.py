@@ -26,38 +26,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from egress_router.core.dns_destinations import Destination
-from egress_router.core.nft import Command, replace_table
+from egress_router.core.nft import Command, Table, match_meta
 
 FAMILY = "ip"
 TABLE = "egress_dns_proxy"
+_T = Table(FAMILY, TABLE)
 Addresses = tuple[ipaddress.IPv4Address, ...]
-
-
-def _chain(name: str, type_: str, hook: str, prio: int) -> Command:
-    return {
-        "add": {
-            "chain": {
-                "family": FAMILY,
-                "table": TABLE,
-                "name": name,
-                "type": type_,
-                "hook": hook,
-                "prio": prio,
-                "policy": "accept",
-            }
-        }
-    }
-
-
-def _rule(chain: str, expr: list[dict[str, Any]], comment: str | None = None) -> Command:
-    rule: dict[str, Any] = {"family": FAMILY, "table": TABLE, "chain": chain, "expr": expr}
-    if comment:
-        rule["comment"] = comment[:128]  # the kernel limits a rule comment to 128 bytes
-    return {"add": {"rule": rule}}
-
-
-def _meta(key: str, value: str) -> dict[str, Any]:
-    return {"match": {"op": "==", "left": {"meta": {"key": key}}, "right": value}}
 
 
 def _dport(right: Any) -> dict[str, Any]:
@@ -82,41 +56,45 @@ def plan_table(
     egress_interface: str,
 ) -> list[Command]:
     """The complete table for ``current`` (local port -> addresses; missing/empty = refuse)."""
-    commands = plan_delete()
-    commands.append({"add": {"table": {"family": FAMILY, "name": TABLE}}})
-    commands.append(_chain("prerouting", "nat", "prerouting", -100))
-    commands.append(_chain("input", "filter", "input", 0))
-    commands.append(_chain("postrouting", "nat", "postrouting", 100))
+    commands = [*plan_delete(), _T.create()]
+    commands.append(_T.base_chain("prerouting", "nat", "prerouting", -100))
+    commands.append(_T.base_chain("input", "filter", "input", 0))
+    commands.append(_T.base_chain("postrouting", "nat", "postrouting", 100))
     for d in destinations:
         addresses = current.get(d.local_port, ())
         if not addresses:
             continue
         commands.append(
-            _rule(
+            _T.rule(
                 "prerouting",
-                [_meta("iifname", cluster_interface), _dport(d.local_port),
-                 dnat_target(addresses, d.remote_port)],
+                match_meta("iifname", cluster_interface),
+                _dport(d.local_port),
+                dnat_target(addresses, d.remote_port),
                 comment=f"line {d.line}: {d.host}:{d.remote_port}",
             )
-        )  # fmt: skip
+        )
     ports = sorted(d.local_port for d in destinations)
     if ports:
         right: Any = ports[0] if len(ports) == 1 else {"set": ports}
         commands.append(
-            _rule("input", [_meta("iifname", cluster_interface), _dport(right),
-                            {"reject": {"type": "tcp reset"}}])
-        )  # fmt: skip
-    commands.append(
-        _rule(
-            "postrouting",
-            [_meta("oifname", egress_interface),
-             {"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}},
-             {"masquerade": None}],
+            _T.rule(
+                "input",
+                match_meta("iifname", cluster_interface),
+                _dport(right),
+                {"reject": {"type": "tcp reset"}},
+            )
         )
-    )  # fmt: skip
+    commands.append(
+        _T.rule(
+            "postrouting",
+            match_meta("oifname", egress_interface),
+            {"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}},
+            {"masquerade": None},
+        )
+    )
     return commands
 
 
 def plan_delete() -> list[Command]:
     """Remove the table (idempotent: created empty first, then deleted, in one batch)."""
-    return replace_table(FAMILY, TABLE)
+    return _T.replace()

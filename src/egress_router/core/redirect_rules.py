@@ -34,13 +34,13 @@ import ipaddress
 import json
 from typing import Any
 
+from egress_router.core.nft import Command, Table, match_meta
 from egress_router.core.redirect import AnyProtocol, Destination, ExtraProtocol, Protocol
 from egress_router.core.router_env import Interfaces
 
-Command = dict[str, Any]
-
 FAMILY = "ip"
 TABLE = "egress_router"
+_T = Table(FAMILY, TABLE)
 FINGERPRINT_PREFIX = "egress-router config "
 MAP_NAMES: dict[AnyProtocol, str] = {
     Protocol.TCP: "dnat_tcp",
@@ -53,23 +53,6 @@ def _protocols(destination: Destination) -> list[AnyProtocol]:
     """TCP and UDP always (fixed table layout); SCTP only when a rule uses it."""
     extra = [ExtraProtocol.SCTP] if destination.by_protocol(ExtraProtocol.SCTP) else []
     return [Protocol.TCP, Protocol.UDP, *extra]
-
-
-def _obj(kind: str, **fields: Any) -> Command:
-    return {"add": {kind: {"family": FAMILY, "table": TABLE, **fields}}}
-
-
-def _chain(name: str, type_: str, hook: str, prio: int) -> Command:
-    return _obj("chain", name=name, type=type_, hook=hook, prio=prio, policy="accept")
-
-
-def _rule(chain: str, *expr: Command, comment: str | None = None) -> Command:
-    extra = {"comment": comment} if comment else {}
-    return _obj("rule", chain=chain, expr=list(expr), **extra)
-
-
-def _meta(key: str, value: str, op: str = "==") -> Command:
-    return {"match": {"op": op, "left": {"meta": {"key": key}}, "right": value}}
 
 
 def _dnat_map(protocol: AnyProtocol) -> Command:
@@ -92,18 +75,18 @@ def _maps(destination: Destination, protocol: AnyProtocol) -> list[Command]:
     if rules:
         addr["elem"] = [[rule.port, str(rule.address)] for rule in rules]
         port["elem"] = [[rule.port, rule.remote_port] for rule in rules]
-    return [_obj("map", **addr), _obj("map", **port)]
+    return [_T.add("map", **addr), _T.add("map", **port)]
 
 
 def _body(
     destination: Destination, source: ipaddress.IPv4Address, ifs: Interfaces
 ) -> list[Command]:
-    cluster = _meta("iifname", ifs.cluster)
+    cluster = match_meta("iifname", ifs.cluster)
     protocols = _protocols(destination)
-    prerouting = [_rule("prerouting", cluster, _dnat_map(p)) for p in protocols]
+    prerouting = [_T.rule("prerouting", cluster, _dnat_map(p)) for p in protocols]
     if destination.fallback is not None:
         prerouting.append(
-            _rule(
+            _T.rule(
                 "prerouting", cluster, {"dnat": {"family": "ip", "addr": str(destination.fallback)}}
             )
         )
@@ -118,16 +101,16 @@ def _body(
         }
     }
     return [
-        {"add": {"table": {"family": FAMILY, "name": TABLE}}},
+        _T.create(),
         *(m for p in protocols for m in _maps(destination, p)),
-        _chain("prerouting", "nat", "prerouting", -100),
-        _chain("postrouting", "nat", "postrouting", 100),
-        _chain("input", "filter", "input", 0),
+        _T.base_chain("prerouting", "nat", "prerouting", -100),
+        _T.base_chain("postrouting", "nat", "postrouting", 100),
+        _T.base_chain("input", "filter", "input", 0),
         *prerouting,
-        _rule("input", established, {"accept": None}),
-        _rule("input", cluster, echo, {"accept": None}),
-        _rule("input", cluster, _meta("l4proto", "tcp"), {"reject": {"type": "tcp reset"}}),
-        _rule("input", cluster, {"reject": {"type": "icmp", "expr": "port-unreachable"}}),
+        _T.rule("input", established, {"accept": None}),
+        _T.rule("input", cluster, echo, {"accept": None}),
+        _T.rule("input", cluster, match_meta("l4proto", "tcp"), {"reject": {"type": "tcp reset"}}),
+        _T.rule("input", cluster, {"reject": {"type": "icmp", "expr": "port-unreachable"}}),
     ]
 
 
@@ -146,9 +129,12 @@ def redirect_ruleset(
     live table back tells whether it already is this ruleset.
     """
     body = _body(destination, source, interfaces)
-    snat = [_meta("oifname", interfaces.macvlan), {"snat": {"family": "ip", "addr": str(source)}}]
-    mark = fingerprint([*body, _rule("postrouting", *snat)])
-    return [*body, _rule("postrouting", *snat, comment=mark)]
+    snat = [
+        match_meta("oifname", interfaces.macvlan),
+        {"snat": {"family": "ip", "addr": str(source)}},
+    ]
+    mark = fingerprint([*body, _T.rule("postrouting", *snat)])
+    return [*body, _T.rule("postrouting", *snat, comment=mark)]
 
 
 def live_fingerprint(listing: list[Command] | None) -> str | None:

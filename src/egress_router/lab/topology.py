@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from egress_router.core.nft import Table, match_meta
 from egress_router.dataplane import nftables
 from egress_router.dataplane.netlink import Netlink, create_netns, list_netns, remove_netns
 from egress_router.lab import procs
@@ -168,21 +169,20 @@ class Lab:
             self.sysctl(role, "net.ipv4.ip_forward", "1")
         # The node masquerades pod traffic that leaves by its own external interface, as an
         # OpenShift node does for pods without an egress router.
+        nat = Table("ip", "lab_node")
+        masquerade = nat.rule(
+            "post",
+            match_meta("oifname", "ext0"),
+            _match_saddr(str(a.cluster_net)),
+            {"masquerade": None},
+        )
         self.nft(
             "node",
-            nftables.replace_table_commands("ip", "lab_node")
-            + _table("lab_node")
-            + _chain("lab_node", "post", "nat", "postrouting", 100)
-            + [
-                _rule(
-                    "lab_node",
-                    "post",
-                    [
-                        _match_meta("oifname", "ext0"),
-                        _match_saddr(str(a.cluster_net)),
-                        {"masquerade": None},
-                    ],
-                )
+            [
+                *nat.replace(),
+                nat.create(),
+                nat.base_chain("post", "nat", "postrouting", 100),
+                masquerade,
             ],
         )
         if self.web_firewall:
@@ -195,22 +195,19 @@ class Lab:
         "No route to host" exactly as in the reference blog.
         """
         a = self.addr
+        web = Table("ip", "lab_web")
+        accept = {"accept": None}
         rules = [
-            _rule("lab_web", "in", [_match_ct_state(["established", "related"]), {"accept": None}]),
-            _rule("lab_web", "in", [_match_meta("iifname", "lo"), {"accept": None}]),
-            _rule("lab_web", "in", [_match_saddr(str(a.server_net)), {"accept": None}]),
+            web.rule("in", _match_ct_state(["established", "related"]), accept),
+            web.rule("in", match_meta("iifname", "lo"), accept),
+            web.rule("in", _match_saddr(str(a.server_net)), accept),
+            *(web.rule("in", _match_saddr(src), accept) for src in admitted),
+            web.rule("in", match_meta("l4proto", "icmp"), accept),
+            web.rule("in", {"reject": {"type": "icmp", "expr": "host-prohibited"}}),
         ]
-        rules += [_rule("lab_web", "in", [_match_saddr(src), {"accept": None}]) for src in admitted]
-        rules.append(_rule("lab_web", "in", [_match_l4("icmp"), {"accept": None}]))
-        rules.append(
-            _rule("lab_web", "in", [{"reject": {"type": "icmp", "expr": "host-prohibited"}}])
-        )
         self.nft(
             "web",
-            nftables.replace_table_commands("ip", "lab_web")
-            + _table("lab_web")
-            + _chain("lab_web", "in", "filter", "input", 0)
-            + rules,
+            [*web.replace(), web.create(), web.base_chain("in", "filter", "input", 0), *rules],
         )
 
     def down(self) -> None:
@@ -295,41 +292,7 @@ class Lab:
             return link.mac if link else None
 
 
-# -- tiny nft JSON builders used by the lab's own (non-product) rules -----------------------------
-
-
-def _table(table: str) -> list[dict[str, Any]]:
-    return [{"add": {"table": {"family": "ip", "name": table}}}]
-
-
-def _chain(table: str, chain: str, type_: str, hook: str, prio: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "add": {
-                "chain": {
-                    "family": "ip",
-                    "table": table,
-                    "name": chain,
-                    "type": type_,
-                    "hook": hook,
-                    "prio": prio,
-                    "policy": "accept",
-                }
-            }
-        }
-    ]
-
-
-def _rule(table: str, chain: str, expr: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"add": {"rule": {"family": "ip", "table": table, "chain": chain, "expr": expr}}}
-
-
-def _match_meta(key: str, value: str) -> dict[str, Any]:
-    return {"match": {"op": "==", "left": {"meta": {"key": key}}, "right": value}}
-
-
-def _match_l4(proto: str) -> dict[str, Any]:
-    return {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": proto}}
+# -- match expressions of the lab's own (non-product) rules -----------------------------
 
 
 def _match_saddr(cidr: str) -> dict[str, Any]:

@@ -35,22 +35,15 @@ from egress_router.core.firewall.plan import (
     address,
 )
 from egress_router.core.firewall.policy import Network
+from egress_router.core.nft import Command, Table
 
 FAMILY = "inet"
 TABLE = "egress_firewall"
-Command = dict[str, Any]
+_T = Table(FAMILY, TABLE)
 ALLOW: dict[str, Any] = {"accept": None}
 DENY: dict[str, Any] = {"goto": {"target": "deny"}}
 _PROTO = {4: "ip", 6: "ip6"}
 _TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
-
-
-def _obj(kind: str, **fields: Any) -> Command:
-    return {"add": {kind: {"family": FAMILY, "table": TABLE, **fields}}}
-
-
-def _rule(chain: str, expr: list[dict[str, Any]]) -> Command:
-    return _obj("rule", chain=chain, expr=expr)
 
 
 def _addr(family: int, field: str) -> dict[str, Any]:
@@ -104,64 +97,50 @@ def build(
     prefix: Sequence[Command] = (),
 ) -> list[Command]:
     """``prefix`` (the adapter's table-replacement commands) followed by the whole table."""
-    cmds: list[Command] = [*prefix, {"add": {"table": {"family": FAMILY, "name": TABLE}}}]
-    cmds.append(_obj("chain", name="deny"))
-    cmds.append(
-        _rule(
-            "deny", [{"counter": None}, {"reject": {"type": "icmpx", "expr": "admin-prohibited"}}]
-        )
-    )
-    cmds.append(
-        _obj(
-            "chain",
-            name="forward",
-            type="filter",
-            hook="forward",
-            prio=0,
-            policy="accept",
-        )
-    )
+    cmds: list[Command] = [*prefix, _T.create()]
+    cmds.append(_T.add("chain", name="deny"))
+    reject = {"reject": {"type": "icmpx", "expr": "admin-prohibited"}}
+    cmds.append(_T.rule("deny", {"counter": None}, reject))
+    cmds.append(_T.base_chain("forward", "filter", "forward", 0))
     fwd: list[Command] = [
-        _rule(
+        _T.rule(
             "forward",
-            [
-                {
-                    "match": {
-                        "op": "in",
-                        "left": {"ct": {"key": "state"}},
-                        "right": ["established", "related"],
-                    }
-                },
-                ALLOW,
-            ],
+            {
+                "match": {
+                    "op": "in",
+                    "left": {"ct": {"key": "state"}},
+                    "right": ["established", "related"],
+                }
+            },
+            ALLOW,
         )
     ]
     for family in (4, 6):
         exempt = [n for n in plan.exempt if n.version == family]
         if exempt:
             name = f"exempt_v{family}"
-            cmds.append(_obj("set", name=name, type=_TYPE[family], flags=["interval"]))
-            cmds.append(_obj("element", name=name, elem=[_net(n) for n in _merge(exempt)]))
-            fwd.append(_rule("forward", [_in_set(family, "daddr", name), ALLOW]))
+            cmds.append(_T.add("set", name=name, type=_TYPE[family], flags=["interval"]))
+            cmds.append(_T.add("element", name=name, elem=[_net(n) for n in _merge(exempt)]))
+            fwd.append(_T.rule("forward", _in_set(family, "daddr", name), ALLOW))
     for ns in plan.namespaces:
-        cmds.append(_obj("chain", name=ns.chain))
+        cmds.append(_T.add("chain", name=ns.chain))
     for family in (4, 6):
         sources = [(n, c) for n, c in plan.sources if n.version == family]
         if sources:
             name = f"sources_v{family}"
             cmds.append(
-                _obj("map", name=name, type=_TYPE[family], map="verdict", flags=["interval"])
+                _T.add("map", name=name, type=_TYPE[family], map="verdict", flags=["interval"])
             )
             elem = [[_net(n), {"jump": {"target": c}}] for n, c in sources]
-            cmds.append(_obj("element", name=name, elem=elem))
+            cmds.append(_T.add("element", name=name, elem=elem))
             fwd.append(
-                _rule("forward", [{"vmap": {"key": _addr(family, "saddr"), "data": "@" + name}}])
+                _T.rule("forward", {"vmap": {"key": _addr(family, "saddr"), "data": "@" + name}})
             )
     cmds += fwd
     for dset in plan.dns_sets:
-        cmds.append(_obj("set", name=dset.name, type=_TYPE[dset.family], flags=["timeout"]))
+        cmds.append(_T.add("set", name=dset.name, type=_TYPE[dset.family], flags=["timeout"]))
         if learned.get(dset.name):
-            cmds.append(_obj("element", name=dset.name, elem=elements(learned[dset.name])))
+            cmds.append(_T.add("element", name=dset.name, elem=elements(learned[dset.name])))
     for ns in plan.namespaces:
         for step in ns.steps:
             cmds += _step_commands(ns.chain, step)
@@ -182,16 +161,18 @@ def _step_commands(chain: str, step: MapStep | MatchStep) -> list[Command]:
     if isinstance(step, MapStep):
         elem = [[_interval(iv, step.family), ALLOW if iv.allow else DENY] for iv in step.intervals]
         return [
-            _obj("map", name=step.name, type=_TYPE[step.family], map="verdict", flags=["interval"]),
-            _obj("element", name=step.name, elem=elem),
-            _rule(chain, [{"vmap": {"key": _addr(step.family, "daddr"), "data": "@" + step.name}}]),
+            _T.add(
+                "map", name=step.name, type=_TYPE[step.family], map="verdict", flags=["interval"]
+            ),
+            _T.add("element", name=step.name, elem=elem),
+            _T.rule(chain, {"vmap": {"key": _addr(step.family, "daddr"), "data": "@" + step.name}}),
         ]
     if step.cidr is not None:
         dst = {"match": {"op": "==", "left": _addr(step.family, "daddr"), "right": _net(step.cidr)}}
     else:
         dst = _in_set(step.family, "daddr", step.set_name or "")
     verdict = ALLOW if step.allow else DENY
-    return [_rule(chain, [dst, *ports, verdict]) for ports in _ports(step)]
+    return [_T.rule(chain, dst, *ports, verdict) for ports in _ports(step)]
 
 
 def learn_commands(set_name: str, addrs: Sequence[tuple[str, float]]) -> list[Command]:
@@ -204,7 +185,7 @@ def learn_commands(set_name: str, addrs: Sequence[tuple[str, float]]) -> list[Co
         return []
     elem = elements(addrs)
     return [
-        _obj("element", name=set_name, elem=elem),
+        _T.add("element", name=set_name, elem=elem),
         {
             "delete": {
                 "element": {
@@ -215,5 +196,5 @@ def learn_commands(set_name: str, addrs: Sequence[tuple[str, float]]) -> list[Co
                 }
             }
         },
-        _obj("element", name=set_name, elem=elem),
+        _T.add("element", name=set_name, elem=elem),
     ]
