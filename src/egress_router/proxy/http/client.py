@@ -35,7 +35,25 @@ if TYPE_CHECKING:
     from egress_router.proxy.http.worker import Worker
 
 IDLE, HEAD, BUSY, TUNNEL, CLOSED = range(5)
-PENDING_LIMIT = 1024 * 1024  # request bytes buffered while the upstream connects
+# Request body bytes buffered per connection while the upstream connects or is slow; past it we
+# stop reading from the client (the kernel's socket buffer holds the rest, not us).
+PENDING_LIMIT = 1024 * 1024
+# Requests parsed and waiting behind the one being answered (pipelining). Past it we stop reading:
+# a client that pipelines faster than the upstream answers costs us this many heads, no more.
+QUEUE_LIMIT = 32
+# While a request is in flight, pipelined bytes are parsed at most this many at a time, so the
+# queue and buffer bounds are checked between slices (a 256 KiB read of 24-byte requests would
+# otherwise become 10,000 queued exchanges before we could pause). Bodies go in larger slices.
+HEAD_SLICE = 8 * 1024
+BODY_SLICE = 64 * 1024
+# Bytes of an unfinished head line held back until a line end arrives (or this many are held):
+# httptools concatenates a line's partial pieces on every feed, which is quadratic in the number
+# of reads for a line trickled in tiny pieces. Holding them makes the work per head linear.
+HOLD_LIMIT = 4 * 1024
+# Least wire bytes of a head beyond what httptools reports: "METHOD SP url SP HTTP/1.1 CRLF" and
+# the final CRLF around the fields; per field, the colon and CRLF (llhttp requires CR before LF).
+LINE_OVERHEAD = 13
+FIELD_OVERHEAD = 3
 
 
 class ClientProtocol(asyncio.Protocol):
@@ -52,8 +70,15 @@ class ClientProtocol(asyncio.Protocol):
         self.queue: deque[Exchange] = deque()
         self.upstream: up.UpstreamProtocol | None = None
         self.pending_bytes = 0
-        self.head_bytes = 0  # URL and fields of the head being parsed
-        self.head_chunks = 0  # bytes received while a head is incomplete
+        self.head_bytes = 0  # least wire size of the head being parsed (from the parser)
+        self.head_span = 0  # bytes fed after the one that began the head, while it is unfinished
+        self.head_began = False  # a head began during the current feed
+        self.head_started: float | None = None  # first byte of the unfinished head (loop time)
+        self.held: list[bytes] = []  # pieces of an unfinished head line not fed yet
+        self.held_bytes = 0
+        self.backlog: memoryview | None = None  # read but not parsed: a bound was reached
+        self.doomed: tuple[int, str] | None = None  # a pipelined request failed: answer it last
+        self.tunnel_ex: Exchange | None = None  # a CONNECT was parsed: later bytes are its payload
         self.blocks: set[str] = set()  # reasons reading from the client is paused
         self.draining = False
         self.client_eof = False
@@ -77,29 +102,78 @@ class ClientProtocol(asyncio.Protocol):
         self.since = worker.now
 
     def data_received(self, data: bytes) -> None:
-        self.activity = True
         if self.phase == TUNNEL:
+            self.activity = True
             self.upstream_write(data)
             return
-        if self.active is not None and self.active.is_connect and self.current is None:
-            # Bytes after a CONNECT head, before the tunnel is up: the tunnel's first bytes.
-            self.buffer_for(self.active, data)
+        if self.doomed is not None or self.phase == CLOSED:
+            return  # reading stopped: a pipelined request failed, it is answered in turn
+        if self.backlog is not None:  # not expected (reading is paused), but keep the order
+            self.backlog = memoryview(bytes(self.backlog) + data)
             return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            self.upgraded(data[exc.args[0] :])
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            status = cause.status if isinstance(cause, ProtocolError) else 400
-            self.fail(status, str(cause or exc))
-        except httptools.HttpParserError as exc:
-            self.fail(400, f"malformed request: {exc}")
-        else:
-            if self.phase == HEAD:  # an unfinished head: bound what the parser holds
-                self.head_chunks += len(data)
-                if self.head_chunks > self.worker.settings.max_header_bytes:
+        if self.tunnel_ex is not None:
+            # Bytes after a CONNECT head, before the tunnel is up: the tunnel's first bytes.
+            self.activity = True
+            self.buffer_for(self.tunnel_ex, data)
+            return
+        current = self.current
+        between_or_head = current is None or not current.method
+        if between_or_head and (self.held or (len(data) < HOLD_LIMIT and b"\n" not in data)):
+            if self.head_started is None:
+                self.head_started = self.worker.loop.time()
+            self.held.append(data)
+            self.held_bytes += len(data)
+            if self.held_bytes < HOLD_LIMIT and b"\n" not in data:
+                return
+            data = b"".join(self.held)
+            self.held.clear()
+            self.held_bytes = 0
+        self.feed(data)
+
+    def feed(self, data: bytes | memoryview) -> None:
+        """Parse ``data``, in slices while a request is in flight, stopping at any bound."""
+        total = len(data)
+        start = 0
+        view: memoryview | None = None
+        while start < total:
+            if self.blocks or self.doomed is not None or self.phase == CLOSED:
+                if self.blocks and self.doomed is None and self.phase != CLOSED:
+                    view = view if view is not None else memoryview(data)
+                    self.backlog = view[start:]
+                return
+            current = self.current
+            in_body = current is not None and bool(current.method)
+            size = BODY_SLICE if in_body else HEAD_SLICE
+            if start == 0 and total <= size:
+                chunk: bytes | memoryview = data
+            else:
+                view = view if view is not None else memoryview(data)
+                chunk = view[start : start + size]
+            start += len(chunk)
+            in_head = current is not None and not in_body
+            self.head_began = False
+            try:
+                self.parser.feed_data(chunk)
+            except httptools.HttpParserUpgrade as exc:
+                self.upgraded(bytes(chunk[exc.args[0] :]) + bytes(data[start:]))
+                return
+            except httptools.HttpParserCallbackError as exc:
+                cause = exc.__context__
+                status = cause.status if isinstance(cause, ProtocolError) else 400
+                self.fail(status, str(cause or exc))
+                return
+            except httptools.HttpParserError as exc:
+                self.fail(400, f"malformed request: {exc}")
+                return
+            current = self.current
+            if in_head and not self.head_began and current is not None and not current.method:
+                # The same head is still unfinished: every byte of this slice belongs to it.
+                self.head_span += len(chunk)
+                if self.head_span > self.worker.settings.max_header_bytes:
                     self.fail(431, "request head too large")
+                    return
+            if len(self.queue) >= QUEUE_LIMIT:
+                self.block("queue")
 
     def eof_received(self) -> bool | None:
         # A half-closed client still gets its answer; tunnels pass the FIN on.
@@ -138,21 +212,26 @@ class ClientProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.current = Exchange()
-        self.head_bytes = 0
+        self.head_bytes = LINE_OVERHEAD
+        self.head_span = 0
+        self.head_began = True
+        if self.head_started is None:  # exact: the header deadline runs from the first byte
+            self.head_started = self.worker.loop.time()
         if self.phase == IDLE:
             self.phase = HEAD
-            self.since = self.worker.loop.time()  # exact: the header timeout is not extended
-            self.head_chunks = 0
+            self.since = self.head_started
 
     def on_url(self, url: bytes) -> None:
         assert self.current is not None
         self.current.url += url
+        self.head_bytes += len(url)
         if len(self.current.url) > self.worker.settings.max_header_bytes:
             raise ProtocolError("request target too long", 414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.current is not None
-        self.head_bytes += len(name) + len(value)
+        # Counted as on the wire, not just names and values: 20,000 "a:b" fields are 100 KB.
+        self.head_bytes += len(name) + len(value) + FIELD_OVERHEAD
         if self.head_bytes > self.worker.settings.max_header_bytes:
             raise ProtocolError("request head too large", 431)
         self.current.headers.append((name, value))
@@ -164,6 +243,10 @@ class ClientProtocol(asyncio.Protocol):
         ex.method = parser.get_method()
         ex.version11 = parser.get_http_version() == "1.1"
         ex.keep_alive = parser.should_keep_alive()
+        self.head_started = None
+        self.head_bytes += len(ex.method)
+        if self.head_bytes > self.worker.settings.max_header_bytes:
+            raise ProtocolError("request head too large", 431)
         if ex.method == b"CONNECT":
             ex.is_connect = True
             ex.target = parse_authority(ex.url)
@@ -171,6 +254,7 @@ class ClientProtocol(asyncio.Protocol):
         else:
             ex.target = parse_absolute(ex.url)
             ex.head = head = scan(ex.headers)
+            ex.headers = []  # the scanned head holds what we send; queued requests stay small
             ex.body_chunked = head.chunked
             ex.request_done = not head.chunked and not head.length
         if self.phase == HEAD:
@@ -184,6 +268,8 @@ class ClientProtocol(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         ex = self.current
         assert ex is not None
+        if ex is self.active:
+            self.activity = True  # only the answered request's bytes keep the exchange alive
         ex.up_bytes += len(body)
         if ex.body_chunked:
             self.send_body(ex, [b"%x\r\n" % len(body), body, b"\r\n"])
@@ -204,6 +290,7 @@ class ClientProtocol(asyncio.Protocol):
     def start(self, ex: Exchange) -> None:
         """Check policy and reach the upstream for ``ex`` (now the active exchange)."""
         self.active = ex
+        self.activity = True  # its I/O deadline runs from now
         target = ex.target
         assert target is not None
         if ex.is_connect:
@@ -324,6 +411,7 @@ class ClientProtocol(asyncio.Protocol):
             ex = self.queue[-1]
         if ex is not None:
             self.current = None
+            self.tunnel_ex = ex
             if rest:
                 self.buffer_for(ex, rest)
             return
@@ -345,7 +433,12 @@ class ClientProtocol(asyncio.Protocol):
             return
         self.active = None
         if self.queue:
-            self.start(self.queue.popleft())
+            ex = self.queue.popleft()
+            if len(self.queue) < QUEUE_LIMIT:
+                self.unblock("queue")
+            self.start(ex)
+        elif self.doomed is not None:
+            self.fail(*self.doomed)
         else:
             self.phase = IDLE if self.current is None else HEAD
             self.since = self.worker.now
@@ -364,8 +457,20 @@ class ClientProtocol(asyncio.Protocol):
         self.done(ex, upstream_keep_alive=self.upstream is not None)
 
     def fail(self, status: int, message: str) -> None:
-        """A protocol error from the client: answer if nothing was sent yet, then close."""
-        ex = self.active or self.current or Exchange()
+        """A protocol error from the client: answer if nothing was sent yet, then close.
+
+        When it concerns a request pipelined behind one still being answered, reading stops
+        (nothing more is parsed or buffered) and the error is answered after the earlier ones."""
+        active = self.active
+        if active is not None and self.current is not active and self.doomed is None:
+            self.doomed = (status, message)
+            self.head_started = None
+            self.held.clear()
+            self.held_bytes = 0
+            self.backlog = None
+            self.block("failed")
+            return
+        ex = active or self.current or Exchange()
         ex.status, ex.error = status, message
         if self.transport is not None and not ex.response_started:
             self.transport.write(error_response(status, message))
@@ -399,7 +504,17 @@ class ClientProtocol(asyncio.Protocol):
         if reason in self.blocks:
             self.blocks.discard(reason)
             if not self.blocks and self.transport is not None and self.phase != CLOSED:
-                self.transport.resume_reading()
+                if self.backlog is not None:  # parse what was read first, then read again
+                    self.worker.loop.call_soon(self.resume_backlog)
+                else:
+                    self.transport.resume_reading()
+
+    def resume_backlog(self) -> None:
+        backlog, self.backlog = self.backlog, None
+        if backlog is not None and self.phase != CLOSED:
+            self.feed(backlog)
+        if not self.blocks and self.transport is not None and self.phase != CLOSED:
+            self.transport.resume_reading()
 
     def check_timeouts(self, now: float) -> None:
         settings = self.worker.settings
@@ -408,8 +523,11 @@ class ClientProtocol(asyncio.Protocol):
             if self.phase != HEAD:
                 self.since = now
         elapsed = now - self.since
-        if self.phase == HEAD and elapsed > settings.header_timeout:
+        started = self.head_started  # in any phase: pipelined heads have the same deadline
+        if started is not None and now - started > settings.header_timeout:
             self.fail(408, "request head not received in time")
+        elif self.phase == HEAD:
+            pass
         elif self.phase == IDLE and elapsed > settings.idle_timeout:
             self.close()
         elif self.phase in (BUSY, TUNNEL) and elapsed > settings.io_timeout:
