@@ -89,7 +89,7 @@ def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> A
     from egress_router.core.http_rules import parse_destinations
     from egress_router.core.values import parse_port
     from egress_router.errors import VariableError
-    from egress_router.proxy.http import settings as s
+    from egress_router.http_proxy.model import settings as s
 
     def value(knob: str) -> tuple[str, str | None]:
         variable = KNOBS[knob][0]
@@ -200,6 +200,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(parse_destinations(os.environ.get(DESTINATION)).render(), nl=False)
             return 0
         settings = build_settings(os.environ, flags)
-        from egress_router.proxy.http.server import serve
+        from egress_router.http_proxy.server import serve
 
         return serve(settings)

@@ -18,11 +18,11 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from egress_router.core.http_rules import Decision
-from egress_router.proxy.http.settings import ProxySettings
+from egress_router.http_proxy.model.settings import ProxySettings
 
 if TYPE_CHECKING:
     from egress_router.dataplane.metrics import HttpProxyMetrics
-    from egress_router.proxy.http.client import ClientProtocol
+    from egress_router.http_proxy.client import ClientProtocol
 
 LOG_FLUSH_BYTES = 3500  # below PIPE_BUF (4096): concurrent workers' writes never interleave
 NAME_CACHE_SIZE = 10_000  # decisions per host name kept (pure function of the name)
@@ -103,7 +103,7 @@ class Worker:
                 self.sample_metrics()
 
     def sample_metrics(self) -> None:
-        from egress_router.proxy.http.client import TUNNEL
+        from egress_router.http_proxy.client import TUNNEL
 
         assert self.metrics is not None
         tunnels = sum(1 for conn in self.connections if conn.phase == TUNNEL)
@@ -112,7 +112,7 @@ class Worker:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def serve(self, sockets: list[socket.socket]) -> None:
-        from egress_router.proxy.http.client import ClientProtocol
+        from egress_router.http_proxy.client import ClientProtocol
 
         servers = [
             await self.loop.create_server(

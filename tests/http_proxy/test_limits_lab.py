@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.proxy.http.conftest import ORIGIN, ROUTER_IP, WEB, ProxyLab
+from tests.http_proxy.conftest import ORIGIN, ROUTER_IP, WEB, ProxyLab
 
 pytestmark = pytest.mark.lab
 

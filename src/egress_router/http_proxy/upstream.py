@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from egress_router.errors import ProtocolError
-from egress_router.proxy.http.exchange import Exchange
-from egress_router.proxy.http.messages import (
+from egress_router.http_proxy.model.exchange import Exchange
+from egress_router.http_proxy.model.messages import (
     Headers,
     Target,
     request_head,
@@ -24,7 +24,7 @@ from egress_router.proxy.http.messages import (
 )
 
 if TYPE_CHECKING:
-    from egress_router.proxy.http.client import ClientProtocol
+    from egress_router.http_proxy.client import ClientProtocol
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 
@@ -161,7 +161,7 @@ class UpstreamProtocol(asyncio.Protocol):
         if not ex.response_started:
             if self.reused and not self.received and ex.method in IDEMPOTENT and not ex.up_bytes:
                 # The server closed an idle kept-alive connection as we reused it: retry once.
-                from egress_router.proxy.http.dial import open_upstream  # (import cycle)
+                from egress_router.http_proxy.dial import open_upstream  # (import cycle)
 
                 by_name = None if ex.target is None else client.worker.decide_name(ex.target.host)
                 client.worker.spawn(open_upstream(client, ex, by_name))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from egress_router.proxy.http.messages import Head, Headers, Target
+from egress_router.http_proxy.model.messages import Head, Headers, Target
 
 
 class Exchange:

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from egress_router.errors import ProtocolError
-from egress_router.proxy.http import dial
-from egress_router.proxy.http import upstream as up
-from egress_router.proxy.http.exchange import Exchange
-from egress_router.proxy.http.messages import (
+from egress_router.http_proxy import dial
+from egress_router.http_proxy import upstream as up
+from egress_router.http_proxy.model.exchange import Exchange
+from egress_router.http_proxy.model.messages import (
     error_response,
     parse_absolute,
     parse_authority,
@@ -31,8 +31,8 @@ from egress_router.proxy.http.messages import (
 )
 
 if TYPE_CHECKING:
-    from egress_router.proxy.http.splice import SpliceTunnel
-    from egress_router.proxy.http.worker import Worker
+    from egress_router.http_proxy.splice import SpliceTunnel
+    from egress_router.http_proxy.worker import Worker
 
 IDLE, HEAD, BUSY, TUNNEL, CLOSED = range(5)
 # Request body bytes buffered per connection while the upstream connects or is slow; past it we
@@ -339,7 +339,7 @@ class ClientProtocol(asyncio.Protocol):
 
     def attached_tunnel(self, sock: socket.socket, ex: Exchange) -> None:
         """CONNECT succeeded on a raw socket: answer 200 and let the kernel splice both ways."""
-        from egress_router.proxy.http.splice import SpliceTunnel
+        from egress_router.http_proxy.splice import SpliceTunnel
 
         transport = self.transport
         if self.phase == CLOSED or ex is not self.active or transport is None:

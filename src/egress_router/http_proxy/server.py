@@ -14,8 +14,8 @@ import socket
 import sys
 
 from egress_router.errors import DataplaneError
-from egress_router.proxy.http.settings import ProxySettings
-from egress_router.proxy.http.worker import run_worker
+from egress_router.http_proxy.model.settings import ProxySettings
+from egress_router.http_proxy.worker import run_worker
 from egress_router.proxy.workers import supervise
 
 FDS_PER_CONNECTION = 2  # the client's socket and the upstream's

@@ -19,8 +19,8 @@ import socket
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from egress_router.proxy.http.client import ClientProtocol
-    from egress_router.proxy.http.exchange import Exchange
+    from egress_router.http_proxy.client import ClientProtocol
+    from egress_router.http_proxy.model.exchange import Exchange
 
 AVAILABLE = hasattr(os, "splice") and hasattr(fcntl, "F_SETPIPE_SZ")
 # Bytes in flight per direction: large enough that one call moves a lot, small enough that

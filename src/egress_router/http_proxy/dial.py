@@ -15,12 +15,12 @@ import socket
 from typing import TYPE_CHECKING
 
 from egress_router.core.http_rules import Decision
-from egress_router.proxy.http import splice
-from egress_router.proxy.http.exchange import Exchange
-from egress_router.proxy.http.upstream import UpstreamProtocol
+from egress_router.http_proxy import splice
+from egress_router.http_proxy.model.exchange import Exchange
+from egress_router.http_proxy.upstream import UpstreamProtocol
 
 if TYPE_CHECKING:
-    from egress_router.proxy.http.client import ClientProtocol
+    from egress_router.http_proxy.client import ClientProtocol
 
 
 async def resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[str]:

@@ -1,0 +1,1 @@
+"""The HTTP proxy's pure parts: messages (heads, targets, errors), settings, the exchange core."""
