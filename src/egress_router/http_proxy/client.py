@@ -1,12 +1,13 @@
-"""The client side of the proxy: one asyncio Protocol per accepted connection.
+"""The client side of the proxy: one asyncio Protocol per accepted connection (an adapter).
 
-Owns: parsing requests (httptools), the per-connection queue of exchanges (pipelining), the
-policy check before any upstream work, 4xx/5xx answers of our own, flow control towards the
-upstream, the switch to a byte tunnel after CONNECT, timeouts and the access-log line.
-Must not: parse responses (``upstream`` does) or contain policy logic (``core.http_rules``).
+Owns: moving the client's bytes: feeding them to httptools (in slices, holding unfinished head
+lines, keeping what was read while a bound pauses reading), turning parser callbacks into
+events of the exchange core (``model.connection``) and carrying out the actions it returns
+(answers, dials, upstream writes, tunnels, pause/resume, close, log lines).
+Must not: decide anything (the core does) or parse responses (``upstream`` does).
 
-Hot path: request bytes go to httptools; body and tunnel bytes go to ``transport.write`` of
-the other side as they arrive, with no per-byte Python work.
+Hot path: request bytes go to httptools; body and tunnel bytes go to ``transport.write`` of the
+other side as they arrive, with no per-byte Python work.
 """
 
 from __future__ import annotations
@@ -14,75 +15,44 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import httptools
 
 from egress_router.errors import ProtocolError
 from egress_router.http_proxy import dial
-from egress_router.http_proxy import upstream as up
+from egress_router.http_proxy.contracts import UpstreamSide, WorkerSide
+from egress_router.http_proxy.model import actions as act
+from egress_router.http_proxy.model.connection import Connection, Phase
 from egress_router.http_proxy.model.exchange import Exchange
-from egress_router.http_proxy.model.messages import (
-    error_response,
-    parse_absolute,
-    parse_authority,
-    scan,
-)
+from egress_router.http_proxy.model.messages import error_response
+from egress_router.http_proxy.splice import SpliceTunnel
 
-if TYPE_CHECKING:
-    from egress_router.http_proxy.splice import SpliceTunnel
-    from egress_router.http_proxy.worker import Worker
-
-IDLE, HEAD, BUSY, TUNNEL, CLOSED = range(5)
-# Request body bytes buffered per connection while the upstream connects or is slow; past it we
-# stop reading from the client (the kernel's socket buffer holds the rest, not us).
-PENDING_LIMIT = 1024 * 1024
-# Requests parsed and waiting behind the one being answered (pipelining). Past it we stop reading:
-# a client that pipelines faster than the upstream answers costs us this many heads, no more.
-QUEUE_LIMIT = 32
-# While a request is in flight, pipelined bytes are parsed at most this many at a time, so the
-# queue and buffer bounds are checked between slices (a 256 KiB read of 24-byte requests would
-# otherwise become 10,000 queued exchanges before we could pause). Bodies go in larger slices.
+# Pipelined bytes are parsed at most this many at a time, so the core's queue and buffer bounds
+# are checked between slices (a 256 KiB read of 24-byte requests would otherwise become 10,000
+# queued exchanges before we could pause). Bodies go in larger slices.
 HEAD_SLICE = 8 * 1024
 BODY_SLICE = 64 * 1024
 # Bytes of an unfinished head line held back until a line end arrives (or this many are held):
 # httptools concatenates a line's partial pieces on every feed, which is quadratic in the number
 # of reads for a line trickled in tiny pieces. Holding them makes the work per head linear.
 HOLD_LIMIT = 4 * 1024
-# Least wire bytes of a head beyond what httptools reports: "METHOD SP url SP HTTP/1.1 CRLF" and
-# the final CRLF around the fields; per field, the colon and CRLF (llhttp requires CR before LF).
-LINE_OVERHEAD = 13
-FIELD_OVERHEAD = 3
 
 
 class ClientProtocol(asyncio.Protocol):
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: WorkerSide) -> None:
         self.worker = worker
+        self.core = Connection(worker.settings, worker.decide_name, worker.via, worker.loop.time())
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = "-"
-        self.phase = IDLE
-        self.since = worker.now  # start of the current phase (coarse clock)
-        self.activity = False
-        self.current: Exchange | None = None  # being parsed
-        self.active: Exchange | None = None  # being answered
-        self.queue: deque[Exchange] = deque()
-        self.upstream: up.UpstreamProtocol | None = None
-        self.pending_bytes = 0
-        self.head_bytes = 0  # least wire size of the head being parsed (from the parser)
-        self.head_span = 0  # bytes fed after the one that began the head, while it is unfinished
-        self.head_began = False  # a head began during the current feed
-        self.head_started: float | None = None  # first byte of the unfinished head (loop time)
+        self.current: Exchange | None = None  # the exchange httptools is filling
+        self.upstream: UpstreamSide | None = None
+        self.splice: SpliceTunnel | None = None
+        self.tunnel_sock: socket.socket | None = None  # connected for a CONNECT, to splice
         self.held: list[bytes] = []  # pieces of an unfinished head line not fed yet
         self.held_bytes = 0
         self.backlog: memoryview | None = None  # read but not parsed: a bound was reached
-        self.doomed: tuple[int, str] | None = None  # a pipelined request failed: answer it last
-        self.tunnel_ex: Exchange | None = None  # a CONNECT was parsed: later bytes are its payload
-        self.blocks: set[str] = set()  # reasons reading from the client is paused
-        self.draining = False
-        self.client_eof = False
-        self.splice: SpliceTunnel | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -91,36 +61,32 @@ class ClientProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"[{peer[0]}]:{peer[1]}" if ":" in peer[0] else f"{peer[0]}:{peer[1]}"
-        worker = self.worker
-        if len(worker.connections) >= worker.settings.max_connections or worker.draining:
+        if not self.worker.opened(self):
             transport.write(error_response(503, "too many connections"))
             transport.close()
-            self.phase = CLOSED
+            self.core.phase = Phase.CLOSED
             return
-        transport.set_write_buffer_limits(high=worker.settings.write_high_water)
-        worker.connections.add(self)
-        self.since = worker.now
+        transport.set_write_buffer_limits(high=self.worker.settings.write_high_water)
 
     def data_received(self, data: bytes) -> None:
-        if self.phase == TUNNEL:
-            self.activity = True
-            self.upstream_write(data)
+        core = self.core
+        if core.phase is Phase.TUNNEL:
+            core.activity = True
+            if core.active is not None:
+                core.active.up_bytes += len(data)
+            if self.upstream is not None:
+                self.upstream.write(data)
             return
-        if self.doomed is not None or self.phase == CLOSED:
-            return  # reading stopped: a pipelined request failed, it is answered in turn
+        if core.reading_stopped:
+            return  # a pipelined request failed (it is answered in turn) or we closed
         if self.backlog is not None:  # not expected (reading is paused), but keep the order
             self.backlog = memoryview(bytes(self.backlog) + data)
             return
-        if self.tunnel_ex is not None:
-            # Bytes after a CONNECT head, before the tunnel is up: the tunnel's first bytes.
-            self.activity = True
-            self.buffer_for(self.tunnel_ex, data)
+        if core.tunnel_ex is not None:  # after a CONNECT head, before the tunnel is up
+            self.run(core.buffer(core.tunnel_ex, [data]))
             return
-        current = self.current
-        between_or_head = current is None or not current.method
-        if between_or_head and (self.held or (len(data) < HOLD_LIMIT and b"\n" not in data)):
-            if self.head_started is None:
-                self.head_started = self.worker.loop.time()
+        if core.expects_head() and (self.held or (len(data) < HOLD_LIMIT and b"\n" not in data)):
+            core.head_seen(time.monotonic())
             self.held.append(data)
             self.held_bytes += len(data)
             if self.held_bytes < HOLD_LIMIT and b"\n" not in data:
@@ -131,27 +97,25 @@ class ClientProtocol(asyncio.Protocol):
         self.feed(data)
 
     def feed(self, data: bytes | memoryview) -> None:
-        """Parse ``data``, in slices while a request is in flight, stopping at any bound."""
+        """Parse ``data`` in slices, stopping (and keeping the rest) when reading pauses."""
+        core = self.core
         total = len(data)
         start = 0
         view: memoryview | None = None
         while start < total:
-            if self.blocks or self.doomed is not None or self.phase == CLOSED:
-                if self.blocks and self.doomed is None and self.phase != CLOSED:
+            if core.blocks or core.reading_stopped:
+                if not core.reading_stopped:
                     view = view if view is not None else memoryview(data)
                     self.backlog = view[start:]
                 return
-            current = self.current
-            in_body = current is not None and bool(current.method)
-            size = BODY_SLICE if in_body else HEAD_SLICE
+            size = HEAD_SLICE if core.expects_head() else BODY_SLICE
             if start == 0 and total <= size:
                 chunk: bytes | memoryview = data
             else:
                 view = view if view is not None else memoryview(data)
                 chunk = view[start : start + size]
             start += len(chunk)
-            in_head = current is not None and not in_body
-            self.head_began = False
+            core.begin_feed()
             try:
                 self.parser.feed_data(chunk)
             except httptools.HttpParserUpgrade as exc:
@@ -160,45 +124,25 @@ class ClientProtocol(asyncio.Protocol):
             except httptools.HttpParserCallbackError as exc:
                 cause = exc.__context__
                 status = cause.status if isinstance(cause, ProtocolError) else 400
-                self.fail(status, str(cause or exc))
+                self.run(core.fail(status, str(cause or exc)))
                 return
             except httptools.HttpParserError as exc:
-                self.fail(400, f"malformed request: {exc}")
+                self.run(core.fail(400, f"malformed request: {exc}"))
                 return
-            current = self.current
-            if in_head and not self.head_began and current is not None and not current.method:
-                # The same head is still unfinished: every byte of this slice belongs to it.
-                self.head_span += len(chunk)
-                if self.head_span > self.worker.settings.max_header_bytes:
-                    self.fail(431, "request head too large")
-                    return
-            if len(self.queue) >= QUEUE_LIMIT:
-                self.block("queue")
+            self.run(core.end_feed(len(chunk)))
 
     def eof_received(self) -> bool | None:
         # A half-closed client still gets its answer; tunnels pass the FIN on.
-        if self.phase == TUNNEL and self.upstream is not None:
-            self.upstream.write_eof()
+        if self.core.phase is Phase.TUNNEL and self.upstream is not None:
+            self.run(self.core.tunnel_eof(from_client=True))
             return True
-        self.client_eof = True
-        if self.active is not None or self.queue:
-            return True  # answer what was asked, then close (see ``done``)
-        return None
+        return True if self.core.eof() else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.splice is not None:
             self.splice.close("client connection lost")
-        ex = self.active
-        if ex is not None and not ex.logged:
-            tunnelled = ex.is_connect and ex.status == 200
-            if not tunnelled:
-                ex.error = ex.error or "connection closed before the answer was complete"
-            self.finish_log(ex)
-        self.phase = CLOSED
-        self.worker.connections.discard(self)
-        if self.upstream is not None:
-            self.upstream.close()
-            self.upstream = None
+        self.run(self.core.lost())
+        self.worker.closed(self)
 
     def pause_writing(self) -> None:
         if self.upstream is not None:
@@ -211,363 +155,194 @@ class ClientProtocol(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self.current = Exchange()
-        self.head_bytes = LINE_OVERHEAD
-        self.head_span = 0
-        self.head_began = True
-        if self.head_started is None:  # exact: the header deadline runs from the first byte
-            self.head_started = self.worker.loop.time()
-        if self.phase == IDLE:
-            self.phase = HEAD
-            self.since = self.head_started
+        self.current = self.core.message_begin(time.monotonic())
 
     def on_url(self, url: bytes) -> None:
         assert self.current is not None
-        self.current.url += url
-        self.head_bytes += len(url)
-        if len(self.current.url) > self.worker.settings.max_header_bytes:
-            raise ProtocolError("request target too long", 414)
+        self.core.url(self.current, url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.current is not None
-        # Counted as on the wire, not just names and values: 20,000 "a:b" fields are 100 KB.
-        self.head_bytes += len(name) + len(value) + FIELD_OVERHEAD
-        if self.head_bytes > self.worker.settings.max_header_bytes:
-            raise ProtocolError("request head too large", 431)
-        self.current.headers.append((name, value))
+        self.core.field(self.current, name, value)
 
     def on_headers_complete(self) -> None:
-        ex = self.current
-        assert ex is not None
         parser = self.parser
-        ex.method = parser.get_method()
-        ex.version11 = parser.get_http_version() == "1.1"
-        ex.keep_alive = parser.should_keep_alive()
-        self.head_started = None
-        self.head_bytes += len(ex.method)
-        if self.head_bytes > self.worker.settings.max_header_bytes:
-            raise ProtocolError("request head too large", 431)
-        if ex.method == b"CONNECT":
-            ex.is_connect = True
-            ex.target = parse_authority(ex.url)
-            ex.request_done = True
-        else:
-            ex.target = parse_absolute(ex.url)
-            ex.head = head = scan(ex.headers)
-            ex.headers = []  # the scanned head holds what we send; queued requests stay small
-            ex.body_chunked = head.chunked
-            ex.request_done = not head.chunked and not head.length
-        if self.phase == HEAD:
-            self.phase = BUSY
-            self.since = self.worker.now
-        if self.active is None:
-            self.start(ex)
-        else:
-            self.queue.append(ex)
+        self.run(
+            self.core.head_complete(
+                parser.get_method(),
+                parser.get_http_version() == "1.1",
+                parser.should_keep_alive(),
+            )
+        )
 
     def on_body(self, body: bytes) -> None:
         ex = self.current
         assert ex is not None
-        if ex is self.active:
-            self.activity = True  # only the answered request's bytes keep the exchange alive
-        ex.up_bytes += len(body)
-        if ex.body_chunked:
-            self.send_body(ex, [b"%x\r\n" % len(body), body, b"\r\n"])
-        else:
-            self.send_body(ex, [body])
-
-    def on_message_complete(self) -> None:
-        ex = self.current
-        self.current = None
-        if ex is None or ex.is_connect:
-            return
-        if ex.body_chunked:
-            self.send_body(ex, [b"0\r\n\r\n"])
-        ex.request_done = True
-
-    # -- exchanges --------------------------------------------------------------------------
-
-    def start(self, ex: Exchange) -> None:
-        """Check policy and reach the upstream for ``ex`` (now the active exchange)."""
-        self.active = ex
-        self.activity = True  # its I/O deadline runs from now
-        target = ex.target
-        assert target is not None
-        if ex.is_connect:
-            ports = self.worker.settings.connect_ports
-            if ports is not None and target.port not in ports:
-                self.reject(ex, 403, f"CONNECT to port {target.port} is not allowed")
-                return
-        by_name = None
-        if not target.is_address:
-            by_name = self.worker.decide_name(target.host)
-            if by_name is not None and not by_name.allowed:
-                ex.rule = by_name.rule.describe() if by_name.rule.number else by_name.rule.text
-                self.reject(ex, 403, by_name.reason())
-                return
-        reuse = self.upstream
-        if reuse is not None and reuse.reusable_for(target):
-            ex.address, ex.rule = reuse.address, reuse.rule
-            reuse.begin(ex)
-            return
-        if reuse is not None:
-            reuse.close()
-            self.upstream = None
-        self.worker.spawn(dial.open_upstream(self, ex, by_name))
-
-    def attached(self, upstream: up.UpstreamProtocol, ex: Exchange) -> None:
-        """The upstream is connected and policy-checked: send what we hold."""
-        if self.phase == CLOSED or ex is not self.active:
-            upstream.close()
-            return
-        self.upstream = upstream
-        if ex.is_connect:
-            ex.status = 200
-            assert self.transport is not None
-            self.transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            ex.response_started = True
-            self.phase = TUNNEL
-            upstream.tunnel = True
-            data = b"".join(ex.pending)
-            ex.pending.clear()
-            self.pending_bytes = 0
-            self.unblock("pending")
-            if data:
-                upstream.write(data)
-            return
-        upstream.begin(ex)
-
-    def attached_tunnel(self, sock: socket.socket, ex: Exchange) -> None:
-        """CONNECT succeeded on a raw socket: answer 200 and let the kernel splice both ways."""
-        from egress_router.http_proxy.splice import SpliceTunnel
-
-        transport = self.transport
-        if self.phase == CLOSED or ex is not self.active or transport is None:
-            sock.close()
-            return
-        transport.pause_reading()  # from now on only the splice pumps read this socket
-        ex.status = 200
-        transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        ex.response_started = True
-        if transport.get_write_buffer_size():  # never seen: a fresh socket takes 39 bytes
-            sock.close()
-            self.abort("client not writable")
-            return
-        early = b"".join(ex.pending)
-        ex.pending = []
-        self.pending_bytes = 0
-        self.blocks.clear()
-        self.phase = TUNNEL
-        self.splice = SpliceTunnel(self, ex, sock, early)
-
-    def tunnel_closed(self, error: str) -> None:
-        """The spliced tunnel ended (both sides closed, an error, a timeout or shutdown)."""
-        self.splice = None
-        ex = self.active
-        if ex is not None:
-            ex.error = ex.error or error
-            self.finish_log(ex)
-        self.phase = CLOSED
-        self.worker.connections.discard(self)
-        if self.transport is not None:
-            if error:
-                self.transport.abort()
-            else:
-                self.transport.close()
-
-    def send_body(self, ex: Exchange, parts: list[bytes]) -> None:
-        if ex is self.active and self.upstream is not None and self.upstream.exchange is ex:
+        parts = [b"%x\r\n" % len(body), body, b"\r\n"] if ex.body_chunked else [body]
+        if self.core.body(ex, len(body)) and self.upstream is not None:
             self.upstream.writelines(parts)
         else:
-            for part in parts:
-                self.buffer_for(ex, part)
+            self.run(self.core.buffer(ex, parts))
 
-    def buffer_for(self, ex: Exchange, data: bytes) -> None:
-        ex.pending.append(data)
-        if ex.is_connect:
-            ex.up_bytes += len(data)
-        self.pending_bytes += len(data)
-        if self.pending_bytes > PENDING_LIMIT:
-            self.block("pending")
-
-    def take_pending(self, ex: Exchange) -> list[bytes]:
-        parts, ex.pending = ex.pending, []
-        self.pending_bytes = max(0, self.pending_bytes - sum(map(len, parts)))
-        if self.pending_bytes <= PENDING_LIMIT:
-            self.unblock("pending")
-        return parts
-
-    def upstream_write(self, data: bytes) -> None:
-        ex = self.active
-        if ex is not None:
-            ex.up_bytes += len(data)
-        if self.upstream is not None:
-            self.upstream.write(data)
+    def on_message_complete(self) -> None:
+        self.current = None
+        ex = self.core.message_complete()
+        if ex is not None:  # a chunked body's last chunk
+            if self.core.streams(ex) and self.upstream is not None:
+                self.upstream.write(b"0\r\n\r\n")
+            else:
+                self.run(self.core.buffer(ex, [b"0\r\n\r\n"]))
 
     def upgraded(self, rest: bytes) -> None:
         """httptools stops at CONNECT (and at Upgrade requests, which we relay as plain ones)."""
-        ex = self.active if self.active is not None and self.active.is_connect else None
-        if ex is None and self.queue and self.queue[-1].is_connect:
-            ex = self.queue[-1]
+        self.current = None
+        ex = self.core.upgraded()
         if ex is not None:
-            self.current = None
-            self.tunnel_ex = ex
             if rest:
-                self.buffer_for(ex, rest)
+                self.run(self.core.buffer(ex, [rest]))
             return
         self.parser = httptools.HttpRequestParser(self)
         if rest:
             self.data_received(rest)
 
-    def done(self, ex: Exchange, upstream_keep_alive: bool) -> None:
-        """The upstream's answer to ``ex`` is complete."""
-        self.finish_log(ex)
-        if not upstream_keep_alive and self.upstream is not None:
-            self.upstream.close()
-            self.upstream = None
-        if not (ex.keep_alive and ex.request_done) or self.draining:
-            self.close()
-            return
-        if self.client_eof and not self.queue:
-            self.close()
-            return
-        self.active = None
-        if self.queue:
-            ex = self.queue.popleft()
-            if len(self.queue) < QUEUE_LIMIT:
-                self.unblock("queue")
-            self.start(ex)
-        elif self.doomed is not None:
-            self.fail(*self.doomed)
-        else:
-            self.phase = IDLE if self.current is None else HEAD
-            self.since = self.worker.now
+    # -- carrying out the core's actions ----------------------------------------------------
 
-    def reject(self, ex: Exchange, status: int, message: str) -> None:
-        """Answer ``ex`` ourselves (403/502/504); the connection survives when it can."""
-        ex.status = status
-        if ex.rule == "-" and status == 403:
-            ex.rule = message
-        ex.error = ex.error or message
-        if self.transport is None or self.phase == CLOSED:
-            return
-        keep = ex.keep_alive and ex.request_done and not ex.is_connect and not self.draining
-        self.transport.write(error_response(status, message, close=not keep))
-        ex.response_started = True
-        self.done(ex, upstream_keep_alive=self.upstream is not None)
+    def run(self, actions: list[act.Action]) -> None:
+        for action in actions:
+            self.do(action)
 
-    def fail(self, status: int, message: str) -> None:
-        """A protocol error from the client: answer if nothing was sent yet, then close.
-
-        When it concerns a request pipelined behind one still being answered, reading stops
-        (nothing more is parsed or buffered) and the error is answered after the earlier ones."""
-        active = self.active
-        if active is not None and self.current is not active and self.doomed is None:
-            self.doomed = (status, message)
-            self.head_started = None
-            self.held.clear()
-            self.held_bytes = 0
-            self.backlog = None
-            self.block("failed")
-            return
-        ex = active or self.current or Exchange()
-        ex.status, ex.error = status, message
-        if self.transport is not None and not ex.response_started:
-            self.transport.write(error_response(status, message))
-        self.finish_log(ex)
-        self.close()
-
-    def finish_log(self, ex: Exchange) -> None:
-        if not ex.logged:
-            ex.logged = True
-            self.worker.log(ex.log_line(self.peer))
-            metrics = self.worker.metrics
-            if metrics is not None:  # once per request or tunnel, from the log record
-                metrics.exchange(
-                    ex.method.decode("latin-1"),
-                    ex.status,
-                    ex.rule,
-                    ex.up_bytes,
-                    ex.down_bytes,
-                    time.monotonic() - ex.started,
-                    ex.is_connect,
-                )
-
-    # -- flow control, timeouts, shutdown ---------------------------------------------------
-
-    def block(self, reason: str) -> None:
-        if not self.blocks and self.transport is not None:
-            self.transport.pause_reading()
-        self.blocks.add(reason)
-
-    def unblock(self, reason: str) -> None:
-        if reason in self.blocks:
-            self.blocks.discard(reason)
-            if not self.blocks and self.transport is not None and self.phase != CLOSED:
-                if self.backlog is not None:  # parse what was read first, then read again
-                    self.worker.loop.call_soon(self.resume_backlog)
-                else:
-                    self.transport.resume_reading()
+    def do(self, action: act.Action) -> None:
+        transport = self.transport
+        if isinstance(action, act.Answer):
+            if transport is not None and not transport.is_closing():
+                transport.write(action.data)
+        elif isinstance(action, act.SendUpstream):
+            if self.upstream is not None:
+                self.upstream.writelines(action.parts)
+        elif isinstance(action, act.Log):
+            self.worker.finished(action.exchange, self.peer)
+        elif isinstance(action, act.Dial):
+            self.worker.spawn(dial.open_upstream(self, action.exchange, action.by_name))
+        elif isinstance(action, act.StartTunnel):
+            self.start_tunnel(action.exchange, action.early)
+        elif isinstance(action, act.Abort):
+            self.abort_now(action.reason)
+        elif action is act.PAUSE_READING:
+            if transport is not None:
+                transport.pause_reading()
+        elif action is act.RESUME_READING:
+            if self.backlog is not None:  # parse what was read first, then read again
+                self.worker.loop.call_soon(self.resume_backlog)
+            elif transport is not None:
+                transport.resume_reading()
+        elif action is act.CLOSE:
+            self.close_now()
+        elif action is act.CLOSE_UPSTREAM or action is act.ABORT_UPSTREAM:
+            upstream, self.upstream = self.upstream, None
+            if upstream is not None:
+                upstream.close() if action is act.CLOSE_UPSTREAM else upstream.abort()
+        elif action is act.EOF_TO_UPSTREAM:
+            if self.upstream is not None:
+                self.upstream.write_eof()
+        elif action is act.EOF_TO_CLIENT and transport is not None and transport.can_write_eof():
+            transport.write_eof()
 
     def resume_backlog(self) -> None:
         backlog, self.backlog = self.backlog, None
-        if backlog is not None and self.phase != CLOSED:
+        if backlog is not None:
             self.feed(backlog)
-        if not self.blocks and self.transport is not None and self.phase != CLOSED:
+        core = self.core
+        if not core.blocks and not core.reading_stopped and self.transport is not None:
             self.transport.resume_reading()
 
-    def check_timeouts(self, now: float) -> None:
-        settings = self.worker.settings
-        if self.activity:
-            self.activity = False
-            if self.phase != HEAD:
-                self.since = now
-        elapsed = now - self.since
-        started = self.head_started  # in any phase: pipelined heads have the same deadline
-        if started is not None and now - started > settings.header_timeout:
-            self.fail(408, "request head not received in time")
-        elif self.phase == HEAD:
-            pass
-        elif self.phase == IDLE and elapsed > settings.idle_timeout:
-            self.close()
-        elif self.phase in (BUSY, TUNNEL) and elapsed > settings.io_timeout:
-            ex = self.active
-            if ex is not None and not ex.response_started:
-                self.reject(ex, 504, "upstream did not answer in time")
-                self.close()
-            else:
-                self.abort("idle timeout")
-
-    def drain(self) -> None:
-        self.draining = True
-        if self.phase == IDLE and self.active is None:
-            self.close()
-
-    def close(self) -> None:
+    def close_now(self) -> None:
         if self.splice is not None:
             self.splice.close("")
             return
-        if self.phase != CLOSED:
-            self.phase = CLOSED
-            self.worker.connections.discard(self)
-            if self.transport is not None:
-                self.transport.close()  # after the buffered answer is flushed
-        if self.upstream is not None:
-            self.upstream.close()
-            self.upstream = None
+        self.worker.closed(self)
+        if self.transport is not None:
+            self.transport.close()  # after the buffered answer is flushed
 
-    def abort(self, reason: str) -> None:
+    def abort_now(self, reason: str) -> None:
         if self.splice is not None:
             self.splice.close(reason)
             return
-        if self.active is not None and self.phase != CLOSED:
-            self.active.error = reason
-            self.finish_log(self.active)
-            self.active = None
-        self.phase = CLOSED
-        self.worker.connections.discard(self)
+        self.worker.closed(self)
         if self.transport is not None:
             self.transport.abort()
-        if self.upstream is not None:
-            self.upstream.abort()
+
+    # -- called by dial, upstream and splice (``contracts.ClientSide``) ---------------------
+
+    def answer(self, parts: list[bytes]) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.writelines(parts)
+
+    def reject(self, ex: Exchange, status: int, message: str) -> None:
+        """The dial for ``ex`` failed (403 by address, 502, 504)."""
+        self.run(self.core.dial_failed(ex, status, message))
+
+    def detach(self, upstream: UpstreamSide) -> None:
+        """``upstream`` closed on its own; it is no longer ours to write to."""
+        if self.upstream is upstream:
             self.upstream = None
+
+    def adopt(self, upstream: UpstreamSide, ex: Exchange, address: str, rule: str) -> None:
+        """The upstream for ``ex`` is connected and policy-checked."""
+        if not self.core.accepts(ex):
+            upstream.close()
+            return
+        self.upstream = upstream
+        self.run(self.core.connected(ex, address, rule))
+
+    def adopt_tunnel(self, sock: socket.socket, ex: Exchange, address: str, rule: str) -> None:
+        """CONNECT succeeded on a raw socket: the kernel will splice both ways."""
+        if not self.core.accepts(ex) or self.transport is None:
+            sock.close()
+            return
+        self.transport.pause_reading()  # from now on only the splice pumps read this socket
+        self.tunnel_sock = sock
+        self.run(self.core.tunnel_ready(ex, address, rule))
+
+    def start_tunnel(self, ex: Exchange, early: bytes) -> None:
+        transport = self.transport
+        assert transport is not None
+        sock = self.tunnel_sock
+        if sock is None:  # relayed by the event loop through the upstream Protocol
+            self.backlog = None
+            transport.resume_reading()
+            if early and self.upstream is not None:
+                self.upstream.write(early)
+            return
+        self.tunnel_sock = None
+        if transport.get_write_buffer_size():  # never seen: a fresh socket takes 39 bytes
+            sock.close()
+            self.run(self.core.abort("client not writable"))
+            return
+        self.splice = SpliceTunnel(self, ex, sock, early)
+
+    def client_socket(self) -> socket.socket:
+        assert self.transport is not None
+        sock: socket.socket = self.transport.get_extra_info("socket")
+        return sock
+
+    def tunnel_closed(self, error: str) -> None:
+        self.splice = None
+        self.run(self.core.tunnel_closed(error))
+
+    def pause_upstream_writes(self) -> None:
+        self.run(self.core.upstream_paused())
+
+    def resume_upstream_writes(self) -> None:
+        self.run(self.core.upstream_resumed())
+
+    # -- called by the worker ---------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        self.run(self.core.tick(now))
+
+    def drain(self) -> None:
+        self.run(self.core.drain())
+
+    def abort(self, reason: str) -> None:
+        self.run(self.core.abort(reason))

@@ -1,75 +1,39 @@
-"""The upstream side of the proxy: one asyncio Protocol per upstream connection.
+"""The upstream side of the proxy: one asyncio Protocol per upstream connection (an adapter).
 
-Owns: parsing responses (httptools) and rewriting their heads, streaming bodies back to the
-client (re-chunked when the length is unknown), 1xx, HEAD/204/304, reuse of the connection
-for the client's next request, and the user-space tunnel used where splice is unavailable.
-Must not: resolve, check policy or connect (``dial`` does), or parse requests.
+Owns: moving the upstream's bytes: feeding answers to httptools, turning its callbacks into
+events of the client's exchange core, streaming body bytes to the client as they come (chunk
+framing added when the core's framing says so, one ``writelines`` per read), and the user-space
+tunnel used where splice is unavailable.
+Must not: decide framing, keep-alive, retries or errors (the core does), resolve or connect
+(``dial`` does), or parse requests.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import httptools
 
-from egress_router.errors import ProtocolError
-from egress_router.http_proxy.model.exchange import Exchange
-from egress_router.http_proxy.model.messages import (
-    Headers,
-    Target,
-    request_head,
-    response_head,
-    scan,
-)
-
-if TYPE_CHECKING:
-    from egress_router.http_proxy.client import ClientProtocol
-
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS"})
+from egress_router.http_proxy.contracts import ClientSide
+from egress_router.http_proxy.model import actions as act
+from egress_router.http_proxy.model.connection import Link
+from egress_router.http_proxy.model.messages import Headers
 
 
 class UpstreamProtocol(asyncio.Protocol):
-    def __init__(self, client: ClientProtocol, address: str, rule: str, target: Target) -> None:
+    def __init__(self, client: ClientSide) -> None:
         self.client = client
-        self.address = address
-        self.rule = rule
-        self.key = (target.host, target.port)
+        self.core = client.core
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.exchange: Exchange | None = None
-        self.tunnel = False
         self.closed = False
-        self.reused = False
-        self.received = False  # any byte of the current answer arrived
         self.reason = b""
         self.headers: Headers = []
-        self.out: list[bytes] = []
-        self.rechunk = False
-        self.until_eof = False
-        self.interim = False
-        self.skip = False
-        self.eofs = 0
+        self.out: list[bytes] = []  # for the client, written once per read
+        self.skip = False  # the answer has no body: a fresh parser for the next one
 
-    # -- driven by the client -----------------------------------------------------------------
-
-    def reusable_for(self, target: Target) -> bool:
-        return not (self.closed or self.tunnel or self.exchange) and self.key == (
-            target.host,
-            target.port,
-        )
-
-    def begin(self, ex: Exchange) -> None:
-        assert self.transport is not None and ex.target is not None
-        self.reused = self.exchange is None and self.received
-        self.exchange = ex
-        self.received = False
-        assert ex.head is not None
-        head = request_head(ex.method, ex.target, ex.head, ex.body_chunked, self.client.worker.via)
-        if ex.pending:
-            self.transport.writelines([head, *self.client.take_pending(ex)])
-        else:
-            self.transport.write(head)
+    # -- driven by the client (``contracts.UpstreamSide``) --------------------------------------
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.closed:
@@ -80,11 +44,8 @@ class UpstreamProtocol(asyncio.Protocol):
             self.transport.writelines(parts)
 
     def write_eof(self) -> None:
-        self.eofs += 1
         if self.transport is not None and self.transport.can_write_eof():
             self.transport.write_eof()
-        if self.eofs >= 2:
-            self.client.close()
 
     def pause_reading(self) -> None:
         if self.transport is not None and not self.closed:
@@ -111,16 +72,16 @@ class UpstreamProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(high=self.client.worker.settings.write_high_water)
 
     def data_received(self, data: bytes) -> None:
-        client = self.client
-        client.activity = True
-        if self.tunnel:
-            ex = client.active
+        if self.closed:
+            return
+        core = self.core
+        core.upstream_data()
+        if core.link is Link.TUNNEL:
+            ex = core.active
             if ex is not None:
                 ex.down_bytes += len(data)
-            if client.transport is not None:
-                client.transport.write(data)
+            self.client.answer([data])
             return
-        self.received = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -134,52 +95,23 @@ class UpstreamProtocol(asyncio.Protocol):
             self.parser = httptools.HttpResponseParser(self)
 
     def eof_received(self) -> bool | None:
-        if self.tunnel:
-            client = self.client
-            self.eofs += 1
-            if client.transport is not None and client.transport.can_write_eof():
-                client.transport.write_eof()
-            if self.eofs >= 2:
-                client.close()
+        if self.core.link is Link.TUNNEL and not self.closed:
+            self.client.run(self.core.tunnel_eof(from_client=False))
             return True
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         was_closed, self.closed = self.closed, True
-        client = self.client
-        if client.upstream is self:
-            client.upstream = None
-        ex = self.exchange
-        self.exchange = None
-        if was_closed:
-            return
-        if self.tunnel:
-            client.close()
-            return
-        if ex is None or ex is not client.active:
-            return
-        if not ex.response_started:
-            if self.reused and not self.received and ex.method in IDEMPOTENT and not ex.up_bytes:
-                # The server closed an idle kept-alive connection as we reused it: retry once.
-                from egress_router.http_proxy.dial import open_upstream  # (import cycle)
-
-                by_name = None if ex.target is None else client.worker.decide_name(ex.target.host)
-                client.worker.spawn(open_upstream(client, ex, by_name))
-                return
-            client.reject(ex, 502, "upstream closed the connection without answering")
-        elif self.until_eof:
-            if self.rechunk:
-                self.out.append(b"0\r\n\r\n")
+        if not was_closed:  # not closed by us: the core decides (retry, 502, end of body, cut)
             self.flush()
-            client.done(ex, upstream_keep_alive=False)
-        else:
-            client.abort("upstream closed mid-response")
+            self.client.detach(self)
+            self.client.run(self.core.upstream_lost())
 
     def pause_writing(self) -> None:
-        self.client.block("upstream")
+        self.client.pause_upstream_writes()
 
     def resume_writing(self) -> None:
-        self.client.unblock("upstream")
+        self.client.resume_upstream_writes()
 
     # -- httptools callbacks ------------------------------------------------------------------
 
@@ -196,83 +128,50 @@ class UpstreamProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         if self.skip:
             return
-        ex = self.exchange
-        if ex is None:
-            raise ProtocolError("unsolicited response", 502)
-        status = self.parser.get_status_code()
-        if status < 200:
-            if status == 101:
-                raise ProtocolError("upstream switched protocols unasked", 502)
-            self.interim = True
-            if ex.version11:
-                self.out.append(
-                    response_head(
-                        status, self.reason, scan(self.headers), chunked=False, close=False
-                    )
-                )
-            return
-        self.interim = False
-        ex.status = status
-        head = scan(self.headers)
-        length, chunked = head.length, head.chunked
-        no_body = ex.method == b"HEAD" or status in (204, 304)
-        close = not ex.keep_alive or not ex.version11 or self.client.draining
-        self.rechunk = self.until_eof = False
-        if not no_body and (chunked or length is None):
-            self.until_eof = not chunked
-            if ex.version11:
-                self.rechunk = True
-            else:
-                close = True
-        if close:
-            ex.keep_alive = False
-        self.out.append(response_head(status, self.reason, head, chunked=self.rechunk, close=close))
-        ex.response_started = True
-        if no_body:
+        parser = self.parser
+        actions = self.core.response_head(
+            parser.get_status_code(), self.reason, self.headers, parser.should_keep_alive()
+        )
+        if self.core.framing.no_body and not self.core.interim:
             self.skip = True  # httptools would wait for a HEAD body: start a fresh parser
-            self.finish(ex, self.parser.should_keep_alive())
+        self.act(actions)
 
     def on_body(self, body: bytes) -> None:
-        ex = self.exchange
-        if self.skip or ex is None:
+        if self.skip:
             return
-        ex.down_bytes += len(body)
-        if self.rechunk:
+        self.core.response_body(len(body))
+        if self.core.framing.rechunk:
             self.out += (b"%x\r\n" % len(body), body, b"\r\n")
         else:
             self.out.append(body)
 
     def on_message_complete(self) -> None:
-        if self.skip or self.interim:
-            self.interim = False
+        if self.skip:
             return
-        ex = self.exchange
-        if ex is None:
-            return
-        if self.rechunk:
-            self.out.append(b"0\r\n\r\n")
-        self.finish(ex, self.parser.should_keep_alive())
+        self.act(self.core.response_complete(self.parser.should_keep_alive() and not self.closed))
 
-    def finish(self, ex: Exchange, keep_alive: bool) -> None:
-        self.exchange = None
-        self.flush()
-        self.client.done(ex, keep_alive and not self.closed)
+    # -- carrying out actions -----------------------------------------------------------------
+
+    def act(self, actions: list[act.Action]) -> None:
+        """Answers join the body bytes of this read; anything else runs after them."""
+        for action in actions:
+            if isinstance(action, act.Answer):
+                self.out.append(action.data)
+            else:
+                self.flush()
+                self.client.run([action])
 
     def flush(self) -> None:
-        out, self.out = self.out, []
-        transport = self.client.transport
-        if transport is not None and not transport.is_closing():
-            transport.writelines(out)
+        if self.out:
+            out, self.out = self.out, []
+            self.client.answer(out)
 
     def broken(self, message: str) -> None:
-        ex = self.exchange
-        self.exchange = None
-        self.abort()
-        if ex is None:
-            return
-        if ex.response_started:
-            self.flush()
-            self.client.abort(message)
+        if not self.core.linked or not self.core.linked.response_started:
+            self.out.clear()  # nothing of this answer reached the client: it gets a 502
         else:
-            self.out.clear()
-            self.client.reject(ex, 502, message)
+            self.flush()
+        self.closed = True
+        self.client.run(self.core.upstream_broken(message))
+        if self.transport is not None:
+            self.transport.abort()
