@@ -92,6 +92,7 @@ QUEUE_LIMIT = 32
 # and the final CRLF; per field the colon and CRLF (llhttp requires CR before LF).
 LINE_OVERHEAD = 13
 FIELD_OVERHEAD = 3
+CONNECTED = frozenset({Link.READY, Link.BUSY, Link.TUNNEL})  # an upstream Protocol exists
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
@@ -331,7 +332,7 @@ class Connection:
             self.reused = True
             return self.send(ex)
         actions: list[Action] = []
-        if self.link is not Link.NONE:
+        if self.link in CONNECTED:
             actions.append(CLOSE_UPSTREAM)
         self.link = Link.DIALING
         self.dialing = ex
@@ -426,12 +427,11 @@ class Connection:
         self.active = None
         if self.queue:
             nxt = self.queue.popleft()
-            if len(self.queue) < QUEUE_LIMIT:
-                actions += self.unblock(Block.QUEUE)
-            return actions + self.start(nxt)
+            return actions + self.unblock(Block.QUEUE) + self.start(nxt)
         if self.doomed is not None:
             return actions + self.fail(*self.doomed)
-        self.phase = Phase.IDLE if self.current is None else Phase.HEAD
+        head_arriving = self.current is not None and not self.current.method
+        self.phase = Phase.HEAD if head_arriving else Phase.IDLE
         self.since = self.now
         return actions
 
@@ -576,9 +576,9 @@ class Connection:
                 ex.error = ex.error or "connection closed before the answer was complete"
             actions += self.log(ex)
         self.phase = Phase.CLOSED
-        if self.link is not Link.NONE:
+        if self.link in CONNECTED:
             actions.append(CLOSE_UPSTREAM)
-            self.link = Link.NONE
+        self.link = Link.NONE
         self.linked = self.dialing = None
         return actions
 
@@ -639,9 +639,9 @@ class Connection:
         if self.phase is not Phase.CLOSED:
             self.phase = Phase.CLOSED
             actions.append(CLOSE)
-        if self.link is not Link.NONE:
+        if self.link in CONNECTED:
             actions.append(CLOSE_UPSTREAM)
-            self.link = Link.NONE
+        self.link = Link.NONE
         self.linked = self.dialing = None
         return actions
 
@@ -653,9 +653,9 @@ class Connection:
             actions += self.log(ex)
         self.phase = Phase.CLOSED
         actions.append(Abort(reason))
-        if self.link is not Link.NONE:
+        if self.link in CONNECTED:
             actions.append(ABORT_UPSTREAM)
-            self.link = Link.NONE
+        self.link = Link.NONE
         self.linked = self.dialing = None
         return actions
 
