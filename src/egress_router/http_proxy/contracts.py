@@ -15,10 +15,10 @@ import socket
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
-from egress_router.core.http_rules import Decision
 from egress_router.http_proxy.model.actions import Action
 from egress_router.http_proxy.model.connection import Connection
 from egress_router.http_proxy.model.exchange import Exchange
+from egress_router.http_proxy.model.rules import Decision
 from egress_router.http_proxy.model.settings import ProxySettings
 
 

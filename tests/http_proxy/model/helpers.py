@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from egress_router.core.http_rules import parse_destinations
 from egress_router.http_proxy.model import actions as act
 from egress_router.http_proxy.model.connection import Connection
 from egress_router.http_proxy.model.exchange import Exchange
+from egress_router.http_proxy.model.rules import parse_destinations
 from egress_router.http_proxy.model.settings import ProxySettings
 
 RULES = parse_destinations("!*.example.com\n!192.168.1.0/24\n*\n")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from egress_router.core.http_rules import Decision
 from egress_router.http_proxy.model.exchange import Exchange
+from egress_router.http_proxy.model.rules import Decision
 
 
 @dataclass(frozen=True, slots=True)

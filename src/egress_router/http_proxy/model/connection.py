@@ -22,7 +22,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from egress_router.core.http_rules import Decision
 from egress_router.errors import ProtocolError
 from egress_router.http_proxy.model.actions import (
     ABORT_UPSTREAM,
@@ -50,6 +49,7 @@ from egress_router.http_proxy.model.messages import (
     response_head,
     scan,
 )
+from egress_router.http_proxy.model.rules import Decision
 from egress_router.http_proxy.model.settings import ProxySettings
 
 
