@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
 import httptools
 
@@ -23,9 +24,10 @@ from egress_router.errors import ProtocolError
 from egress_router.http_proxy import dial
 from egress_router.http_proxy.contracts import UpstreamSide, WorkerSide
 from egress_router.http_proxy.model import actions as act
-from egress_router.http_proxy.model.connection import Connection, Phase
+from egress_router.http_proxy.model.connection import CLOSED, TUNNEL, Connection
 from egress_router.http_proxy.model.exchange import Exchange
 from egress_router.http_proxy.model.messages import error_response
+from egress_router.http_proxy.model.rules import Decision
 from egress_router.http_proxy.splice import SpliceTunnel
 
 # Pipelined bytes are parsed at most this many at a time, so the core's queue and buffer bounds
@@ -64,13 +66,13 @@ class ClientProtocol(asyncio.Protocol):
         if not self.worker.opened(self):
             transport.write(error_response(503, "too many connections"))
             transport.close()
-            self.core.phase = Phase.CLOSED
+            self.core.phase = CLOSED
             return
         transport.set_write_buffer_limits(high=self.worker.settings.write_high_water)
 
     def data_received(self, data: bytes) -> None:
         core = self.core
-        if core.phase is Phase.TUNNEL:
+        if core.phase is TUNNEL:
             core.activity = True
             if core.active is not None:
                 core.active.up_bytes += len(data)
@@ -85,7 +87,7 @@ class ClientProtocol(asyncio.Protocol):
         if core.tunnel_ex is not None:  # after a CONNECT head, before the tunnel is up
             self.run(core.buffer(core.tunnel_ex, [data]))
             return
-        if core.expects_head() and (self.held or (len(data) < HOLD_LIMIT and b"\n" not in data)):
+        if (self.held or (len(data) < HOLD_LIMIT and b"\n" not in data)) and core.expects_head():
             core.head_seen(time.monotonic())
             self.held.append(data)
             self.held_bytes += len(data)
@@ -100,40 +102,49 @@ class ClientProtocol(asyncio.Protocol):
         """Parse ``data`` in slices, stopping (and keeping the rest) when reading pauses."""
         core = self.core
         total = len(data)
+        if total <= HEAD_SLICE and not core.blocks and not core.reading_stopped:
+            if self.parse(data, data, total):  # the usual read: one request, or a body piece
+                actions = core.end_feed(total)
+                if actions:
+                    self.run(actions)
+            return
         start = 0
-        view: memoryview | None = None
+        view = memoryview(data)
         while start < total:
             if core.blocks or core.reading_stopped:
                 if not core.reading_stopped:
-                    view = view if view is not None else memoryview(data)
                     self.backlog = view[start:]
                 return
             size = HEAD_SLICE if core.expects_head() else BODY_SLICE
-            if start == 0 and total <= size:
-                chunk: bytes | memoryview = data
-            else:
-                view = view if view is not None else memoryview(data)
-                chunk = view[start : start + size]
+            chunk = view[start : start + size]
             start += len(chunk)
-            core.begin_feed()
-            try:
-                self.parser.feed_data(chunk)
-            except httptools.HttpParserUpgrade as exc:
-                self.upgraded(bytes(chunk[exc.args[0] :]) + bytes(data[start:]))
+            if not self.parse(chunk, data, start):
                 return
-            except httptools.HttpParserCallbackError as exc:
-                cause = exc.__context__
-                status = cause.status if isinstance(cause, ProtocolError) else 400
-                self.run(core.fail(status, str(cause or exc)))
-                return
-            except httptools.HttpParserError as exc:
-                self.run(core.fail(400, f"malformed request: {exc}"))
-                return
-            self.run(core.end_feed(len(chunk)))
+            actions = core.end_feed(len(chunk))
+            if actions:
+                self.run(actions)
+
+    def parse(self, chunk: bytes | memoryview, data: bytes | memoryview, end: int) -> bool:
+        """Feed one slice (``data[end:]`` follows it); False when parsing stopped: an error
+        was answered, or CONNECT (or an Upgrade request) took the rest."""
+        try:
+            self.parser.feed_data(chunk)
+        except httptools.HttpParserUpgrade as exc:
+            self.upgraded(bytes(chunk[exc.args[0] :]) + bytes(data[end:]))
+            return False
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            status = cause.status if isinstance(cause, ProtocolError) else 400
+            self.run(self.core.fail(status, str(cause or exc)))
+            return False
+        except httptools.HttpParserError as exc:
+            self.run(self.core.fail(400, f"malformed request: {exc}"))
+            return False
+        return True
 
     def eof_received(self) -> bool | None:
         # A half-closed client still gets its answer; tunnels pass the FIN on.
-        if self.core.phase is Phase.TUNNEL and self.upstream is not None:
+        if self.core.phase is TUNNEL and self.upstream is not None:
             self.run(self.core.tunnel_eof(from_client=True))
             return True
         return True if self.core.eof() else None
@@ -208,43 +219,64 @@ class ClientProtocol(asyncio.Protocol):
     # -- carrying out the core's actions ----------------------------------------------------
 
     def run(self, actions: list[act.Action]) -> None:
-        for action in actions:
-            self.do(action)
+        handlers = HANDLERS
+        for op, payload in actions:
+            handlers[op](self, payload)
 
     def do(self, action: act.Action) -> None:
+        HANDLERS[action[0]](self, action[1])
+
+    def do_close(self, _: None) -> None:
+        self.close_now()
+
+    def do_abort(self, reason: str) -> None:
+        self.abort_now(reason)
+
+    def do_answer(self, data: bytes) -> None:
         transport = self.transport
-        if isinstance(action, act.Answer):
-            if transport is not None and not transport.is_closing():
-                transport.write(action.data)
-        elif isinstance(action, act.SendUpstream):
-            if self.upstream is not None:
-                self.upstream.writelines(action.parts)
-        elif isinstance(action, act.Log):
-            self.worker.finished(action.exchange, self.peer)
-        elif isinstance(action, act.Dial):
-            self.worker.spawn(dial.open_upstream(self, action.exchange, action.by_name))
-        elif isinstance(action, act.StartTunnel):
-            self.start_tunnel(action.exchange, action.early)
-        elif isinstance(action, act.Abort):
-            self.abort_now(action.reason)
-        elif action is act.PAUSE_READING:
-            if transport is not None:
-                transport.pause_reading()
-        elif action is act.RESUME_READING:
-            if self.backlog is not None:  # parse what was read first, then read again
-                self.worker.loop.call_soon(self.resume_backlog)
-            elif transport is not None:
-                transport.resume_reading()
-        elif action is act.CLOSE:
-            self.close_now()
-        elif action is act.CLOSE_UPSTREAM or action is act.ABORT_UPSTREAM:
-            upstream, self.upstream = self.upstream, None
-            if upstream is not None:
-                upstream.close() if action is act.CLOSE_UPSTREAM else upstream.abort()
-        elif action is act.EOF_TO_UPSTREAM:
-            if self.upstream is not None:
-                self.upstream.write_eof()
-        elif action is act.EOF_TO_CLIENT and transport is not None and transport.can_write_eof():
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def do_send(self, parts: list[bytes]) -> None:
+        if self.upstream is not None:
+            self.upstream.writelines(parts)
+
+    def do_log(self, ex: Exchange) -> None:
+        self.worker.finished(ex, self.peer)
+
+    def do_dial(self, payload: tuple[Exchange, Decision | None]) -> None:
+        self.worker.spawn(dial.open_upstream(self, *payload))
+
+    def do_tunnel(self, payload: tuple[Exchange, bytes]) -> None:
+        self.start_tunnel(*payload)
+
+    def do_pause(self, _: None) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def do_resume(self, _: None) -> None:
+        if self.backlog is not None:  # parse what was read first, then read again
+            self.worker.loop.call_soon(self.resume_backlog)
+        elif self.transport is not None:
+            self.transport.resume_reading()
+
+    def do_close_upstream(self, _: None) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.close()
+
+    def do_abort_upstream(self, _: None) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()
+
+    def do_eof_to_upstream(self, _: None) -> None:
+        if self.upstream is not None:
+            self.upstream.write_eof()
+
+    def do_eof_to_client(self, _: None) -> None:
+        transport = self.transport
+        if transport is not None and transport.can_write_eof():
             transport.write_eof()
 
     def resume_backlog(self) -> None:
@@ -346,3 +378,21 @@ class ClientProtocol(asyncio.Protocol):
 
     def abort(self, reason: str) -> None:
         self.run(self.core.abort(reason))
+
+
+# Who carries out each action (one table for every connection).
+HANDLERS: dict[act.Op, Callable[[ClientProtocol, Any], None]] = {
+    act.Op.ANSWER: ClientProtocol.do_answer,
+    act.Op.SEND_UPSTREAM: ClientProtocol.do_send,
+    act.Op.LOG: ClientProtocol.do_log,
+    act.Op.DIAL: ClientProtocol.do_dial,
+    act.Op.START_TUNNEL: ClientProtocol.do_tunnel,
+    act.Op.ABORT: ClientProtocol.do_abort,
+    act.Op.PAUSE_READING: ClientProtocol.do_pause,
+    act.Op.RESUME_READING: ClientProtocol.do_resume,
+    act.Op.CLOSE: ClientProtocol.do_close,
+    act.Op.CLOSE_UPSTREAM: ClientProtocol.do_close_upstream,
+    act.Op.ABORT_UPSTREAM: ClientProtocol.do_abort_upstream,
+    act.Op.EOF_TO_UPSTREAM: ClientProtocol.do_eof_to_upstream,
+    act.Op.EOF_TO_CLIENT: ClientProtocol.do_eof_to_client,
+}

@@ -17,8 +17,10 @@ import httptools
 
 from egress_router.http_proxy.contracts import ClientSide
 from egress_router.http_proxy.model import actions as act
-from egress_router.http_proxy.model.connection import Link
+from egress_router.http_proxy.model.connection import TUNNELLED
 from egress_router.http_proxy.model.messages import Headers
+
+ANSWER = act.Op.ANSWER  # bound once: an Enum member read from its class is slow on 3.11
 
 
 class UpstreamProtocol(asyncio.Protocol):
@@ -76,7 +78,7 @@ class UpstreamProtocol(asyncio.Protocol):
             return
         core = self.core
         core.upstream_data()
-        if core.link is Link.TUNNEL:
+        if core.link is TUNNELLED:
             ex = core.active
             if ex is not None:
                 ex.down_bytes += len(data)
@@ -95,7 +97,7 @@ class UpstreamProtocol(asyncio.Protocol):
             self.parser = httptools.HttpResponseParser(self)
 
     def eof_received(self) -> bool | None:
-        if self.core.link is Link.TUNNEL and not self.closed:
+        if self.core.link is TUNNELLED and not self.closed:
             self.client.run(self.core.tunnel_eof(from_client=False))
             return True
         return None
@@ -155,11 +157,11 @@ class UpstreamProtocol(asyncio.Protocol):
     def act(self, actions: list[act.Action]) -> None:
         """Answers join the body bytes of this read; anything else runs after them."""
         for action in actions:
-            if isinstance(action, act.Answer):
-                self.out.append(action.data)
+            if action[0] is ANSWER:
+                self.out.append(action[1])
             else:
                 self.flush()
-                self.client.run([action])
+                self.client.do(action)
 
     def flush(self) -> None:
         if self.out:

@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from egress_router.http_proxy.client import ClientProtocol
-from egress_router.http_proxy.model.connection import Phase
+from egress_router.http_proxy.model.connection import TUNNEL
 from egress_router.http_proxy.model.exchange import Exchange
 from egress_router.http_proxy.model.rules import Decision
 from egress_router.http_proxy.model.settings import ProxySettings
@@ -131,7 +131,7 @@ class Worker:
 
     def sample_metrics(self) -> None:
         assert self.metrics is not None
-        tunnels = sum(1 for conn in self.connections if conn.core.phase is Phase.TUNNEL)
+        tunnels = sum(1 for conn in self.connections if conn.core.phase is TUNNEL)
         self.metrics.sample(len(self.connections), tunnels)
 
     # -- lifecycle ----------------------------------------------------------------------------

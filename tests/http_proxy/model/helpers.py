@@ -36,7 +36,6 @@ def head(
     now: float = 0.0,
 ) -> tuple[Exchange, list[act.Action]]:
     """One request head, as httptools reports it (one feed)."""
-    conn.begin_feed()
     ex = conn.message_begin(now)
     conn.url(ex, url)
     for name, value in headers or [(b"Host", b"x")]:
@@ -68,23 +67,33 @@ def answer(
 def kinds(actions: list[act.Action]) -> list[str]:
     """Actions as short names, for readable assertions."""
     out = []
-    for a in actions:
-        if isinstance(a, act.Answer):
-            out.append("answer " + a.data.split(b"\r\n", 1)[0].decode())
-        elif isinstance(a, act.Simple):
-            out.append(
-                {
-                    act.PAUSE_READING: "pause",
-                    act.RESUME_READING: "resume",
-                    act.CLOSE: "close",
-                    act.CLOSE_UPSTREAM: "close upstream",
-                    act.ABORT_UPSTREAM: "abort upstream",
-                    act.EOF_TO_UPSTREAM: "eof upstream",
-                    act.EOF_TO_CLIENT: "eof client",
-                }[a]
-            )
-        elif isinstance(a, act.Abort):
-            out.append(f"abort {a.reason}")
+    for op, payload in actions:
+        if op is act.Op.ANSWER:
+            out.append("answer " + payload.split(b"\r\n", 1)[0].decode())
+        elif op is act.Op.ABORT:
+            out.append(f"abort {payload}")
         else:
-            out.append(type(a).__name__.lower())
+            out.append(NAMES[op])
     return out
+
+
+NAMES = {
+    act.Op.DIAL: "dial",
+    act.Op.SEND_UPSTREAM: "sendupstream",
+    act.Op.START_TUNNEL: "starttunnel",
+    act.Op.LOG: "log",
+    act.Op.PAUSE_READING: "pause",
+    act.Op.RESUME_READING: "resume",
+    act.Op.CLOSE: "close",
+    act.Op.CLOSE_UPSTREAM: "close upstream",
+    act.Op.ABORT_UPSTREAM: "abort upstream",
+    act.Op.EOF_TO_UPSTREAM: "eof upstream",
+    act.Op.EOF_TO_CLIENT: "eof client",
+}
+
+
+def data(action: act.Action) -> bytes:
+    """The bytes of an answer or of what is sent upstream (joined)."""
+    op, payload = action
+    assert op in (act.Op.ANSWER, act.Op.SEND_UPSTREAM), op
+    return payload if op is act.Op.ANSWER else b"".join(payload)

@@ -86,21 +86,22 @@ class Adapter:
     closed_seen: bool = False
 
     def run(self, actions: list[act.Action]) -> None:
-        for a in actions:
+        for op, payload in actions:
             if self.closed_seen:
-                assert not isinstance(a, act.Answer | act.SendUpstream | act.Dial | act.StartTunnel)
-            if a is act.PAUSE_READING:
+                assert op not in (act.Op.ANSWER, act.Op.SEND_UPSTREAM, act.Op.DIAL)
+                assert op is not act.Op.START_TUNNEL
+            if op is act.Op.PAUSE_READING:
                 assert not self.paused
                 self.paused = True
-            elif a is act.RESUME_READING:
+            elif op is act.Op.RESUME_READING:
                 assert self.paused
                 self.paused = False
-            elif isinstance(a, act.Dial):
-                self.dials.append(a.exchange)
-            elif isinstance(a, act.Log):
-                assert a.exchange not in self.logged, "logged twice"
-                self.logged.append(a.exchange)
-            elif isinstance(a, act.StartTunnel):
+            elif op is act.Op.DIAL:
+                self.dials.append(payload[0])
+            elif op is act.Op.LOG:
+                assert payload not in self.logged, "logged twice"
+                self.logged.append(payload)
+            elif op is act.Op.START_TUNNEL:
                 self.paused = False  # the adapter reads (or splices) the tunnel itself
 
     def protocol(self, call: Callable[[], list[act.Action]]) -> None:
@@ -116,7 +117,6 @@ class Adapter:
         if kind == "head" and reading and conn.tunnel_ex is None and conn.expects_head():
             index, keep, v11 = event[1], event[2], event[3]
             method, url, fields = HEADS[index]  # type: ignore[index]
-            conn.begin_feed()
             ex = conn.message_begin(self.now)
 
             def parse() -> list[act.Action]:
@@ -135,7 +135,6 @@ class Adapter:
             if not conn.reading_stopped:
                 self.run(conn.end_feed(64))
         elif kind == "partial" and reading and conn.tunnel_ex is None and conn.expects_head():
-            conn.begin_feed()
             if conn.current is None:
                 conn.message_begin(self.now)
             self.run(conn.end_feed(int(event[1])))  # type: ignore[call-overload]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from egress_router.errors import ProtocolError
 from egress_router.http_proxy.model.actions import (
@@ -82,6 +82,17 @@ class Block(enum.Enum):
     FAILED = "a pipelined request failed"
 
 
+# Members bound to module names once: on Python 3.11, reading a member from its Enum class costs
+# about ten times reading a global, and the hot path tests states several times per request.
+IDLE, HEAD, BUSY, TUNNEL, CLOSED = Phase.IDLE, Phase.HEAD, Phase.BUSY, Phase.TUNNEL, Phase.CLOSED
+NO_LINK, DIALING, READY, LINKED, TUNNELLED = (
+    Link.NONE,
+    Link.DIALING,
+    Link.READY,
+    Link.BUSY,
+    Link.TUNNEL,
+)
+
 # Request body bytes buffered per connection while the upstream connects or is slow; past it we
 # stop reading from the client (the kernel's socket buffer holds the rest, not us).
 PENDING_LIMIT = 1024 * 1024
@@ -92,20 +103,29 @@ QUEUE_LIMIT = 32
 # and the final CRLF; per field the colon and CRLF (llhttp requires CR before LF).
 LINE_OVERHEAD = 13
 FIELD_OVERHEAD = 3
-CONNECTED = frozenset({Link.READY, Link.BUSY, Link.TUNNEL})  # an upstream Protocol exists
+CONNECTED = frozenset({READY, LINKED, TUNNELLED})  # an upstream Protocol exists
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 
 
-@dataclass(frozen=True, slots=True)
-class Framing:
+class Framing(NamedTuple):
     """How a response body reaches the client."""
 
     rechunk: bool  # we chunk it (the upstream chunked it, or its length is unknown)
     until_eof: bool  # it ends when the upstream closes
     no_body: bool  # HEAD, 204, 304
     close: bool  # the client connection closes after it
+
+
+# Every combination made once: ``frame_response`` runs once per answer.
+_FRAMINGS = {
+    (r, u, n, c): Framing(r, u, n, c)
+    for r in (False, True)
+    for u in (False, True)
+    for n in (False, True)
+    for c in (False, True)
+}
 
 
 def frame_response(
@@ -128,10 +148,10 @@ def frame_response(
             rechunk = True
         else:
             close = True  # an HTTP/1.0 client reads until we close
-    return Framing(rechunk, until_eof, no_body, close)
+    return _FRAMINGS[rechunk, until_eof, no_body, close]
 
 
-NOT_FRAMED = Framing(False, False, False, False)
+NOT_FRAMED = _FRAMINGS[False, False, False, False]
 
 
 class Connection:
@@ -149,13 +169,13 @@ class Connection:
         self.decide_name = decide_name
         self.via = via
         self.now = now
-        self.phase = Phase.IDLE
+        self.phase = IDLE
         self.since = now  # start of the current phase, moved by activity (not in HEAD)
         self.activity = False
         self.current: Exchange | None = None  # being parsed
         self.active: Exchange | None = None  # being answered
         self.queue: deque[Exchange] = deque()
-        self.link = Link.NONE
+        self.link = NO_LINK
         self.linked: Exchange | None = None  # the exchange the upstream link carries
         self.dialing: Exchange | None = None
         self.link_key: tuple[str, int] | None = None
@@ -170,8 +190,8 @@ class Connection:
         self.head_started: float | None = None  # first byte of the unfinished head
         self.head_bytes = 0  # least wire size of the head being parsed
         self.head_span = 0  # bytes fed after the feed that began the head, while unfinished
-        self.in_head = False  # a head was unfinished when the current feed began
-        self.head_began = False  # a head began during the current feed
+        self.feeds = 0  # feeds of client bytes to the parser so far
+        self.head_feed = 0  # the feed in which the unfinished head began
         self.doomed: tuple[int, str] | None = None  # a pipelined request failed: answer it last
         self.tunnel_ex: Exchange | None = None  # CONNECT parsed: later client bytes are its own
         self.client_eof = False
@@ -182,7 +202,7 @@ class Connection:
 
     @property
     def reading_stopped(self) -> bool:
-        return self.doomed is not None or self.phase is Phase.CLOSED
+        return self.doomed is not None or self.phase is CLOSED
 
     def expects_head(self) -> bool:
         """The next client bytes belong to a head (between requests or inside one)."""
@@ -191,7 +211,7 @@ class Connection:
 
     def streams(self, ex: Exchange) -> bool:
         """Request body bytes of ``ex`` can go straight to the upstream now."""
-        return ex is self.linked and self.link is Link.BUSY
+        return ex is self.linked and self.link is LINKED
 
     # -- the request side (events from the client's parser) ---------------------------------
 
@@ -200,19 +220,15 @@ class Connection:
         if self.head_started is None:
             self.head_started = now
 
-    def begin_feed(self) -> None:
-        current = self.current
-        self.in_head = current is not None and not current.method
-        self.head_began = False
-
     def message_begin(self, now: float) -> Exchange:
-        self.head_seen(now)  # the deadline runs from the first byte, held ones included
+        if self.head_started is None:  # the deadline runs from the first byte, held ones too
+            self.head_started = now
         ex = self.current = Exchange(now)
         self.head_bytes = LINE_OVERHEAD
         self.head_span = 0
-        self.head_began = True
-        if self.phase is Phase.IDLE:
-            self.phase = Phase.HEAD
+        self.head_feed = self.feeds
+        if self.phase is IDLE:
+            self.phase = HEAD
             self.since = now
         return ex
 
@@ -247,8 +263,8 @@ class Connection:
             ex.body_chunked = head.chunked
             ex.request_done = not head.chunked and not head.length
         ex.headers = []  # the scanned head holds what we send: queued requests stay small
-        if self.phase is Phase.HEAD:
-            self.phase = Phase.BUSY
+        if self.phase is HEAD:
+            self.phase = BUSY
             self.since = self.now
         if self.active is None:
             return self.start(ex)
@@ -257,9 +273,11 @@ class Connection:
 
     def end_feed(self, size: int) -> list[Action]:
         """``size`` bytes were fed to the parser (the adapter feeds in slices)."""
+        feed = self.feeds
+        self.feeds = feed + 1
         current = self.current
-        if self.in_head and not self.head_began and current is not None and not current.method:
-            # The same head is still unfinished: every byte of this feed belongs to it.
+        if current is not None and not current.method and self.head_feed != feed:
+            # A head still unfinished that began in an earlier feed: all of this one is its.
             self.head_span += size
             if self.head_span > self.settings.max_header_bytes:
                 return self.fail(431, "request head too large")
@@ -273,7 +291,7 @@ class Connection:
         if ex is self.active:
             self.activity = True  # only the answered request's bytes keep the exchange alive
         ex.up_bytes += size
-        return ex is self.linked and self.link is Link.BUSY
+        return ex is self.linked and self.link is LINKED
 
     def buffer(self, ex: Exchange, parts: list[bytes]) -> list[Action]:
         """Request bytes for an upstream not connected (or not ours) yet: held, bounded."""
@@ -327,26 +345,27 @@ class Connection:
             if by_name is not None and not by_name.allowed:
                 ex.rule = by_name.rule.describe() if by_name.rule.number else by_name.rule.text
                 return self.reject(ex, 403, by_name.reason())
-        if self.link is Link.READY and self.link_key == (target.host, target.port):
+        if self.link is READY and self.link_key == (target.host, target.port):
             ex.address, ex.rule = self.link_address, self.link_rule
             self.reused = True
             return self.send(ex)
         actions: list[Action] = []
         if self.link in CONNECTED:
             actions.append(CLOSE_UPSTREAM)
-        self.link = Link.DIALING
+        self.link = DIALING
         self.dialing = ex
         actions.append(Dial(ex, by_name))
         return actions
 
     def send(self, ex: Exchange) -> list[Action]:
         assert ex.target is not None and ex.head is not None
-        self.link = Link.BUSY
+        self.link = LINKED
         self.linked = ex
         self.received = False
-        parts = [request_head(ex.method, ex.target, ex.head, ex.body_chunked, self.via)]
-        parts += ex.pending
-        return [SendUpstream(parts), *self.take_pending(ex)]
+        head = request_head(ex.method, ex.target, ex.head, ex.body_chunked, self.via)
+        if not ex.pending:
+            return [SendUpstream([head])]
+        return [SendUpstream([head, *ex.pending]), *self.take_pending(ex)]
 
     def take_pending(self, ex: Exchange) -> list[Action]:
         size = sum(map(len, ex.pending))
@@ -356,7 +375,7 @@ class Connection:
 
     def accepts(self, ex: Exchange) -> bool:
         """A dial for ``ex`` finished: is its connection still wanted?"""
-        return self.phase is not Phase.CLOSED and ex is self.active and ex is self.dialing
+        return self.phase is not CLOSED and ex is self.active and ex is self.dialing
 
     def connected(self, ex: Exchange, address: str, rule: str) -> list[Action]:
         """The upstream for ``ex`` is connected and checked (only when ``accepts(ex)``)."""
@@ -366,19 +385,19 @@ class Connection:
         self.link_key = (ex.target.host, ex.target.port)
         ex.address, ex.rule = self.link_address, self.link_rule = address, rule
         if ex.is_connect:
-            return self.tunnel(ex, Link.TUNNEL)
+            return self.tunnel(ex, TUNNELLED)
         return self.send(ex)
 
     def tunnel_ready(self, ex: Exchange, address: str, rule: str) -> list[Action]:
         """CONNECT connected on a raw socket the kernel will splice (no upstream link)."""
         self.dialing = None
         ex.address, ex.rule = address, rule
-        return self.tunnel(ex, Link.NONE)
+        return self.tunnel(ex, NO_LINK)
 
     def tunnel(self, ex: Exchange, link: Link) -> list[Action]:
         ex.status = 200
         ex.response_started = True
-        self.phase = Phase.TUNNEL
+        self.phase = TUNNEL
         self.link = link
         early = b"".join(ex.pending)
         ex.pending = []
@@ -391,7 +410,7 @@ class Connection:
         if not self.accepts(ex):
             return []
         self.dialing = None
-        self.link = Link.NONE
+        self.link = NO_LINK
         return self.reject(ex, status, message)
 
     def reject(self, ex: Exchange, status: int, message: str) -> list[Action]:
@@ -400,11 +419,11 @@ class Connection:
         if ex.rule == "-" and status == 403:
             ex.rule = message
         ex.error = ex.error or message
-        if self.phase is Phase.CLOSED:
+        if self.phase is CLOSED:
             return []
         if self.dialing is ex:
             self.dialing = None
-            self.link = Link.NONE
+            self.link = NO_LINK
         keep = ex.keep_alive and ex.request_done and not ex.is_connect and not self.draining
         ex.keep_alive = keep
         ex.response_started = True
@@ -415,11 +434,11 @@ class Connection:
         actions = self.log(ex)
         if self.linked is ex:
             self.linked = None
-            if keep_link and self.link is Link.BUSY:
-                self.link = Link.READY
+            if keep_link and self.link is LINKED:
+                self.link = READY
             else:
                 actions.append(CLOSE_UPSTREAM)
-                self.link = Link.NONE
+                self.link = NO_LINK
         if not (ex.keep_alive and ex.request_done) or self.draining:
             return actions + self.close()
         if self.client_eof and not self.queue:
@@ -431,7 +450,7 @@ class Connection:
         if self.doomed is not None:
             return actions + self.fail(*self.doomed)
         head_arriving = self.current is not None and not self.current.method
-        self.phase = Phase.HEAD if head_arriving else Phase.IDLE
+        self.phase = HEAD if head_arriving else IDLE
         self.since = self.now
         return actions
 
@@ -452,7 +471,7 @@ class Connection:
         self, status: int, reason: bytes, headers: Headers, keep_alive: bool
     ) -> list[Action]:
         """A response head; with no body (HEAD/204/304) the exchange is finished here too."""
-        ex = self.linked if self.link is Link.BUSY else None
+        ex = self.linked if self.link is LINKED else None
         if ex is None:
             raise ProtocolError("unsolicited response", 502)
         if status < 200:
@@ -494,7 +513,7 @@ class Connection:
             self.interim = False
             return []
         ex = self.linked
-        if ex is None or self.link is not Link.BUSY:
+        if ex is None or self.link is not LINKED:
             return []
         actions: list[Action] = [Answer(LAST_CHUNK)] if self.framing.rechunk else []
         return actions + self.finish(ex, keep_alive)
@@ -503,7 +522,7 @@ class Connection:
         """The upstream sent something we cannot relay (the answer is 502 or the client cut)."""
         ex = self.linked
         self.linked = None
-        self.link = Link.NONE
+        self.link = NO_LINK
         actions: list[Action] = [ABORT_UPSTREAM]
         if ex is None:
             return actions
@@ -514,18 +533,18 @@ class Connection:
     def upstream_lost(self) -> list[Action]:
         """The upstream link closed (not by us)."""
         link, ex = self.link, self.linked
-        self.link = Link.NONE
+        self.link = NO_LINK
         self.linked = None
-        if link is Link.TUNNEL:
+        if link is TUNNELLED:
             return self.close()
-        if link is not Link.BUSY or ex is None or ex is not self.active:
+        if link is not LINKED or ex is None or ex is not self.active:
             return []
         if not ex.response_started:
             if self.reused and not self.received and ex.method in IDEMPOTENT and not ex.up_bytes:
                 # The server closed an idle kept-alive connection as we reused it: retry once.
                 assert ex.target is not None
                 self.reused = False
-                self.link = Link.DIALING
+                self.link = DIALING
                 self.dialing = ex
                 return [Dial(ex, self.decide_name(ex.target.host))]
             return self.reject(ex, 502, "upstream closed the connection without answering")
@@ -557,7 +576,7 @@ class Connection:
         if ex is not None:
             ex.error = ex.error or error
             actions += self.log(ex)
-        self.phase = Phase.CLOSED
+        self.phase = CLOSED
         return [*actions, Abort(error) if error else CLOSE]
 
     # -- the client connection ----------------------------------------------------------------
@@ -575,10 +594,10 @@ class Connection:
             if not (ex.is_connect and ex.status == 200):
                 ex.error = ex.error or "connection closed before the answer was complete"
             actions += self.log(ex)
-        self.phase = Phase.CLOSED
+        self.phase = CLOSED
         if self.link in CONNECTED:
             actions.append(CLOSE_UPSTREAM)
-        self.link = Link.NONE
+        self.link = NO_LINK
         self.linked = self.dialing = None
         return actions
 
@@ -587,7 +606,7 @@ class Connection:
 
         When it concerns a request pipelined behind one still being answered, reading stops
         (nothing more is parsed or buffered) and the error is answered after the earlier ones."""
-        if self.phase is Phase.CLOSED:
+        if self.phase is CLOSED:
             return []
         active = self.active
         if active is not None and self.current is not active:
@@ -607,19 +626,19 @@ class Connection:
     def tick(self, now: float) -> list[Action]:
         """The clock (about once a second): enforce every deadline."""
         self.now = now
-        if self.phase is Phase.CLOSED:
+        if self.phase is CLOSED:
             return []
         if self.activity:
             self.activity = False
-            if self.phase is not Phase.HEAD:
+            if self.phase is not HEAD:
                 self.since = now
         started = self.head_started  # in any phase: pipelined heads have the same deadline
         if started is not None and now - started > self.settings.header_timeout:
             return self.fail(408, "request head not received in time")
         elapsed = now - self.since
-        if self.phase is Phase.IDLE and elapsed > self.settings.idle_timeout:
+        if self.phase is IDLE and elapsed > self.settings.idle_timeout:
             return self.close()
-        if self.phase in (Phase.BUSY, Phase.TUNNEL) and elapsed > self.settings.io_timeout:
+        if self.phase in (BUSY, TUNNEL) and elapsed > self.settings.io_timeout:
             ex = self.active
             if ex is not None and not ex.response_started:
                 ex.keep_alive = False
@@ -630,32 +649,32 @@ class Connection:
     def drain(self) -> list[Action]:
         """Shutdown: finish what is in flight, close what is idle."""
         self.draining = True
-        if self.phase is Phase.IDLE and self.active is None:
+        if self.phase is IDLE and self.active is None:
             return self.close()
         return []
 
     def close(self) -> list[Action]:
         actions: list[Action] = []
-        if self.phase is not Phase.CLOSED:
-            self.phase = Phase.CLOSED
+        if self.phase is not CLOSED:
+            self.phase = CLOSED
             actions.append(CLOSE)
         if self.link in CONNECTED:
             actions.append(CLOSE_UPSTREAM)
-        self.link = Link.NONE
+        self.link = NO_LINK
         self.linked = self.dialing = None
         return actions
 
     def abort(self, reason: str) -> list[Action]:
         actions: list[Action] = []
         ex = self.active
-        if ex is not None and self.phase is not Phase.CLOSED:
+        if ex is not None and self.phase is not CLOSED:
             ex.error = reason
             actions += self.log(ex)
-        self.phase = Phase.CLOSED
+        self.phase = CLOSED
         actions.append(Abort(reason))
         if self.link in CONNECTED:
             actions.append(ABORT_UPSTREAM)
-        self.link = Link.NONE
+        self.link = NO_LINK
         self.linked = self.dialing = None
         return actions
 
@@ -670,6 +689,6 @@ class Connection:
         if reason not in self.blocks:
             return []
         self.blocks.discard(reason)
-        if self.blocks or self.phase is Phase.CLOSED:
+        if self.blocks or self.phase is CLOSED:
             return []
         return [RESUME_READING]
