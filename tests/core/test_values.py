@@ -31,6 +31,7 @@ V4 = ipaddress.IPv4Address("203.0.113.26")
         ("::ffff:0:203.0.113.26", AliasKind.TRANSLATED),
         ("64:ff9b::203.0.113.26", AliasKind.NAT64),
         ("64:ff9b::cb00:711a", AliasKind.NAT64),
+        ("::ffff:cb00:711a%eth0", AliasKind.MAPPED),  # a zone does not hide the host
     ],
 )
 def test_every_alias_form_is_the_ipv4_host(text: str, kind: AliasKind) -> None:
@@ -51,6 +52,7 @@ def test_every_alias_form_is_the_ipv4_host(text: str, kind: AliasKind) -> None:
         "64:ff9b:1::cb00:711a",  # local-use NAT64 prefix: its layout is the network's choice
         "::1:ffff:cb00:711a",
         "fe80::1%eth0",
+        "fe80::ffff:cb00:711a%eth0",
         "203.0.113.26",
     ],
 )

@@ -57,7 +57,7 @@ def ipv4_alias(address: IPAddress) -> Alias | None:
     Network-specific NAT64 prefixes (RFC 6052 2.2) are configured per network and cannot be
     known here; only the well-known prefix is recognised.
     """
-    if not isinstance(address, ipaddress.IPv6Address) or address.scope_id:
+    if not isinstance(address, ipaddress.IPv6Address):  # a zone (%eth0) changes nothing
         return None
     value = int(address)
     for network, kind in _ALIAS_PREFIXES:
