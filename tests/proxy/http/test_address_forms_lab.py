@@ -197,3 +197,25 @@ def test_refused_connect_closes_the_connection(alab: ProxyLab) -> None:
         assert answer.startswith(f"HTTP/1.1 {status}"), answer
         assert "Connection: close" in answer
         assert state == "CLOSED", f"CONNECT {authority}: {status} said close, connection open"
+
+
+# Other spellings of 203.0.113.26 a resolver accepts (inet_aton forms, a trailing dot): they are
+# not literals to the proxy, so they are resolved, and the address decides.
+NUMERIC_FORMS = [
+    "3405803802",
+    "203.0.28954",
+    "203.28954",
+    "0xcb.0.113.26",
+    "0313.0.113.26",
+    "0xcb00711a",
+    "203.0.113.26.",
+]
+
+
+@pytest.mark.parametrize("form", NUMERIC_FORMS)
+def test_numeric_ipv4_spellings_are_decided_by_address(alab: ProxyLab, form: str) -> None:
+    for state, answer in (get(alab, form), connect(alab, f"{form}:80")):
+        assert MARKER not in answer
+        assert answer.startswith("HTTP/1.1 403"), answer
+        assert state == "CLOSED"
+    assert f"denied by rule 1: !{DENIED} ({form.rstrip('.')} is {DENIED})" in get(alab, form)[1]
