@@ -44,6 +44,9 @@ PERMANENT = math.inf  # the expiry of addresses ``firewall apply`` resolved once
 # A `run` starting over an `apply` adopts its permanent addresses for this long (seconds): its
 # own first lookups replace them well before, so pods never see a gap.
 ADOPTED_PERMANENT_S = 60.0
+# Lookups `firewall apply` runs at once: a policy may name thousands of hosts, the resolver
+# should not see them all in the same instant (each lookup is bounded by the resolver's budget).
+APPLY_LOOKUPS_IN_FLIGHT = 32
 
 
 def log(message: str) -> None:
@@ -190,9 +193,13 @@ class Agent:
         resolver = Resolver(self.config.upstream)
 
         async def lookups() -> list[tuple[list[Address], float] | BaseException]:
-            return await asyncio.gather(
-                *(resolver.lookup(n) for n in names), return_exceptions=True
-            )
+            gate = asyncio.Semaphore(APPLY_LOOKUPS_IN_FLIGHT)
+
+            async def one(name: str) -> tuple[list[Address], float]:
+                async with gate:
+                    return await resolver.lookup(name)
+
+            return await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
 
         problems = []
         found: dict[str, list[Address]] = {}
