@@ -103,7 +103,7 @@ def alab(plab: ProxyLab) -> ProxyLab:
     return plab
 
 
-def exchange(plab: ProxyLab, request: bytes, timeout: float = 4.0) -> tuple[str, str]:
+def exchange(plab: ProxyLab, request: bytes, timeout: float = 8.0) -> tuple[str, str]:
     """(CLOSED or OPEN, the answer) for one request sent to the proxy."""
     argv = [sys.executable, "-c", CLIENT, ROUTER_IP, str(PORT), str(timeout), request.hex()]
     result = plab.lab.exec("client", argv, timeout=timeout + 30)
