@@ -2,7 +2,8 @@
 
 Owns: the demo's steps (build the lab, show the client is refused by the web server, run the
 egress router, show the client gets through it, show the server saw the reserved source IP),
-the checks they produce and their rich report; teardown also on Ctrl-C or SIGTERM.
+the checks they produce and their rich report; teardown also on Ctrl-C or SIGTERM (see
+``lab.interrupts``: signals are flags, surfacing only between steps and in waits).
 Must not: configure the router itself (it runs ``egress-router setup`` in the router pod,
 exactly as a pod would), or touch the host's own network namespace.
 """
@@ -10,19 +11,15 @@ exactly as a pod would), or touch the host's own network namespace.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from types import FrameType
 
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from egress_router.lab import procs
+from egress_router.lab import interrupts, procs
 from egress_router.lab.servers import Nginx
 from egress_router.lab.topology import ADDR, Lab
 
@@ -39,34 +36,6 @@ class Check:
     evidence: str
 
 
-class Interrupted(Exception):
-    """SIGTERM during the demo (treated like Ctrl-C: tear down, exit 130)."""
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises ``Interrupted`` in this process only.
-
-    pyroute2 forks helper processes (for namespaces) that inherit Python handlers and are
-    stopped with SIGTERM: in them the signal must keep its default action, or the helper would
-    go on running the demo's teardown.
-    """
-    owner = os.getpid()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        if os.getpid() != owner:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise Interrupted
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _curl(lab: Lab, role: str, url: str, timeout: float = 3.0) -> tuple[int, str]:
     proc = lab.exec(role, ["curl", "-sS", "-m", str(timeout), url], timeout=timeout + 5)
     return proc.returncode, (proc.stdout.strip() or proc.stderr.strip())
@@ -81,9 +50,11 @@ class Demo:
         self.checks: list[Check] = []
 
     def step(self, title: str) -> None:
+        interrupts.checkpoint()
         self.console.print(f"\n[bold cyan]▶ {title}[/]")
 
     def check(self, claim: str, ok: bool, evidence: str) -> None:
+        interrupts.checkpoint()
         self.checks.append(Check(claim, ok, evidence))
         mark = "[green]✔[/]" if ok else "[red]✘[/]"
         self.console.print(f"  {mark} {claim}\n    [dim]{evidence}[/]")
@@ -187,13 +158,6 @@ class Demo:
         return ok
 
 
-def _ignore_signals() -> tuple[object, object]:
-    """Ignore SIGINT/SIGTERM while tearing down, so a second Ctrl-C cannot leave debris."""
-    return signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(
-        signal.SIGTERM, signal.SIG_IGN
-    )
-
-
 def run_demo(
     destination: str = str(ADDR.server_ip), keep: bool = False, lab_id: str | None = None
 ) -> int:
@@ -204,33 +168,29 @@ def run_demo(
         return 1
     demo = Demo(console, destination)
     lab = Lab(lab_id=lab_id) if lab_id else Lab()
-    interrupted = False
-    with _sigterm_as_interrupt():
+    with interrupts.owned():
         try:
             started = time.monotonic()
             lab.up()
             demo.run(lab)
             console.print(f"\n[dim]demo steps took {time.monotonic() - started:.1f} s[/]")
-        except (KeyboardInterrupt, Interrupted):
-            interrupted = True
-            console.print("\n[yellow]interrupted: tearing the lab down[/]")
+        except interrupts.Interrupted:
+            pass
         except Exception as exc:
-            demo.check("the demo ran to the end", False, f"{type(exc).__name__}: {exc}")
+            if interrupts.received() is None:
+                demo.check("the demo ran to the end", False, f"{type(exc).__name__}: {exc}")
         finally:
-            previous_int, previous_term = _ignore_signals()
-            try:
-                if keep and not interrupted:
-                    lab.processes.stop_all()
-                    console.print(
-                        f"[dim]lab {lab.lab_id} kept; remove with: "
-                        f"egress-router lab down {lab.lab_id}[/]"
-                    )
-                else:
-                    lab.down()
-                    console.print(f"[dim]lab {lab.lab_id} removed[/]")
-            finally:
-                signal.signal(signal.SIGINT, previous_int)  # type: ignore[arg-type]
-                signal.signal(signal.SIGTERM, previous_term)  # type: ignore[arg-type]
-    if interrupted:
-        return 130
+            if interrupts.received() is not None:
+                console.print("\n[yellow]interrupted: tearing the lab down[/]")
+            if keep and interrupts.received() is None:
+                lab.processes.stop_all()
+                console.print(
+                    f"[dim]lab {lab.lab_id} kept; remove with: "
+                    f"egress-router lab down {lab.lab_id}[/]"
+                )
+            else:
+                lab.down()
+                console.print(f"[dim]lab {lab.lab_id} removed[/]")
+        if interrupts.received() is not None:
+            return interrupts.EXIT_INTERRUPTED
     return 0 if demo.summary() else 1
