@@ -2,26 +2,31 @@
 while its lab exists (SIGINT and SIGTERM, to the process and to its process group, in turn).
 
 Each must exit 130 within 5 s of the signal and leave nothing behind: no namespace of its lab,
-no /etc/netns entry, no state file or work directory, no process (a process still carrying the
-run's tag in its environment, or living in one of the lab's namespaces). A run whose demo ended
+no /etc/netns entry, no state file or work directory, no process (one still carrying the run's
+tag in its environment, or living in one of the lab's namespaces). A run whose demo ended
 before its moment came is run again with half the delay (it interrupted nothing).
 
-The window of random moments is, by default, measured first: one uninterrupted run, from its
-lab appearing to its exit.
+``--parts`` (the default) cycles the runs through the tour's parts (``--only MODE``), each
+signalled at a random moment of that part's own lifetime, so 200 runs cover every step of the
+tour in about 20 minutes; ``--whole`` interrupts the whole tour (a run is then about 30 s).
+Each window of random moments is measured first by one uninterrupted run.
 
-    .venv/bin/python bench/interrupts.py [--runs 200] [--window S] [--seed N] [-- DEMO ARGS]
+    .venv/bin/python bench/interrupts.py [--runs 200] [--whole] [--seed N] [--logs DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from egress_router.lab.demo import MODES
 from egress_router.lab.trials import Trial, lab_namespaces, random_plan, run_trials
 
 EGRESS_ROUTER = str(Path(sys.executable).parent / "egress-router")
@@ -29,9 +34,6 @@ EGRESS_ROUTER = str(Path(sys.executable).parent / "egress-router")
 
 def measure_window(command: list[str]) -> float:
     """Seconds from the lab's first namespace to the demo's exit, uninterrupted."""
-    import secrets
-    import subprocess
-
     lab_id = secrets.token_hex(3)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EGRESS_")}
     proc = subprocess.Popen(
@@ -46,23 +48,26 @@ def measure_window(command: list[str]) -> float:
     appeared = time.monotonic()
     code = proc.wait(timeout=600)
     if code != 0:
-        sys.exit(f"the uninterrupted demo failed (exit {code}); fix that first")
+        sys.exit(f"{' '.join(command[1:])} failed uninterrupted (exit {code}); fix that first")
     return time.monotonic() - appeared
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--window", type=float, default=None, help="seconds (default: measured)")
+    parser.add_argument("--whole", action="store_true", help="interrupt the whole tour")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--logs", type=Path, default=None, help="keep each run's output here")
-    parser.add_argument("demo_args", nargs="*", help="extra arguments for `lab demo`")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root (network namespaces)")
-    command = [EGRESS_ROUTER, "lab", "demo", *args.demo_args]
-    window = args.window if args.window is not None else measure_window(command)
-    print(f"window of random moments: 0-{window:.2f} s after the lab appears", flush=True)
+    base = [EGRESS_ROUTER, "lab", "demo"]
+    commands = [base] if args.whole else [[*base, "--only", mode] for mode in MODES]
+    windows = []
+    for command in commands:
+        window = measure_window(command)
+        windows.append((command, window))
+        print(f"{' '.join(command[1:])}: lab lives {window:.1f} s uninterrupted", flush=True)
     logdir = args.logs or Path(tempfile.mkdtemp(prefix="er-interrupts-"))
     logdir.mkdir(parents=True, exist_ok=True)
 
@@ -71,9 +76,7 @@ def main() -> int:
         print(f"{index + 1:4d} {mark} {trial.describe()}", flush=True)
 
     started = time.monotonic()
-    trials = run_trials(
-        command, random_plan(args.runs, window, args.seed), logdir=logdir, report=report
-    )
+    trials = run_trials(random_plan(args.runs, windows, args.seed), logdir=logdir, report=report)
     exits = [t.exit_s for t in trials if t.sent]
     in_budget = sum(t.sent and t.exit_code == 130 and t.exit_s <= 5.0 for t in trials)
     existed = sum(t.lab_existed for t in trials)

@@ -25,8 +25,15 @@ from egress_router.lab import interrupts
 IP = "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "ip"
 
 
-def netns_argv(namespace: str, argv: Sequence[str]) -> list[str]:
-    """``argv`` wrapped so it runs in ``namespace`` (also binds /etc/netns/NS/resolv.conf)."""
+def netns_argv(namespace: str, argv: Sequence[str], keep_mounts: bool = False) -> list[str]:
+    """``argv`` wrapped so it runs in ``namespace`` (also binds /etc/netns/NS/resolv.conf).
+
+    ``keep_mounts``: enter only the network namespace (``nsenter --net``), keeping the
+    machine's /sys: ``ip netns exec`` mounts a fresh sysfs without the cgroup hierarchy,
+    which container engines need.
+    """
+    if keep_mounts:
+        return ["nsenter", f"--net=/run/netns/{namespace}", *argv]
     return [IP, "netns", "exec", namespace, *argv]
 
 
@@ -38,13 +45,14 @@ def run(
     timeout: float = 60.0,
     check: bool = False,
     input: str | None = None,
+    keep_mounts: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` to completion in ``namespace``; output captured as text."""
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
     with subprocess.Popen(
-        netns_argv(namespace, argv),
+        netns_argv(namespace, argv, keep_mounts),
         stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -131,6 +139,7 @@ class ProcessGroup:
         *,
         name: str,
         env: Mapping[str, str] | None = None,
+        keep_mounts: bool = False,
     ) -> Background:
         full_env = dict(os.environ)
         if env:
@@ -138,7 +147,7 @@ class ProcessGroup:
         log = self.workdir / f"{name}.log"
         with open(log, "wb") as out:
             popen = subprocess.Popen(
-                netns_argv(namespace, argv),
+                netns_argv(namespace, argv, keep_mounts),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -19,7 +19,7 @@ import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,7 @@ class Trial:
     exit_code: int | None = None
     exit_s: float = 0.0
     leftovers: list[str] = field(default_factory=list)
+    command: str = ""
 
     @property
     def ok(self) -> bool:
@@ -58,7 +59,8 @@ class Trial:
     def describe(self) -> str:
         target = "group" if self.to_group else "process"
         return (
-            f"{signal.Signals(self.signum).name} to {target} at +{self.delay:.2f} s: "
+            f"{self.command}: {signal.Signals(self.signum).name} to {target} "
+            f"at +{self.delay:.2f} s: "
             f"lab existed={self.lab_existed}, exit {self.exit_code} in {self.exit_s:.2f} s, "
             f"leftovers={self.leftovers or 'none'}"
         )
@@ -173,34 +175,53 @@ def run_trial(
     return trial
 
 
+@dataclass(frozen=True)
+class Shot:
+    """One planned trial: which demo, which signal, to whom, how long after its lab appears."""
+
+    command: tuple[str, ...]
+    signum: int
+    to_group: bool
+    delay: float
+
+
 def random_plan(
-    count: int, window: float, seed: int | None = None
-) -> list[tuple[int, bool, float]]:
-    """``count`` (signal, to_group, delay) triples: the four kinds in turn, delays uniform."""
+    count: int, commands: Sequence[tuple[Sequence[str], float]], seed: int | None = None
+) -> list[Shot]:
+    """``count`` shots: the four signal kinds in turn, the commands in turn (each with its
+    window of random moments, seconds), delays uniform in the window."""
     rng = random.Random(seed)
     kinds = [(s, g) for s in (signal.SIGINT, signal.SIGTERM) for g in (False, True)]
-    return [(*kinds[i % 4], rng.uniform(0.0, window)) for i in range(count)]
+    shots = []
+    for i in range(count):
+        command, window = commands[i % len(commands)]
+        signum, to_group = kinds[i % 4]
+        shots.append(Shot(tuple(command), signum, to_group, rng.uniform(0.0, window)))
+    return shots
 
 
 def run_trials(
-    command: Sequence[str],
-    plan: Sequence[tuple[int, bool, float]],
+    plan: Sequence[Shot],
     *,
     logdir: Path | None = None,
     retries: int = 5,
-    report: object = None,
+    report: Callable[[int, Trial], None] | None = None,
 ) -> list[Trial]:
-    """One trial per plan entry. A trial whose demo ended before its moment came (so nothing
-    was interrupted) is run again with half the delay, up to ``retries`` times."""
+    """One trial per shot. A trial whose demo ended before its moment came (so nothing was
+    interrupted) is run again with half the delay, up to ``retries`` times."""
     done = []
-    for index, (signum, to_group, delay) in enumerate(plan):
+    for index, shot in enumerate(plan):
+        delay = shot.delay
         for _ in range(retries + 1):
             log = logdir / f"trial-{index:03d}.log" if logdir else None
-            trial = run_trial(command, signum=signum, to_group=to_group, delay=delay, log=log)
+            trial = run_trial(
+                shot.command, signum=shot.signum, to_group=shot.to_group, delay=delay, log=log
+            )
             if trial.sent:
                 break
             delay /= 2
+        trial.command = " ".join(shot.command[1:])
         done.append(trial)
-        if callable(report):
+        if report is not None:
             report(index, trial)
     return done
