@@ -113,21 +113,27 @@ def _summary(tour: Tour, parts: Sequence[Part]) -> bool:
 
 
 def _teardown(tour: Tour, keep: bool) -> None:
-    """Clean-up hooks, then the lab (or only its processes with ``keep``); never raises."""
-    for cleanup in reversed(tour.cleanups):
+    """Clean-up hooks, then the lab (or only its processes with ``keep``).
+
+    Signals arriving now are only recorded (``interrupts.tearing_down``): it runs to its end.
+    """
+    with interrupts.tearing_down():
         try:
-            cleanup()
-        except Exception as exc:  # teardown goes on: the lab's removal takes the rest
-            tour.note(f"clean-up step failed: {exc}")
-    if keep and interrupts.received() is None:
-        tour.lab.processes.stop_all()
-        tour.console.print(
-            f"[dim]lab {tour.lab.lab_id} kept; remove with: "
-            f"egress-router lab down {tour.lab.lab_id}[/]"
-        )
-    else:
-        tour.lab.down()
-        tour.console.print(f"[dim]lab {tour.lab.lab_id} removed[/]")
+            for cleanup in reversed(tour.cleanups):
+                try:
+                    cleanup()
+                except Exception as exc:  # the lab's removal below takes the rest
+                    tour.note(f"clean-up step failed: {exc}")
+        finally:
+            if keep and interrupts.received() is None:
+                tour.lab.processes.stop_all()
+                tour.console.print(
+                    f"[dim]lab {tour.lab.lab_id} kept; remove with: "
+                    f"egress-router lab down {tour.lab.lab_id}[/]"
+                )
+            else:
+                tour.lab.down()
+                tour.console.print(f"[dim]lab {tour.lab.lab_id} removed[/]")
 
 
 def run_demo(
