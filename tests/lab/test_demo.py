@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from egress_router.dataplane.netlink import list_netns
+from egress_router.kernel.netlink import list_netns
 from egress_router.lab.topology import STATE_DIR
 from tests.conftest import EGRESS_ROUTER
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from egress_router.dataplane.netlink import netns_path
+from egress_router.kernel.netlink import netns_path
 from egress_router.lab.firewall import add_pod
 from egress_router.lab.topology import ADDR
 from egress_router.lab.tour.base import EGRESS_ROUTER_CNI, S25, SOURCE, Part, Tour
