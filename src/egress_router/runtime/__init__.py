@@ -1,0 +1,1 @@
+"""Shared adapters that are not the kernel: the non-blocking log sink."""
