@@ -14,7 +14,6 @@ their TTL plus grace, as they would have without the agent refreshing them.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from egress_router.core.firewall.policy import Policy, index_by_namespace, parse
 from egress_router.core.firewall.render import FAMILY, TABLE, build, learn_commands
 from egress_router.dataplane import nftables
 from egress_router.errors import EgressRouterError, PolicyError
+from egress_router.runtime import logsink
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -40,7 +40,8 @@ MAX_ADDRESSES_PER_NAME = 1000  # per namespace and name, as Cilium's default cap
 
 
 def log(message: str) -> None:
-    print(f"egress-router firewall: {message}", file=sys.stderr, flush=True)
+    """One line on stderr; never blocks (from the event loop or a worker thread alike)."""
+    logsink.stderr().line(f"egress-router firewall: {message}")
 
 
 def load_policies(files: Sequence[Path], default_namespace: str | None) -> dict[str, Policy]:
