@@ -157,10 +157,19 @@ class Stalled:
 
 @contextlib.contextmanager
 def stalled(
-    lab: Lab, role: str, argv: list[str], env: dict[str, str], *, both: bool = False
+    lab: Lab,
+    role: str,
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    both: bool = False,
+    full: bool = False,
 ) -> Iterator[Stalled]:
-    """Start ``argv`` in ``role``'s namespace with stdout (and stderr if ``both``) a pipe."""
+    """Start ``argv`` in ``role``'s namespace with stdout (and stderr if ``both``) a pipe,
+    already ``full`` if asked (a reader that went away long ago)."""
     r, w = os.pipe()
+    if full:
+        fill(w)
     errors = lab.work / f"stalled-{time.monotonic_ns()}.err"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("EGRESS_")}
     full_env.update(env)
@@ -292,3 +301,55 @@ def test_dns_proxy_relay_serves_on_and_stops_promptly_with_stdout_unread(dns_net
         assert served == REQUESTS, f"{served} of {REQUESTS} relayed with stdout unread"
         took = run.stop_within(EXIT_WITHIN_S)
         assert took < EXIT_WITHIN_S
+
+
+# -- the low-volume long-running modes: a pipe already full from the start -----------------------
+
+
+def test_firewall_run_serves_dns_and_reloads_and_stops_promptly_with_its_log_full(
+    lab: Lab, tmp_path: Path
+) -> None:
+    from egress_router.lab.dns import DnsServer
+    from tests.firewall.helpers import CLIENT, allow_name, deny, policy
+
+    DnsServer(lab, {"app.example.test": [WEB]}, ttl=30).start().use_from("node")
+    path = policy(tmp_path / "p.json", [allow_name("app.example.test"), deny("0.0.0.0/0")])
+    argv = [
+        EGRESS_ROUTER, "firewall", "run", f"--pods=myproj={CLIENT}",
+        "--dns-listen=198.18.0.1:5353", "--dns-upstream=198.18.0.1:53", str(path),
+    ]  # fmt: skip
+    dig = ["dig", "+short", "+tries=1", "+time=2", "@198.18.0.1", "-p", "5353"]
+
+    def answers() -> bool:
+        return bool(lab.exec("client", [*dig, "app.example.test"]).stdout.strip() == WEB)
+
+    with stalled(lab, "node", argv, {}, both=True, full=True) as run:
+        # The agent logs before it serves ("applied: ..."): a blocking write would stop here.
+        assert procs.wait_for(lambda: answers() or run.popen.poll() is not None, 20)
+        assert run.popen.poll() is None
+        for _ in range(3):  # each reload writes a line from a worker thread
+            os.killpg(run.popen.pid, signal.SIGHUP)
+            time.sleep(0.3)
+            assert answers()
+        assert run.stop_within(EXIT_WITHIN_S) < EXIT_WITHIN_S
+        assert run.popen.returncode == 0
+
+
+def test_setup_legacy_configures_and_stops_promptly_with_its_debug_log_full(lab: Lab) -> None:
+    env = {
+        "EGRESS_SOURCE": "198.19.123.99/24",
+        "EGRESS_GATEWAY": "198.19.123.1",
+        "EGRESS_ROUTER_MODE": "legacy",
+        "EGRESS_DESTINATION": "203.0.113.25",
+        "EGRESS_ROUTER_DEBUG": "1",  # a line before and after every step, on stderr
+    }
+
+    def configured() -> bool:
+        return "egress_router" in lab.exec("router", ["nft", "list", "tables"]).stdout
+
+    with stalled(lab, "router", [EGRESS_ROUTER, "setup"], env, both=True, full=True) as run:
+        assert procs.wait_for(lambda: configured() or run.popen.poll() is not None, 20)
+        assert run.popen.poll() is None
+        time.sleep(2.5)  # past the second gratuitous ARP, which logs too
+        assert run.stop_within(EXIT_WITHIN_S) < EXIT_WITHIN_S
+        assert run.popen.returncode == 0
