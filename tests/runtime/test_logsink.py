@@ -219,3 +219,30 @@ def test_drain_all_gives_up_at_the_deadline(pipe: tuple[int, int]) -> None:
     finally:
         del logsink._sinks[w]
         read_until(r, lambda b: b"stuck\n" in b)
+
+
+def test_the_metrics_counter_counts_every_dropped_line_by_stream(pipe: tuple[int, int]) -> None:
+    from prometheus_client.registry import CollectorRegistry
+
+    from egress_router.dataplane.metrics import LogMetrics
+
+    r, w = pipe
+    fill(w)
+    registry = CollectorRegistry()
+    saved = logsink.stdout().observer, logsink.stderr().observer
+    try:
+        counter = LogMetrics(registry)  # registers itself with the process's sinks
+        sink = LogSink(w, "stderr", capacity=4096)
+        sink.observer = logsink.stderr().observer
+        for i in range(5000):
+            sink.line(f"line {i}")
+        assert sink.dropped > 4000  # the pipe and at most ~8 KiB (queue, chunk in the writer)
+        for stream, expected in (("stderr", sink.dropped), ("stdout", 0)):
+            got = registry.get_sample_value(
+                "egress_router_log_dropped_lines_total", {"stream": stream}
+            )
+            assert got == expected
+        assert counter.record == logsink.stdout().observer
+    finally:
+        logsink.stdout().observer, logsink.stderr().observer = saved
+        read_until(r, lambda b: False, timeout=0.3)

@@ -214,8 +214,10 @@ def http_net(net: Lab) -> Lab:
     return net
 
 
-def start_http(lab: Lab, port: int) -> contextlib.AbstractContextManager[Stalled]:
-    env = {**HTTP_ENV, "EGRESS_HTTP_PROXY_LISTEN_PORT": str(port)}
+def start_http(
+    lab: Lab, port: int, extra: dict[str, str] | None = None
+) -> contextlib.AbstractContextManager[Stalled]:
+    env = {**HTTP_ENV, "EGRESS_HTTP_PROXY_LISTEN_PORT": str(port), **(extra or {})}
     return stalled(lab, "router", [EGRESS_ROUTER, "http-proxy"], env)
 
 
@@ -236,8 +238,19 @@ def test_http_proxy_serves_on_and_stops_promptly_with_stdout_unread(http_net: La
         assert took < EXIT_WITHIN_S
 
 
+def dropped_metric(lab: Lab, listen: str) -> float:
+    """egress_router_log_dropped_lines_total{stream="stdout"} as /metrics serves it."""
+    page = lab.exec("router", ["curl", "-sS", "--max-time", "5", f"http://{listen}/metrics"])
+    assert page.returncode == 0, page.stderr
+    found = re.search(r'^egress_router_log_dropped_lines_total\{stream="stdout"\} (\S+)$',
+                      page.stdout, re.M)  # fmt: skip
+    assert found is not None, page.stdout
+    return float(found.group(1))
+
+
 def test_http_proxy_notes_the_dropped_lines_when_the_reader_returns(http_net: Lab) -> None:
-    with start_http(http_net, 8182) as run:
+    listen = f"{ROUTER}:9191"
+    with start_http(http_net, 8182, {"EGRESS_HTTP_PROXY_METRICS": listen}) as run:
         wait_listening(run)
         assert load(http_net, 8182, f"http://{WEB}/") == REQUESTS
         run.resume_reading()
@@ -253,6 +266,7 @@ def test_http_proxy_notes_the_dropped_lines_when_the_reader_returns(http_net: La
         )
         logged = len(re.findall(r" status=200 ", run.text()))
         assert dropped > 0 and logged + dropped == REQUESTS, (logged, dropped)
+        assert dropped_metric(http_net, listen) == dropped  # summed over both workers
         assert load(http_net, 8182, f"http://{WEB}/", 200) == 200  # and lines flow again
         assert procs.wait_for(lambda: len(re.findall(r" status=200 ", run.text())) == logged + 200)
         run.stop_within(EXIT_WITHIN_S)

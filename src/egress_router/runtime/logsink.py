@@ -210,12 +210,15 @@ class LogSink:
     # -- fork ------------------------------------------------------------------------------
 
     def _before_fork(self) -> None:
+        """An idle writer ends now (a forked child inherits no thread); one blocked in a write
+        stays behind, so a stalled reader never delays a fork."""
         with self._lock:
             thread = self._thread
+            if thread is None or self._busy or self._queue:
+                return
             self._stop = True
         self._wake.set()
-        if thread is not None:
-            thread.join(FORK_JOIN_S)  # an idle writer ends now; a stalled one stays behind
+        thread.join(FORK_JOIN_S)
 
     def _after_fork_parent(self) -> None:
         with self._lock:
