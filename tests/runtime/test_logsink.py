@@ -68,13 +68,16 @@ def test_lines_arrive_in_order_on_a_read_pipe(pipe: tuple[int, int]) -> None:
     assert sink.drain(5) and sink.dropped == 0
 
 
+@pytest.mark.parametrize("path", ["direct", "thread"])
 def test_a_full_pipe_never_blocks_the_caller_and_drops_are_counted_and_noted(
-    pipe: tuple[int, int],
+    pipe: tuple[int, int], path: str
 ) -> None:
     r, w = pipe
     fill(w)
     seen: list[tuple[str, int]] = []
-    sink = LogSink(w, "stdout", capacity=16 * 1024)
+    # "thread": no description of our own (e.g. /proc refused): the writer thread blocks
+    write = os.write if path == "thread" else None
+    sink = LogSink(w, "stdout", capacity=16 * 1024, write=write)
     sink.observer = lambda stream, n: seen.append((stream, n))
     started = time.monotonic()
     for i in range(20_000):
@@ -102,6 +105,20 @@ def test_a_full_pipe_never_blocks_the_caller_and_drops_are_counted_and_noted(
     assert int(match.group(2)) == sink.dropped
 
 
+def test_our_own_description_leaves_the_shared_one_blocking(pipe: tuple[int, int]) -> None:
+    _, w = pipe
+    direct = logsink.nonblocking_writer(w)
+    assert direct is not None
+    write, private = direct
+    assert private != w
+    assert fcntl.fcntl(private, fcntl.F_GETFL) & os.O_NONBLOCK
+    assert not fcntl.fcntl(w, fcntl.F_GETFL) & os.O_NONBLOCK  # what other processes share
+    fill(w)
+    with pytest.raises(BlockingIOError):
+        write(b"would block\n")
+    os.close(private)
+
+
 def test_every_write_is_whole_lines_of_at_most_pipe_buf() -> None:
     writes: list[bytes] = []
 
@@ -120,19 +137,23 @@ def test_every_write_is_whole_lines_of_at_most_pipe_buf() -> None:
         assert len(chunk) <= logsink.PIPE_BUF or chunk.count(b"\n") == 1
 
 
-def test_lazy_lines_go_out_on_flush_or_within_the_linger(pipe: tuple[int, int]) -> None:
+def test_lazy_lines_wait_for_a_batch_or_a_flush(pipe: tuple[int, int]) -> None:
     r, w = pipe
     sink = LogSink(w, "stdout")
-    sink.line("warm-up")  # starts the writer
-    read_until(r, lambda b: b"warm-up\n" in b)
-    time.sleep(0.05)
     sink.line("lazy one", lazy=True)
+    assert read_until(r, lambda b: b != b"", timeout=0.3) == b""  # held back
     sink.flush()
-    assert b"lazy one\n" in read_until(r, lambda b: b"lazy one\n" in b, timeout=0.8)
-    sink.line("lazy two", lazy=True)  # nobody flushes: the writer's own timer sends it
-    assert b"lazy two\n" in read_until(
-        r, lambda b: b"lazy two\n" in b, timeout=logsink.LINGER_S + 2
-    )
+    assert read_until(r, lambda b: b"lazy one\n" in b, timeout=2) == b"lazy one\n"
+    for i in range(100):  # ~1.2 KB, then ~4.8 KB: one write when BATCH_BYTES wait
+        sink.line(f"batch {i:3d}", lazy=True)
+    assert read_until(r, lambda b: b"batch" in b, timeout=0.3) == b""
+    for i in range(100, 400):
+        sink.line(f"batch {i:3d}", lazy=True)
+    out = read_until(r, lambda b: b.count(b"\n") >= 300, timeout=2)
+    assert 300 <= out.count(b"\n") < 400 and out.startswith(b"batch   0\n")
+    sink.flush()
+    out += read_until(r, lambda b: b"batch 399\n" in b, timeout=2)
+    assert out.decode().splitlines() == [f"batch {i:3d}" for i in range(400)]
 
 
 def test_a_description_made_non_blocking_by_someone_else_loses_nothing(

@@ -1,39 +1,47 @@
 """Line output to stdout/stderr that never blocks the caller: bounded, dropping, counted.
 
-Owns: one bounded in-memory queue per stream and process, drained by a writer thread that is
-the only code ever blocked in ``write(2)`` on the stream; dropping (and counting) lines when the
-queue is full, with a note in the stream when dropping starts and one with the count when it
-stops; draining with a deadline on the way out; the state a forked worker must not inherit;
-and, for the long-running commands, ``installed()``: ``sys.stdout``/``sys.stderr`` replaced by
-streams feeding these queues, so nothing else (a library's warning, a traceback) blocks either.
-Must not: format log lines, or set ``O_NONBLOCK`` on the stream. The flag belongs to the open
-file description, which is shared with every process that inherited it: the proxies' forked
-workers, their parent, a shell or the container runtime's other writers. Their blocking writes
-would start failing with EAGAIN. A thread blocked in a write costs nobody anything.
+Owns: writing lines to a stream without ever waiting for its reader, a bounded backlog per
+stream and process drained by a writer thread (the only code that ever blocks in ``write(2)``
+on the stream), dropping and counting lines when the backlog is full, with a note in the stream
+when dropping starts and one with the count when it stops; draining with a deadline on the way
+out; the state a forked worker must not inherit; and, for the long-running commands,
+``installed()``: ``sys.stdout``/``sys.stderr`` replaced by streams feeding these sinks, so
+nothing else (a library's warning, a traceback) blocks either.
+Must not: format log lines, or set ``O_NONBLOCK`` on the stream's own open file description:
+it is shared with every process that inherited it (the proxies' forked workers, their parent,
+a shell, the container runtime's other writers), whose blocking writes would start failing
+with EAGAIN.
 
-Why this shape: a log reader that stalls (``kubectl logs`` paused, a full pipe nobody reads, a
-stuck log shipper) must cost log lines, never service. Lines wait in the queue while the writer
-is blocked; past ``CAPACITY_BYTES`` they are dropped and counted (``dropped``, and the metrics
-counter when metrics are on, see ``observe``). Dropping goes on until the writer has brought the
-queue down to half its capacity, so the notes come in pairs, not once per line:
+How: while nothing is backlogged, a line is written at once through a description of our own
+(``nonblocking_writer``: a pipe, FIFO or terminal reopened through /proc with O_NONBLOCK, a
+socket with MSG_DONTWAIT, a regular file as it is), which costs what a plain write costs. When
+that would block (the reader is behind) or no such description can be had, lines go to the
+backlog and the writer thread writes them, blocking as long as the reader does; new lines
+queue behind them, so order is kept. Past ``CAPACITY_BYTES`` they are dropped and counted
+(``dropped``, and the metrics counter when metrics are on, see ``observe``); dropping goes on
+until the writer has brought the backlog down to half its capacity, so notes come in pairs,
+not once per line:
 
     egress-router: log: stdout is not being read fast enough; dropping lines (pid 41)
     egress-router: log: stdout is being read again; 5210 lines dropped (pid 41)
 
 Several worker processes share a stream: every write is whole lines of at most ``PIPE_BUF``
-bytes (a longer line is written alone), which a pipe never interleaves with other writers'.
-After a fork the child starts with an empty queue and no writer (it starts one when it first
-writes); the parent keeps its lines.
+bytes (a longer line is written alone), which a pipe never splits or interleaves with other
+writers'. After a fork the child starts with nothing queued and no writer thread; the parent
+keeps its lines.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import io
 import os
 import select
 import signal
+import socket
+import stat
 import sys
 import threading
 import time
@@ -43,8 +51,8 @@ from typing import TextIO, cast
 
 CAPACITY_BYTES = 256 * 1024  # per stream and process: ~1,300 access-log lines of ~200 bytes
 PIPE_BUF = 4096  # a write of at most this many bytes to a pipe is never split or interleaved
-BATCH_BYTES = 3500  # lazily written lines are sent once this much waits (or after LINGER_S)
-LINGER_S = 1.0  # the longest a lazily written line waits before the writer sends it
+BATCH_BYTES = 3500  # lazy lines are handed on once this much waits (or on flush())
+POLL_S = 1.0  # the writer thread looks for work at least this often (a lost wake-up costs this)
 DRAIN_TIMEOUT_S = 1.0  # at exit, the longest we wait for a stalled reader before giving up
 FORK_JOIN_S = 0.5  # before a fork, the longest we wait for an idle writer thread to end
 PARTIAL_MAX = 64 * 1024  # text without a line break that installed() streams hold back
@@ -56,18 +64,60 @@ ASYNC_SIGNALS = {
 
 DropObserver = Callable[[str, int], None]  # (stream name, lines dropped)
 Write = Callable[[int, bytes], int]
+Direct = tuple[Callable[[bytes], int], int]  # a write raising BlockingIOError; fd to poll
+
+
+def nonblocking_writer(fd: int) -> Direct | None:
+    """A write to ``fd`` that never waits, through a description of our own; None if there is
+    none (then every line goes through the writer thread).
+
+    A pipe, FIFO or terminal is opened again through /proc (a new open file description: its
+    O_NONBLOCK is ours alone, and a write of at most PIPE_BUF bytes is still all or nothing);
+    a socket takes MSG_DONTWAIT per call; a regular file never waits for a reader."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return functools.partial(os.write, fd), fd
+    if stat.S_ISSOCK(mode):
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            return None
+        return functools.partial(_send_nowait, sock), sock.fileno()
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+        try:
+            private = os.open(f"/proc/self/fd/{fd}", flags)  # EACCES, ENXIO: no reader, ...
+        except OSError:
+            return None
+        return functools.partial(os.write, private), private
+    return None
+
+
+def _send_nowait(sock: socket.socket, data: bytes) -> int:
+    return sock.send(data, socket.MSG_DONTWAIT)
 
 
 class LogSink:
-    """The non-blocking writer of one file descriptor (use ``stdout()``/``stderr()``)."""
+    """The non-blocking writer of one file descriptor (use ``stdout()``/``stderr()``).
+
+    ``write`` replaces ``os.write`` for the writer thread and turns the direct path off."""
 
     def __init__(
-        self, fd: int, name: str, *, capacity: int = CAPACITY_BYTES, write: Write = os.write
+        self,
+        fd: int,
+        name: str,
+        *,
+        capacity: int = CAPACITY_BYTES,
+        write: Write | None = None,
     ) -> None:
         self.fd = fd
         self.name = name
         self.capacity = capacity
-        self._write = write
+        self._write: Write = write or os.write
+        self._direct: Direct | None = None if write else nonblocking_writer(fd)
         self.observer: DropObserver | None = None
         self._reset()
 
@@ -76,7 +126,9 @@ class LogSink:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._wake = threading.Event()
-        self._queue: deque[bytes] = deque()
+        self._pending: list[bytes] = []  # lazy lines not yet handed on
+        self._pending_size = 0
+        self._queue: deque[bytes] = deque()  # the backlog the writer thread owns
         self._queued = 0  # bytes in _queue
         self._busy = False  # the writer holds bytes taken from the queue
         self._thread: threading.Thread | None = None
@@ -88,46 +140,44 @@ class LogSink:
     # -- producers (any thread) ------------------------------------------------------------
 
     def line(self, text: str, *, lazy: bool = False) -> None:
-        """Queue one line (a newline is added if missing); never blocks.
+        """Write one line (a newline is added if missing); never blocks.
 
-        ``lazy``: the writer is not woken for it alone; it goes out with the next
-        ``BATCH_BYTES``, the next ``flush()`` or within ``LINGER_S`` (the access log)."""
+        ``lazy``: held back until ``BATCH_BYTES`` wait or ``flush()`` is called (the access
+        log: fewer, larger writes; its worker flushes every second)."""
         if not text.endswith("\n"):
             text += "\n"
         self.put(text.encode("utf-8", "replace"), lazy=lazy)
 
     def put(self, data: bytes, *, lazy: bool = False) -> None:
-        """Queue whole lines (``data`` ends with a newline); dropped when the queue is full."""
-        size = len(data)
-        observer, lines = None, 0
+        """Write whole lines (``data`` ends with a newline); dropped when the backlog is full."""
         with self._lock:
-            if self._dropping or self._queued + size > self.capacity:
-                if not self._dropping:
-                    self._dropping = True
-                    self._push(self._note("is not being read fast enough; dropping lines"))
-                    lazy = False
-                lines = data.count(b"\n") or 1
-                self._episode += lines
-                self.dropped += lines
-                observer = self.observer
+            if lazy:
+                dropped = 0
+                if self._pending_size + len(data) > BATCH_BYTES:  # writes stay <= PIPE_BUF
+                    dropped = self._emit_pending()
+                self._pending.append(data)
+                self._pending_size += len(data)
+                if self._pending_size >= BATCH_BYTES:
+                    dropped += self._emit_pending()
             else:
-                self._push(data)
-            if self._thread is None:
-                self._start()
-            wake = not lazy or self._queued >= BATCH_BYTES
-        if wake:
-            self._wake.set()
-        if observer is not None:
-            observer(self.name, lines)
+                dropped = self._emit_pending() + self._emit(data)
+            observer = self.observer
+        if dropped and observer is not None:
+            observer(self.name, dropped)
 
     def flush(self) -> None:
-        """Send what waits now (without waiting for it to be written)."""
+        """Hand on the lazy lines now (without waiting for them to be written)."""
+        with self._lock:
+            dropped = self._emit_pending()
+            observer = self.observer
+        if dropped and observer is not None:
+            observer(self.name, dropped)
         self._wake.set()
 
     def drain(self, timeout: float = DRAIN_TIMEOUT_S) -> bool:
-        """Wait up to ``timeout`` seconds until everything queued is written; True if it was."""
+        """Wait up to ``timeout`` seconds until everything is written; True if it was."""
         deadline = time.monotonic() + timeout
-        self._wake.set()
+        self.flush()
         with self._idle:
             while self._queue or self._busy:
                 left = deadline - time.monotonic()
@@ -145,6 +195,81 @@ class LogSink:
     def _push(self, data: bytes) -> None:
         self._queue.append(data)
         self._queued += len(data)
+
+    def _emit_pending(self) -> int:
+        if not self._pending:
+            return 0
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
+        return self._emit(data)
+
+    def _emit(self, data: bytes) -> int:
+        """Write ``data`` now if that cannot block, else queue it behind the backlog, else
+        (backlog full) drop it; returns the number of lines dropped."""
+        if self._direct is not None:
+            if self._queue:
+                self._write_backlog()  # the producer drains too: no thread hand-off needed
+            if not (self._queue or self._busy or self._dropping):
+                try:
+                    written = self._direct[0](data)
+                except BlockingIOError:  # the reader is behind: queue it
+                    written = 0
+                except OSError:  # closed or broken stream: these lines cannot go anywhere
+                    return self._lost(data)
+                if written >= len(data):
+                    return 0
+                data = data[written:]  # only a socket takes part of it
+        if self._dropping or self._queued + len(data) > self.capacity:
+            if not self._dropping:
+                self._dropping = True
+                self._push(self._note("is not being read fast enough; dropping lines"))
+                self._wake_writer()
+            lines = data.count(b"\n") or 1
+            self._episode += lines
+            self.dropped += lines
+            return lines
+        self._push(data)
+        self._wake_writer()
+        return 0
+
+    def _lost(self, data: bytes) -> int:
+        lines = data.count(b"\n") or 1
+        self.dropped += lines
+        return lines
+
+    def _write_backlog(self) -> None:
+        """Direct path: write backlog chunks until one would block or none is left."""
+        assert self._direct is not None
+        while self._queue:
+            chunk = self._take()
+            try:
+                written = self._direct[0](chunk)
+            except BlockingIOError:
+                written = 0
+            except OSError:
+                self._lost(chunk)
+                continue
+            if written < len(chunk):
+                self._queue.appendleft(chunk[written:])
+                self._queued += len(chunk) - written
+                break
+            self._progress()
+        if not self._queue:
+            self._idle.notify_all()
+
+    def _progress(self) -> None:
+        """After a write: dropping ends once the backlog is down to half its capacity."""
+        if self._dropping and self._queued <= self.capacity // 2:
+            self._dropping = False
+            lines = "line" if self._episode == 1 else "lines"
+            self._push(self._note(f"is being read again; {self._episode} {lines} dropped"))
+            self._episode = 0
+
+    def _wake_writer(self) -> None:
+        if self._thread is None:
+            self._start()
+        self._wake.set()
 
     def _note(self, text: str) -> bytes:
         return f"egress-router: log: {self.name} {text} (pid {os.getpid()})\n".encode()
@@ -166,32 +291,36 @@ class LogSink:
         return b"".join(parts)
 
     def _run(self) -> None:
-        """The writer thread: wait for lines, write them, blocking as long as the reader does."""
+        """The writer thread: wait for a backlog and write it. Direct path: wait (in poll) until
+        the stream takes more and write without blocking; otherwise block in the write."""
         with contextlib.suppress(ValueError, OSError):  # signals are for the main thread
             signal.pthread_sigmask(signal.SIG_BLOCK, ASYNC_SIGNALS)
         while True:
-            self._wake.wait(LINGER_S)
+            self._wake.wait(POLL_S)
             self._wake.clear()
             while True:
+                chunk = None
                 with self._lock:
-                    if not self._queue:
+                    if self._queue and self._direct is not None:
+                        self._write_backlog()
+                    elif self._queue:
+                        chunk = self._take()
+                        self._busy = True
+                    if not self._queue and chunk is None:
                         self._busy = False
                         self._idle.notify_all()
                         if self._stop:
                             self._thread = None
                             return
                         break
-                    chunk = self._take()
-                    self._busy = True
-                self._write_all(chunk)
-                with self._lock:
-                    if self._dropping and self._queued <= self.capacity // 2:
-                        self._dropping = False
-                        lines = "line" if self._episode == 1 else "lines"
-                        self._push(
-                            self._note(f"is being read again; {self._episode} {lines} dropped")
-                        )
-                        self._episode = 0
+                if chunk is not None:
+                    self._write_all(chunk)
+                    with self._lock:
+                        self._busy = False
+                        self._progress()
+                elif self._direct is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        select.select([], [self._direct[1]], [], POLL_S)
 
     def _write_all(self, data: bytes) -> None:
         while data:
@@ -199,11 +328,11 @@ class LogSink:
                 written = self._write(self.fd, data)
             except BlockingIOError:  # someone else made the shared description non-blocking
                 with contextlib.suppress(OSError, ValueError):
-                    select.select([], [self.fd], [], LINGER_S)
+                    select.select([], [self.fd], [], POLL_S)
                 continue
             except OSError:  # closed or broken stream: these lines cannot be written anywhere
                 with self._lock:
-                    self.dropped += data.count(b"\n")
+                    self._lost(data)
                 return
             data = data[written:]
 
