@@ -245,7 +245,7 @@ def test_drain_all_gives_up_at_the_deadline(pipe: tuple[int, int]) -> None:
 def test_the_metrics_counter_counts_every_dropped_line_by_stream(pipe: tuple[int, int]) -> None:
     from prometheus_client.registry import CollectorRegistry
 
-    from egress_router.dataplane.metrics import LogMetrics
+    from egress_router.runtime.metrics import LogMetrics
 
     r, w = pipe
     fill(w)

@@ -1,1 +1,2 @@
-"""Shared adapters that are not the kernel: the non-blocking log sink."""
+"""Shared non-kernel adapters: the worker supervisor, Prometheus metrics, the dnspython resolver,
+the non-blocking log sink."""
