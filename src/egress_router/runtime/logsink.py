@@ -100,6 +100,14 @@ def _send_nowait(sock: socket.socket, data: bytes) -> int:
     return sock.send(data, socket.MSG_DONTWAIT)
 
 
+def _wait_writable(fd: int) -> None:
+    """Until ``fd`` takes more (a pipe: a free page, so a write of PIPE_BUF fits) or POLL_S."""
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    with contextlib.suppress(OSError):
+        poller.poll(POLL_S * 1000)
+
+
 class LogSink:
     """The non-blocking writer of one file descriptor (use ``stdout()``/``stderr()``).
 
@@ -319,16 +327,14 @@ class LogSink:
                         self._busy = False
                         self._progress()
                 elif self._direct is not None:
-                    with contextlib.suppress(OSError, ValueError):
-                        select.select([], [self._direct[1]], [], POLL_S)
+                    _wait_writable(self._direct[1])
 
     def _write_all(self, data: bytes) -> None:
         while data:
             try:
                 written = self._write(self.fd, data)
             except BlockingIOError:  # someone else made the shared description non-blocking
-                with contextlib.suppress(OSError, ValueError):
-                    select.select([], [self.fd], [], POLL_S)
+                _wait_writable(self.fd)
                 continue
             except OSError:  # closed or broken stream: these lines cannot be written anywhere
                 with self._lock:
