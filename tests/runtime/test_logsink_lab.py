@@ -146,7 +146,9 @@ class Stalled:
             self.popen.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
             pytest.fail(f"still running {seconds} s after SIGTERM with its log stalled")
-        return time.monotonic() - started
+        took = time.monotonic() - started
+        print(f"exited {took:.2f} s after SIGTERM")  # shown with -s: the figure in the docs
+        return took
 
     def kill(self) -> None:
         if self.popen.poll() is None:
