@@ -59,17 +59,26 @@ def test_installed_streams_feed_the_sinks_and_are_restored(
     assert err == "to stderr\n"
 
 
-def test_drain_all_gives_up_at_the_deadline(pipe: tuple[int, int]) -> None:
+def test_drain_all_gives_up_at_the_deadline_and_once_per_process(pipe: tuple[int, int]) -> None:
     r, w = pipe
     fill(w)
     sink = LogSink(w, "stdout")
     logsink._sinks[w] = sink
+    saved = logsink._drain_budget[0]
+    logsink._drain_budget[0] = 0.6
     try:
         sink.line("stuck")
         started = time.monotonic()
         assert not logsink.drain_all(0.3)
-        assert time.monotonic() - started < 1.5
+        assert 0.25 < time.monotonic() - started < 1.5
+        started = time.monotonic()
+        assert not logsink.drain_all(5.0)  # what is left of the budget, not 5 s
+        assert time.monotonic() - started < 1.2
+        started = time.monotonic()
+        assert not logsink.drain_all(5.0)  # spent: installed() then atexit cost one wait
+        assert time.monotonic() - started < 0.2
     finally:
+        logsink._drain_budget[0] = saved
         del logsink._sinks[w]
         read_until(r, lambda b: b"stuck\n" in b)
 

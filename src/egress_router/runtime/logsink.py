@@ -100,12 +100,22 @@ def observe(observer: DropObserver | None) -> None:
     stderr().observer = observer
 
 
+_drain_budget = [DRAIN_TIMEOUT_S]  # seconds this process may still wait for a stalled reader
+
+
 def drain_all(timeout: float = DRAIN_TIMEOUT_S) -> bool:
-    """Before the process ends: wait up to ``timeout`` in all for the queued lines."""
-    deadline = time.monotonic() + timeout
+    """Before the process ends: wait up to ``timeout`` in all for the queued lines.
+
+    Time spent waiting for a reader that does not come back is taken from one budget per
+    process (``DRAIN_TIMEOUT_S``), so draining again (``installed()`` and then atexit) costs
+    nothing more once it is spent."""
+    started = time.monotonic()
+    deadline = started + min(timeout, _drain_budget[0])
     done = True
     for sink in list(_sinks.values()):
         done = sink.drain(max(0.0, deadline - time.monotonic())) and done
+    if not done:
+        _drain_budget[0] = max(0.0, _drain_budget[0] - (time.monotonic() - started))
     return done
 
 
@@ -120,6 +130,7 @@ def _after_fork_parent() -> None:
 
 
 def _after_fork_child() -> None:
+    _drain_budget[0] = DRAIN_TIMEOUT_S
     for sink in list(_sinks.values()):
         sink._after_fork_child()
 
