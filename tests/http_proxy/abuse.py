@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import sys
 import time
@@ -63,7 +64,9 @@ def main() -> None:
     while time.monotonic() < deadline and not closed:
         if not pending and block:
             pending = block
-        if pending:
+        # Wait for the socket (never spin: the abuser's own CPU must not slow the others).
+        readable, writable, _ = select.select([sock], [sock] if pending else [], [], 0.05)
+        if writable:
             try:
                 n = sock.send(pending)
                 sent += n
@@ -72,19 +75,20 @@ def main() -> None:
                 pass
             except OSError:
                 closed = True
-        try:
-            data = sock.recv(65536)
-            if not data:
+        if readable:
+            try:
+                data = sock.recv(65536)
+                if not data:
+                    closed = True
+                elif not answer:
+                    answered_at = time.monotonic() - started
+                answer += data
+            except BlockingIOError:
+                pass
+            except OSError:
                 closed = True
-            elif not answer:
-                answered_at = time.monotonic() - started
-            answer += data
-        except BlockingIOError:
-            pass
-        except OSError:
-            closed = True
-        if mode == "trickle" or not pending or answer:
-            time.sleep(0.1 if mode == "trickle" else 0.005)
+        if mode == "trickle":
+            time.sleep(0.1)
     rss1, cpu1 = proxy_usage(pid)
     sock.close()
     print(
