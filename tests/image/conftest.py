@@ -1,0 +1,35 @@
+"""The image (built by scripts/image when absent) and a private podman in the lab."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from egress_router.lab.podman import IMAGE, PAUSE_IMAGE, Podman, image_present
+from egress_router.lab.topology import Lab
+from tests.conftest import ROOT
+
+BUILD_TIMEOUT = 1500.0  # a cold build (debootstrap + wheels) takes a few minutes
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """Our image in the machine's store; built (cached base) when it is not there yet."""
+    if not (image_present(IMAGE) and image_present(PAUSE_IMAGE)):
+        subprocess.run(
+            [str(ROOT / "scripts" / "image"), "--if-missing"], check=True, timeout=BUILD_TIMEOUT
+        )
+    return IMAGE
+
+
+@pytest.fixture
+def podman(lab: Lab, tmp_path: Path, image: str) -> Iterator[Podman]:
+    """podman with its own pods and state, resolving names through the lab's node DNS."""
+    engine = Podman(lab, tmp_path / "podman", dns_servers=[str(lab.addr.node_cluster_ip)])
+    try:
+        yield engine
+    finally:
+        engine.close()
