@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -26,9 +25,9 @@ def image() -> str:
 
 
 @pytest.fixture
-def podman(lab: Lab, tmp_path: Path, image: str) -> Iterator[Podman]:
+def podman(lab: Lab, image: str) -> Iterator[Podman]:
     """podman with its own pods and state, resolving names through the lab's node DNS."""
-    engine = Podman(lab, tmp_path / "podman", dns_servers=[str(lab.addr.node_cluster_ip)])
+    engine = Podman(lab, dns_servers=[str(lab.addr.node_cluster_ip)])
     try:
         yield engine
     finally:

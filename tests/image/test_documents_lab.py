@@ -30,7 +30,7 @@ PROXY_UID = 10001
 
 def play(podman: Podman, name: str, *texts: str) -> None:
     yaml_text, _ = documents.adapt("---\n".join(texts), IMAGE, PAUSE_IMAGE)
-    podman.play("router", yaml_text, name)
+    podman.start_pod("router", yaml_text, name)
 
 
 def get(lab: Lab, url: str, *, proxy: str | None = None, timeout: float = 3.0) -> str | None:

@@ -15,8 +15,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from egress_router.lab.topology import Lab
 
@@ -41,12 +46,13 @@ class PodmanError(RuntimeError):
 
 
 class Podman:
-    """podman with its own state under ``workdir``; close() removes every pod it made."""
+    """podman with its own state in a fresh directory; close() removes every pod it made."""
 
-    def __init__(self, lab: Lab, workdir: Path, dns_servers: Sequence[str] = ()) -> None:
+    def __init__(self, lab: Lab, dns_servers: Sequence[str] = ()) -> None:
         self.lab = lab
-        self.dir = workdir
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # A short path: conmon's sockets live below it, and a path near the 108-byte limit of
+        # a socket address makes every container start wait out conmon's 20 s timeout.
+        self.dir = Path(tempfile.mkdtemp(prefix="erpod-"))
         storage = self.dir / "storage.conf"
         storage.write_text(
             "[storage]\n"
@@ -65,7 +71,6 @@ class Podman:
             f"dns_servers = [{dns}]\n"
             "[engine]\n"
             'runtime = "runc"\n'
-            f'infra_image = "{PAUSE_IMAGE}"\n'
             f'tmp_dir = "{self.dir / "tmp"}"\n'
             f'volume_path = "{self.dir / "volumes"}"\n'
             f'static_dir = "{self.dir / "graph" / "libpod"}"\n'
@@ -113,10 +118,30 @@ class Podman:
         path.write_text(yaml_text)
         self("kube", "play", "--network", "host", str(path), role=role)
 
-    def run(self, role: str, *args: str) -> None:
-        """``podman run --detach --network host ARGS`` inside ``role``'s namespace."""
+    def start_pod(self, role: str, yaml_text: str, name: str) -> None:
+        """Start the Pod in ``yaml_text`` (ConfigMaps beside it feed its env) in ``role``.
+
+        A pod without init containers is played by ``podman kube play``. podman 4.3 applies
+        the pod's restart policy to init containers too (an init container that exits is
+        started again, and kube play waits out its timeout, then fails), so a pod with init
+        containers is run container by container with ``podman run``, with the same image,
+        env, security context and command: the init containers one after another, each to exit
+        0, then the others in the background, named ``POD-CONTAINER`` as kube play names them.
+        """
+        pod = pod_spec(yaml_text)
+        if not pod.init:
+            self.play(role, yaml_text, name)
+            return
         self.check_namespace(role)
-        self("run", "--detach", "--network", "host", *args, role=role)
+        for c in pod.init:
+            proc = self("run", "--rm", "--network", "host", *c.run_args(pod.name), role=role,
+                        check=False)  # fmt: skip
+            if proc.returncode != 0:
+                raise PodmanError(
+                    f"init container {c.name} exited {proc.returncode}: {proc.stderr.strip()}"
+                )
+        for c in pod.containers:
+            self("run", "--detach", "--network", "host", *c.run_args(pod.name), role=role)
 
     def logs(self, container: str) -> str:
         proc = self("logs", container, check=False)
@@ -133,3 +158,85 @@ class Podman:
         left = self("ps", "--all", "--quiet", check=False)
         if left.returncode == 0 and not left.stdout.strip():  # nothing mounted any more
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Container:
+    """What ``podman run`` needs of one container of a Pod spec."""
+
+    name: str
+    image: str
+    env: tuple[tuple[str, str], ...]
+    privileged: bool
+    cap_add: tuple[str, ...]
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+
+    def run_args(self, pod: str) -> list[str]:
+        out = ["--name", f"{pod}-{self.name}"]
+        if self.privileged:
+            out.append("--privileged")
+        out += [f"--cap-add={cap}" for cap in self.cap_add]
+        for key, value in self.env:
+            out += ["--env", f"{key}={value}"]
+        if self.command:
+            out += ["--entrypoint", self.command[0]]
+        return [*out, self.image, *self.command[1:], *self.args]
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    name: str
+    init: tuple[Container, ...]
+    containers: tuple[Container, ...]
+
+
+def pod_spec(yaml_text: str) -> PodSpec:
+    """The one Pod of ``yaml_text``, its env resolved against the ConfigMaps beside it.
+
+    Only what the documents' pods use is accepted (env values and configMapKeyRef, privileged,
+    capabilities.add, command and args); anything else is an error, never silently dropped.
+    """
+    docs = [d for d in yaml.safe_load_all(yaml_text) if d is not None]
+    maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
+    pods = [d for d in docs if d["kind"] == "Pod"]
+    if len(pods) != 1:
+        raise PodmanError(f"expected one Pod, found {len(pods)}")
+    spec = pods[0]["spec"]
+    name = pods[0]["metadata"]["name"]
+    unknown = set(spec) - {"initContainers", "containers", "nodeSelector"}
+    if unknown:
+        raise PodmanError(f"pod {name}: unsupported fields {sorted(unknown)}")
+    return PodSpec(
+        name,
+        tuple(_container(c, maps) for c in spec.get("initContainers", [])),
+        tuple(_container(c, maps) for c in spec["containers"]),
+    )
+
+
+def _container(c: dict[str, Any], maps: dict[str, dict[str, str]]) -> Container:
+    unknown = set(c) - {"name", "image", "env", "securityContext", "command", "args"}
+    if unknown:
+        raise PodmanError(f"container {c['name']}: unsupported fields {sorted(unknown)}")
+    security = c.get("securityContext", {})
+    return Container(
+        name=c["name"],
+        image=c["image"],
+        env=tuple((v["name"], _env_value(v, maps)) for v in c.get("env", [])),
+        privileged=bool(security.get("privileged", False)),
+        cap_add=tuple(security.get("capabilities", {}).get("add", [])),
+        command=tuple(c.get("command", [])),
+        args=tuple(c.get("args", [])),
+    )
+
+
+def _env_value(var: dict[str, Any], maps: dict[str, dict[str, str]]) -> str:
+    if "value" in var:
+        return str(var["value"])
+    ref = var.get("valueFrom", {}).get("configMapKeyRef")
+    if ref is None:
+        raise PodmanError(f"env {var['name']}: only value and configMapKeyRef are supported")
+    try:
+        return maps[ref["name"]][ref["key"]]
+    except KeyError:
+        raise PodmanError(f"env {var['name']}: no ConfigMap key {ref}") from None
