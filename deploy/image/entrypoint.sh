@@ -12,7 +12,8 @@
 # was given: NET_BIND_SERVICE for a listen port below 1024, and for the DNS proxy's kernel
 # path NET_ADMIN (nftables DNAT and conntrack). A DNS proxy container without NET_ADMIN (the
 # documents' pod gives it none) forwards with the user-space relay instead, unless
-# EGRESS_DNS_PROXY_FORWARDING says otherwise. Started as a non-root user, nothing is dropped.
+# EGRESS_DNS_PROXY_FORWARDING says otherwise. Started as a non-root user, or as root without
+# CAP_SETUID/CAP_SETGID (capabilities all dropped), the proxy runs as it was started.
 set -e
 
 PROXY_UID=10001
@@ -28,7 +29,9 @@ has_cap() {
 as_proxy_user() {
   wanted=$1
   shift
-  if [ "$(id -u)" -ne 0 ]; then
+  # Already unprivileged (runAsUser), or root without SETUID/SETGID (all capabilities
+  # dropped): run as we are, with the capabilities we were given.
+  if [ "$(id -u)" -ne 0 ] || ! has_cap 6 || ! has_cap 7; then
     exec "$@"
   fi
   keep=""

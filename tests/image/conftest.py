@@ -19,7 +19,7 @@ def image() -> str:
     """Our image in the machine's store; built (cached base) when it is not there yet."""
     if not (image_present(IMAGE) and image_present(PAUSE_IMAGE)):
         subprocess.run(
-            [str(ROOT / "scripts" / "image"), "--if-missing"], check=True, timeout=BUILD_TIMEOUT
+            [str(ROOT / "scripts" / "image"), "--if-needed"], check=True, timeout=BUILD_TIMEOUT
         )
     return IMAGE
 

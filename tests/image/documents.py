@@ -10,6 +10,7 @@ Sources: blog-egress-router.en.txt (legacy pod), ocp3-egress-firewall-and-router
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -188,8 +189,13 @@ REFERENCE_IMAGES = (
     "registry.redhat.io/openshift3/ose-egress-router",
     "registry.redhat.io/openshift3/ose-egress-http-proxy",
     "registry.redhat.io/openshift3/ose-egress-dns-proxy",
+    "egress-router:latest",  # deploy/*.yaml
 )
-REFERENCE_PAUSE = ("openshift3/ose-pod", "registry.redhat.io/openshift3/ose-pod")
+REFERENCE_PAUSE = (
+    "openshift3/ose-pod",
+    "registry.redhat.io/openshift3/ose-pod",
+    "registry.k8s.io/pause:3.9",  # deploy/*.yaml
+)
 
 # The site's network in the documents -> the lab's (the reserved source, its gateway, and the
 # blog's web server on that network): the addresses an administrator writes for their site.
@@ -200,6 +206,7 @@ SITE_TO_LAB = {
     "192.168.123.1": "198.19.123.1",
     "192.168.123.91": "203.0.113.25",
 }
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SITE_VARIABLES = ("EGRESS_SOURCE", "EGRESS_GATEWAY", "EGRESS_DESTINATION")
 
 

@@ -120,3 +120,25 @@ def test_dns_proxy_pod(lab: Lab, podman: Podman) -> None:
     status = process_status(podman, container)
     assert status["Uid"].split()[:2] == [str(PROXY_UID)] * 2
     assert int(status["CapEff"], 16) == 1 << 10
+
+
+def test_deploy_dns_proxy_with_net_admin_takes_the_kernel_path(lab: Lab, podman: Podman) -> None:
+    # deploy/dns-proxy.yaml gives the proxy NET_ADMIN: nftables DNAT, still as uid 10001.
+    DnsServer(lab, {"example.com": [S26], "foobar.com": [S27]}, ttl=30).start()
+    for ip in (S25, S26, S27):
+        Nginx(lab, "web", [f"{ip}:80", f"{ip}:100", f"{ip}:443"]).start()
+    play(podman, "deploy-dns-proxy", (documents.DEPLOY / "dns-proxy.yaml").read_text())
+    assert eventually_get(lab, f"http://{ROUTER}:100/server") == f"{S26}:100 {SOURCE}"
+    assert get(lab, f"http://{ROUTER}:8443/server") == f"{S27}:443 {SOURCE}"
+    container = "egress-dns-proxy-egress-dns-proxy"
+    assert "kernel forwarding" in podman.logs(container)
+    status = process_status(podman, container)
+    assert status["Uid"].split()[:2] == [str(PROXY_UID)] * 2
+    assert int(status["CapEff"], 16) == (1 << 10) | (1 << 12)
+
+
+def test_deploy_redirect_pod(lab: Lab, podman: Podman) -> None:
+    Nginx(lab, "web", [f"{S25}:80", f"{S26}:80", f"{S26}:443", f"{S27}:9000"]).start()
+    play(podman, "deploy-redirect", (documents.DEPLOY / "redirect.yaml").read_text())
+    assert eventually_get(lab, f"http://{ROUTER}:8443/server") == f"{S26}:443 {SOURCE}"
+    assert get(lab, f"http://{ROUTER}:9000/server") == f"{S27}:9000 {SOURCE}"

@@ -215,7 +215,9 @@ def pod_spec(yaml_text: str) -> PodSpec:
 
 
 def _container(c: dict[str, Any], maps: dict[str, dict[str, str]]) -> Container:
+    # readinessProbe: the tests wait for traffic themselves; nothing else is ignored.
     unknown = set(c) - {"name", "image", "env", "securityContext", "command", "args"}
+    unknown -= {"readinessProbe"}
     if unknown:
         raise PodmanError(f"container {c['name']}: unsupported fields {sorted(unknown)}")
     security = c.get("securityContext", {})
