@@ -9,8 +9,9 @@
 # Privileges. The router setup runs as root: it needs NET_ADMIN and NET_RAW (the documents'
 # pods give it `privileged: true`). The proxies drop to the unprivileged user egress-router
 # (uid 10001) and keep, as ambient capabilities, only what their path needs and the container
-# was given: NET_BIND_SERVICE for a listen port below 1024, and for the DNS proxy's kernel
-# path NET_ADMIN (nftables DNAT and conntrack). A DNS proxy container without NET_ADMIN (the
+# was given: the HTTP proxy none (NET_BIND_SERVICE only for a listen port below 1024), the
+# DNS proxy NET_BIND_SERVICE (its ports may be below 1024) and, for its kernel path, NET_ADMIN
+# (nftables DNAT and conntrack). A DNS proxy container without NET_ADMIN (the
 # documents' pod gives it none) forwards with the user-space relay instead, unless
 # EGRESS_DNS_PROXY_FORWARDING says otherwise. Started as a non-root user, or as root without
 # CAP_SETUID/CAP_SETGID (capabilities all dropped), the proxy runs as it was started.
@@ -48,7 +49,12 @@ if [ "$#" -gt 0 ]; then
   exec egress-router "$@"
 fi
 if [ -n "${EGRESS_HTTP_PROXY_DESTINATION+x}" ]; then
-  as_proxy_user net_bind_service:10 egress-router http-proxy
+  port=${EGRESS_HTTP_PROXY_LISTEN_PORT:-8080}
+  case $port in
+    *[!0-9]* | "") caps="" ;; # egress-router reports the bad value
+    *) if [ "$port" -lt 1024 ]; then caps=net_bind_service:10; else caps=""; fi ;;
+  esac
+  as_proxy_user "$caps" egress-router http-proxy
 fi
 if [ -n "${EGRESS_DNS_PROXY_DESTINATION+x}" ]; then
   if [ -z "${EGRESS_DNS_PROXY_FORWARDING:-}" ] && ! has_cap 12; then

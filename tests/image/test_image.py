@@ -61,8 +61,14 @@ def test_no_compiler_no_pip_no_package_lists(image: str) -> None:
     [
         # the router setup stays root (it needs NET_ADMIN and NET_RAW)
         ({}, [], "0", None),
-        # the HTTP proxy: uid 10001, NET_BIND_SERVICE at most
-        ({"EGRESS_HTTP_PROXY_DESTINATION": "*"}, [], "10001", 1 << 10),
+        # the HTTP proxy: uid 10001, no capability (NET_BIND_SERVICE only below port 1024)
+        ({"EGRESS_HTTP_PROXY_DESTINATION": "*"}, [], "10001", 0),
+        (
+            {"EGRESS_HTTP_PROXY_DESTINATION": "*", "EGRESS_HTTP_PROXY_LISTEN_PORT": "80"},
+            [],
+            "10001",
+            1 << 10,
+        ),
         # started unprivileged, or with every capability dropped: run as started
         ({"EGRESS_HTTP_PROXY_DESTINATION": "*"}, ["--user=10001"], "10001", 0),
         ({"EGRESS_HTTP_PROXY_DESTINATION": "*"}, ["--cap-drop=ALL"], "0", 0),
