@@ -16,11 +16,12 @@ BUILD_TIMEOUT = 1500.0  # a cold build (debootstrap + wheels) takes a few minute
 
 @pytest.fixture(scope="session")
 def image() -> str:
-    """Our image in the machine's store; built (cached base) when it is not there yet."""
-    if not (image_present(IMAGE) and image_present(PAUSE_IMAGE)):
-        subprocess.run(
-            [str(ROOT / "scripts" / "image"), "--if-needed"], check=True, timeout=BUILD_TIMEOUT
-        )
+    """Our image, built from these sources: scripts/image builds it (cached base) when it is
+    missing or was built from other sources, and returns at once otherwise."""
+    subprocess.run(
+        [str(ROOT / "scripts" / "image"), "--if-needed"], check=True, timeout=BUILD_TIMEOUT
+    )
+    assert image_present(IMAGE) and image_present(PAUSE_IMAGE)
     return IMAGE
 
 
