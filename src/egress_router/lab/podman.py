@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from egress_router.errors import DataplaneError
 from egress_router.lab.topology import Lab
 
 IMAGE = os.environ.get("EGRESS_ROUTER_IMAGE", "localhost/egress-router:latest")
@@ -41,8 +42,9 @@ def image_present(image: str = IMAGE) -> bool:
     return proc.returncode == 0
 
 
-class PodmanError(RuntimeError):
-    """A podman command failed (its stderr is in the message)."""
+class PodmanError(DataplaneError):
+    """A podman command failed (its stderr is in the message), or a Pod spec asks for what
+    this runner does not do (as the lab's other helpers, a DataplaneError)."""
 
 
 class Podman:
