@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from egress_router.core.redirect import CNI_PROTOCOLS, Destination, parse_destination
-from egress_router.core.values import parse_ipv4
+from egress_router.core.lines import bad_char, describe_char, split_fields
+from egress_router.core.values import is_decimal, parse_ipv4
 from egress_router.errors import ConfigError, VariableError
 
 SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0")
 PLUGIN_VERSION = "0.4.0"
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+NAME_RE = re.compile(r"\A[a-zA-Z0-9][a-zA-Z0-9_.\-]*\Z")
 MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
 LOG_LEVELS = ("panic", "error", "verbose", "debug")
 DEFAULT_LOG_FILE = "/tmp/egress-router-log"
@@ -114,11 +115,11 @@ def _str_list(obj: Mapping[str, Any], key: str) -> list[str]:
 
 
 def _strip_mask(entry: str, index: int) -> str:
-    fields = entry.split()
+    fields = list(split_fields(entry.strip(" \t")))
     at = 0 if len(fields) == 1 else 2
     if at < len(fields) and "/" in fields[at]:
         ip, _, mask = fields[at].partition("/")
-        if not (mask.isascii() and mask.isdigit() and int(mask) <= 32):
+        if not (is_decimal(mask) and len(mask) <= 2 and int(mask) <= 32):
             raise CniError(f"ip.destinations[{index}]: '{entry}': bad mask '/{mask}'")
         fields[at] = ip
     return " ".join(fields)
@@ -128,7 +129,13 @@ def parse_destinations(entries: list[str], fallback_ip: str | None = None) -> De
     """The destination entries (plus an optional ``fallbackIP``) as our redirect plan."""
     cleaned = []
     for index, entry in enumerate(entries):
-        if not entry.strip() or "\n" in entry or "\r" in entry or "#" in entry:
+        ch = bad_char(entry)
+        if ch is not None:
+            raise CniError(
+                f"ip.destinations[{index}]: character {describe_char(ch)} is not allowed"
+                " (fields are separated by spaces or tabs)"
+            )
+        if not entry.strip(" \t") or "#" in entry:
             raise CniError(f"ip.destinations[{index}]: invalid entry {json.dumps(entry)}")
         cleaned.append(_strip_mask(entry, index))
     destination = Destination(rules=())
@@ -198,7 +205,12 @@ def _interface_args(raw: Mapping[str, Any]) -> tuple[str | None, str, int | None
     mtu: int | None = None
     if mtu_raw is not None and mtu_raw != "":
         text = str(mtu_raw)
-        if isinstance(mtu_raw, bool) or not text.isdigit() or not 68 <= int(text) <= 65535:
+        if (
+            isinstance(mtu_raw, bool)
+            or not is_decimal(text)
+            or len(text) > 5
+            or not 68 <= int(text) <= 65535
+        ):
             raise CniError(f"interfaceArgs.mtu: '{text}' must be an integer 68-65535")
         mtu = int(text)
     return master, mode, mtu

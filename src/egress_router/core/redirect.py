@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from egress_router.core.lines import Line, meaningful_lines
-from egress_router.core.values import parse_ipv4, parse_port
+from egress_router.core.values import is_decimal, parse_ipv4, parse_port, trim
 from egress_router.errors import VariableError
 
 VARIABLE = "EGRESS_DESTINATION"
@@ -107,7 +107,7 @@ def _port(text: str, line: Line, variable: str, what: str) -> int:
     try:
         return parse_port(text)
     except ValueError:
-        if text.isascii() and text.isdigit():
+        if is_decimal(text):
             raise VariableError(
                 variable,
                 PORT_RANGE.format(port=text) + f" ({what} in '{line.text}')",
@@ -156,13 +156,13 @@ def parse_destination(
 
     ``protocols`` widens the accepted protocols (the CNI grammar adds ``sctp``).
     """
-    if value is None or not value.strip():
+    if value is None or not trim(value):
         raise VariableError(variable, "unspecified", expected=LINE_FORMS)
     rules: list[PortRule] = []
     seen: dict[tuple[int, AnyProtocol], int] = {}
     fallback: ipaddress.IPv4Address | None = None
     fallback_line = 0
-    for line in meaningful_lines(value):
+    for line in meaningful_lines(value, variable):
         if fallback is not None:
             raise VariableError(
                 variable,

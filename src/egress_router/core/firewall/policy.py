@@ -24,7 +24,13 @@ from typing import Any
 
 import yaml
 
-from egress_router.core.values import is_dns_name, normalize_name, parse_ipv4
+from egress_router.core.values import (
+    is_dns_name,
+    normalize_name,
+    parse_ipv4,
+    parse_ipv6,
+    parse_prefixlen,
+)
 from egress_router.errors import PolicyError
 
 MAX_RULES = 8000  # the highest limit among the references (OVN-Kubernetes)
@@ -32,7 +38,7 @@ ENP = "EgressNetworkPolicy"
 EF = "EgressFirewall"
 API_VERSIONS = {ENP: ("network.openshift.io/v1", "v1"), EF: ("k8s.ovn.org/v1",)}
 LIST_KINDS = ("List", "EgressNetworkPolicyList", "EgressFirewallList")
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # DNS-1123 label
+_NAMESPACE = re.compile(r"\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")  # DNS-1123 label
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -228,16 +234,11 @@ def parse_cidr(text: str, *, ipv6: bool = True) -> Network:
     if ":" in address:
         if not ipv6:
             raise ValueError("IPv6 needs kind EgressFirewall")
-        if not prefix.isdigit() or int(prefix) > 128:
-            raise ValueError("the IPv6 prefix length must be 0-128")
-        try:
-            return ipaddress.IPv6Network(f"{address}/{int(prefix)}", strict=False)
-        except ValueError as exc:
-            raise ValueError("not an IPv6 address") from exc
+        return ipaddress.IPv6Network(
+            f"{parse_ipv6(address)}/{parse_prefixlen(prefix, 128)}", strict=False
+        )
     v4 = parse_ipv4(address)
-    if not prefix.isdigit() or int(prefix) > 32:
-        raise ValueError("the prefix length must be 0-32")
-    return ipaddress.IPv4Network(f"{v4}/{int(prefix)}", strict=False)
+    return ipaddress.IPv4Network(f"{v4}/{parse_prefixlen(prefix, 32)}", strict=False)
 
 
 def _cidr(value: Any, kind: str, index: int, where: dict[str, Any]) -> Network:
