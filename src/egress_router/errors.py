@@ -18,6 +18,7 @@ and the offending text, so an operator can fix the input without reading code.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 EXIT_OK = 0
@@ -65,13 +66,14 @@ def escape(text: str, limit: int = MAX_LINE) -> str:
     return out if len(out) <= limit else out[: limit - 3] + "..."
 
 
-def brief(value: Any, limit: int = MAX_VALUE) -> str:
+def brief(value: Any, limit: int = MAX_VALUE, *, as_json: bool = False) -> str:
     """A short, safe rendering of a decoded value for an error message, without ever walking
     more of it than ``limit`` characters need (a YAML alias graph may expand to gigabytes).
 
-    Strings are quoted as Python does (``'Allow'``); lists and mappings show their first
-    items and then ``...``; other values use ``repr``.
+    Strings are quoted as Python does (``'Allow'``), or as JSON with ``as_json``; lists and
+    mappings show their first items and then ``...``; other values use ``repr`` (or JSON).
     """
+    quote = json.dumps if as_json else repr
     parts: list[str] = []
     budget = [limit + 1]
 
@@ -84,7 +86,7 @@ def brief(value: Any, limit: int = MAX_VALUE) -> str:
         if depth > 20:
             return put("...")
         if isinstance(item, str):
-            return put(repr(item[: limit + 1]))
+            return put(quote(item[: limit + 1]))
         if isinstance(item, dict):
             if not put("{"):
                 return False
@@ -102,7 +104,8 @@ def brief(value: Any, limit: int = MAX_VALUE) -> str:
                     return False
             return put("]")
         try:
-            text = repr(item)
+            scalar = isinstance(item, (bool, int, float)) or item is None
+            text = json.dumps(item) if as_json and scalar else repr(item)
         except ValueError:  # an int beyond Python's digit limit
             text = f"<{type(item).__name__}>"
         return put(text[: limit + 1])

@@ -23,16 +23,17 @@ shadow the rest in the reference). ``ip.fallbackIP`` becomes the catch-all when 
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from egress_router.core.redirect import CNI_PROTOCOLS, Destination, parse_destination
+from egress_router.core.documents import DocumentError
+from egress_router.core.documents import load_json as decode_json
 from egress_router.core.lines import bad_char, describe_char, split_fields
+from egress_router.core.redirect import CNI_PROTOCOLS, Destination, parse_destination
 from egress_router.core.values import is_decimal, parse_ipv4
-from egress_router.errors import ConfigError, VariableError
+from egress_router.errors import ConfigError, VariableError, brief
 
 SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0")
 PLUGIN_VERSION = "0.4.0"
@@ -92,7 +93,7 @@ def _str(obj: Mapping[str, Any], key: str, where: str = "") -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise CniError(f"{where}{key}: must be a string, got {json.dumps(value)}")
+        raise CniError(f"{where}{key}: must be a string, got {brief(value, as_json=True)}")
     return value
 
 
@@ -101,7 +102,7 @@ def _obj(obj: Mapping[str, Any], key: str, where: str = "") -> dict[str, Any] | 
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise CniError(f"{where}{key}: must be an object, got {json.dumps(value)}")
+        raise CniError(f"{where}{key}: must be an object, got {brief(value, as_json=True)}")
     return value
 
 
@@ -110,7 +111,7 @@ def _str_list(obj: Mapping[str, Any], key: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise CniError(f"ip.{key}: must be a list of strings, got {json.dumps(value)}")
+        raise CniError(f"ip.{key}: must be a list of strings, got {brief(value, as_json=True)}")
     return value
 
 
@@ -136,7 +137,7 @@ def parse_destinations(entries: list[str], fallback_ip: str | None = None) -> De
                 " (fields are separated by spaces or tabs)"
             )
         if not entry.strip(" \t") or "#" in entry:
-            raise CniError(f"ip.destinations[{index}]: invalid entry {json.dumps(entry)}")
+            raise CniError(f"ip.destinations[{index}]: invalid entry {brief(entry, as_json=True)}")
         cleaned.append(_strip_mask(entry, index))
     destination = Destination(rules=())
     if cleaned:
@@ -232,14 +233,14 @@ def parse_version(raw: Mapping[str, Any]) -> str:
 def load_json(text: str) -> dict[str, Any]:
     """Decode stdin (code 6) and check ``name`` (code 7), as the CNI skel does."""
     try:
-        raw = json.loads(text)
-    except ValueError as exc:
+        raw = decode_json(text)
+    except DocumentError as exc:
         raise CniError(f"error reading network config: {exc}", code=DECODE_FAILURE) from None
     if not isinstance(raw, dict):
         raise CniError("network config: must be a JSON object", code=DECODE_FAILURE)
     name = raw.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise CniError(f"name: invalid network name {json.dumps(name)}")
+        raise CniError(f"name: invalid network name {brief(name, as_json=True)}")
     return raw
 
 

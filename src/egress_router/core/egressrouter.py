@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from egress_router.core.cni_config import DEFAULT_LOG_FILE
-from egress_router.errors import PolicyError
+from egress_router.errors import PolicyError, brief
 
 API_VERSION = "network.operator.openshift.io/v1"
 KIND = "EgressRouter"
@@ -63,7 +63,7 @@ def _fail(path: str, message: str, source: str | None) -> PolicyError:
 
 def _map(value: Any, path: str, source: str | None, known: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _fail(path, f"must be an object, got {json.dumps(value, default=str)}", source)
+        raise _fail(path, f"must be an object, got {brief(value, as_json=True)}", source)
     for key in value:
         if key not in known:
             raise _fail(f"{path}.{key}", "unknown field", source)
@@ -74,7 +74,9 @@ def _ip(value: Any, path: str, source: str | None) -> str:
     try:
         address = ipaddress.ip_address(value if isinstance(value, str) else "")
     except ValueError:
-        raise _fail(path, f"must be an IP address, got {json.dumps(value)}", source) from None
+        raise _fail(
+            path, f"must be an IP address, got {brief(value, as_json=True)}", source
+        ) from None
     if address.version != 4:
         raise _fail(path, f"{value}: IPv6 egress routers are not supported", source)
     return str(address)
@@ -82,7 +84,7 @@ def _ip(value: Any, path: str, source: str | None) -> str:
 
 def _port(value: Any, path: str, source: str | None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise _fail(path, f"must be an integer 1-65535, got {json.dumps(value)}", source)
+        raise _fail(path, f"must be an integer 1-65535, got {brief(value, as_json=True)}", source)
     return value
 
 
@@ -92,7 +94,7 @@ def _rule(value: Any, path: str, source: str | None) -> RedirectRule:
         if key not in raw:
             raise _fail(f"{path}.{key}", "required", source)
     if raw["protocol"] not in PROTOCOLS:
-        got = json.dumps(raw["protocol"])
+        got = brief(raw["protocol"], as_json=True)
         raise _fail(f"{path}.protocol", f"must be one of {', '.join(PROTOCOLS)}, got {got}", source)
     target = raw.get("targetPort")
     return RedirectRule(
@@ -116,7 +118,7 @@ def _address(spec: Mapping[str, Any], source: str | None) -> tuple[str, str]:
             raise ValueError
         interface = ipaddress.ip_interface(ip)
     except ValueError:
-        got = json.dumps(ip)
+        got = brief(ip, as_json=True)
         raise _fail(
             "spec.addresses[0].ip", f"must be an address/prefix, got {got}", source
         ) from None
@@ -131,7 +133,7 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
     """Validate a decoded CR; every error names its field (``spec.redirect.redirectRules[1]``)."""
     top = _map(doc, "(document)", source, ("apiVersion", "kind", "metadata", "spec", "status"))
     if top.get("apiVersion") != API_VERSION or top.get("kind") != KIND:
-        got = f"{top.get('apiVersion')}/{top.get('kind')}"
+        got = f"{brief(top.get('apiVersion'))}/{brief(top.get('kind'))}"
         raise _fail("apiVersion/kind", f"must be {API_VERSION}/{KIND}, got {got}", source)
     meta = top.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
@@ -142,7 +144,7 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
     )
     mode = spec.get("mode", "Redirect")
     if mode != "Redirect":
-        raise _fail("spec.mode", f'must be "Redirect", got {json.dumps(mode)}', source)
+        raise _fail("spec.mode", f'must be "Redirect", got {brief(mode, as_json=True)}', source)
     address, gateway = _address(spec, source)
     if "redirect" not in spec:
         raise _fail("spec.redirect", "required when mode is Redirect", source)
@@ -164,7 +166,7 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
     )
     mac_mode = macvlan.get("mode", "Bridge")
     if mac_mode not in MACVLAN_MODES:
-        got = json.dumps(mac_mode)
+        got = brief(mac_mode, as_json=True)
         path = "spec.networkInterface.macvlan.mode"
         raise _fail(path, f"must be one of {', '.join(MACVLAN_MODES)}, got {got}", source)
     master = macvlan.get("master")
