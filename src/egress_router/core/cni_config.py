@@ -267,3 +267,33 @@ def parse_config(text: str) -> CniConfig:
         log_level=level,
         dns=_obj(raw, "dns") or {},
     )
+
+
+def render_config(config: CniConfig) -> dict[str, Any]:
+    """The network configuration (JSON-ready) that parses back to ``config``."""
+    args: dict[str, Any] = {"mode": config.mode}
+    if config.master is not None:
+        args["master"] = config.master
+    if config.mtu is not None:
+        args["mtu"] = config.mtu
+    ip: dict[str, Any] = {
+        "addresses": [str(config.ip.address)],
+        "gateway": str(config.ip.gateway),
+        "destinations": list(config.ip.destinations),
+    }
+    if config.ip.destination.fallback is not None:
+        ip["fallbackIP"] = str(config.ip.destination.fallback)
+    raw: dict[str, Any] = {
+        "cniVersion": config.cni_version,
+        "name": config.name,
+        "type": "egress-router",
+        "interfaceType": "macvlan",
+        "interfaceArgs": args,
+        "ip": ip,
+        "log_level": config.log_level,
+    }
+    if config.log_file is not None:
+        raw["log_file"] = config.log_file
+    if config.dns:
+        raw["dns"] = dict(config.dns)
+    return raw

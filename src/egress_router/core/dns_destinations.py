@@ -176,6 +176,15 @@ def parse_destinations(value: str | None) -> tuple[Destination, ...]:
     return tuple(result)
 
 
+def render_destinations(destinations: tuple[Destination, ...]) -> str:
+    """The value that parses back to ``destinations`` (each on its own line number)."""
+    out: list[str] = []
+    for d in destinations:
+        out += [""] * (d.line - 1 - len(out))
+        out.append(f"{d.local_port} {d.host} {d.remote_port}")
+    return "\n".join(out) + "\n"
+
+
 def _seconds(env: Mapping[str, str], var: str, default: int, minimum: int) -> int:
     text = trim(env.get(var, ""))
     if not text:

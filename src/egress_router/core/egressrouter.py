@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from egress_router.core.cni_config import DEFAULT_LOG_FILE
+from egress_router.core.cni_config import DEFAULT_LOG_FILE, NAME_RE
 from egress_router.errors import PolicyError, brief
 
 API_VERSION = "network.operator.openshift.io/v1"
@@ -30,6 +31,11 @@ APP_LABEL = {"app": "egress-router-cni"}
 DEFAULT_IMAGE = "quay.io/openshift/origin-egress-router-cni:latest"
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 MACVLAN_MODES = ("Bridge", "Private", "VEPA", "Passthru")
+# Names and namespaces: the API server enforces DNS-1123; we only keep out what could not be
+# rendered back safely (blanks, control characters, more than 253 characters). The reference
+# templates use ``<ns>`` as a placeholder, which this accepts.
+_NAME = re.compile(r"\A[!-~]{1,253}\Z")
+_UID = re.compile(r"\A[A-Za-z0-9-]{1,64}\Z")
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,16 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
     meta = top.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
         raise _fail("metadata.name", "required", source)
+    if not _NAME.match(meta["name"]):
+        got = brief(meta["name"], as_json=True)
+        raise _fail("metadata.name", f"must be a Kubernetes object name, got {got}", source)
     namespace = meta.get("namespace") or "default"
+    if not isinstance(namespace, str) or not _NAME.match(namespace):
+        got = brief(namespace, as_json=True)
+        raise _fail("metadata.namespace", f"must be a namespace name, got {got}", source)
+    uid = meta.get("uid")
+    if uid is not None and (not isinstance(uid, str) or not _UID.match(uid)):
+        raise _fail("metadata.uid", f"must be a UID string, got {brief(uid, as_json=True)}", source)
     spec = _map(
         top.get("spec"), "spec", source, ("addresses", "mode", "networkInterface", "redirect")
     )
@@ -170,12 +185,14 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
         path = "spec.networkInterface.macvlan.mode"
         raise _fail(path, f"must be one of {', '.join(MACVLAN_MODES)}, got {got}", source)
     master = macvlan.get("master")
-    if master is not None and (not isinstance(master, str) or not master):
+    if master is not None and (
+        not isinstance(master, str) or len(master) > 15 or not NAME_RE.match(master)
+    ):
         raise _fail("spec.networkInterface.macvlan.master", "must be an interface name", source)
     return EgressRouter(
         name=meta["name"],
         namespace=namespace,
-        uid=meta.get("uid"),
+        uid=uid,
         address=address,
         gateway=gateway,
         rules=rules,
@@ -183,6 +200,40 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
         mode=mac_mode,
         master=master,
     )
+
+
+def render_cr(router: EgressRouter) -> dict[str, Any]:
+    """The CR (JSON/YAML-ready) that parses back to ``router``."""
+    meta: dict[str, Any] = {"name": router.name, "namespace": router.namespace}
+    if router.uid is not None:
+        meta["uid"] = router.uid
+    rules = []
+    for rule in router.rules:
+        item: dict[str, Any] = {
+            "destinationIP": rule.destination_ip,
+            "port": rule.port,
+            "protocol": rule.protocol,
+        }
+        if rule.target_port is not None:
+            item["targetPort"] = rule.target_port
+        rules.append(item)
+    redirect: dict[str, Any] = {"redirectRules": rules}
+    if router.fallback_ip is not None:
+        redirect["fallbackIP"] = router.fallback_ip
+    macvlan: dict[str, Any] = {"mode": router.mode}
+    if router.master is not None:
+        macvlan["master"] = router.master
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": meta,
+        "spec": {
+            "mode": "Redirect",
+            "addresses": [{"ip": router.address, "gateway": router.gateway}],
+            "redirect": redirect,
+            "networkInterface": {"macvlan": macvlan},
+        },
+    }
 
 
 def cni_config(router: EgressRouter) -> dict[str, Any]:

@@ -165,6 +165,14 @@ class RuleTable:
             result = result or decision
         return by_name or result or Decision(False, DEFAULT_DENY)
 
+    def text(self) -> str:
+        """The variable's value that parses back to this table (each rule on its line)."""
+        out: list[str] = []
+        for rule in self.rules:
+            out += [""] * (rule.line - 1 - len(out))
+            out.append(rule.text)
+        return "\n".join(out) + "\n"
+
     def render(self) -> str:
         """The table printed by ``EGRESS_HTTP_PROXY_MODE=unit-test``."""
         out = [f"{'rule':>4}  {'line':>4}  {'action':<6}  {'kind':<7}  destination"]

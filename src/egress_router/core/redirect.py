@@ -188,3 +188,16 @@ def parse_destination(
         seen[key] = line.number
         rules.append(rule)
     return Destination(rules=tuple(rules), fallback=fallback)
+
+
+def render_destination(destination: Destination) -> str:
+    """The value that parses back to ``destination``: each rule on its own line number (blank
+    lines in between, so line numbers in errors and plans stay the same), then the fallback."""
+    out: list[str] = []
+    for rule in destination.rules:
+        out += [""] * (rule.line - 1 - len(out))
+        text = f"{rule.port} {rule.protocol.value} {rule.address}"
+        out.append(text if rule.remote_port == rule.port else f"{text} {rule.remote_port}")
+    if destination.fallback is not None:
+        out.append(str(destination.fallback))
+    return "\n".join(out) + "\n"

@@ -277,6 +277,30 @@ def _ports(value: Any, index: int, where: dict[str, Any]) -> tuple[PortMatch, ..
     return tuple(out)
 
 
+def render_policy(policy: Policy) -> dict[str, Any]:
+    """The document that parses back to ``policy`` (JSON- and YAML-ready plain data)."""
+    rules: list[dict[str, Any]] = []
+    for rule in policy.rules:
+        to = (
+            {"cidrSelector": str(rule.cidr)}
+            if rule.cidr is not None
+            else {"dnsName": str(rule.dns_name)}
+        )
+        item: dict[str, Any] = {"type": rule.action.value, "to": to}
+        if rule.ports:
+            item["ports"] = [
+                {"protocol": p.protocol.upper(), **({} if p.port is None else {"port": p.port})}
+                for p in rule.ports
+            ]
+        rules.append(item)
+    return {
+        "kind": policy.kind,
+        "apiVersion": API_VERSIONS[policy.kind][0],
+        "metadata": {"name": policy.name, "namespace": policy.namespace},
+        "spec": {"egress": rules},
+    }
+
+
 def index_by_namespace(policies: Iterable[Policy]) -> dict[str, Policy]:
     """One policy per namespace: a second one for the same namespace is an error."""
     by_ns: dict[str, Policy] = {}
