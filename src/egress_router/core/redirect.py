@@ -200,4 +200,6 @@ def render_destination(destination: Destination) -> str:
         out.append(text if rule.remote_port == rule.port else f"{text} {rule.remote_port}")
     if destination.fallback is not None:
         out.append(str(destination.fallback))
+    if not out:
+        return "# no rules\n"  # a value of comments only parses to no rules; empty does not
     return "\n".join(out) + "\n"
