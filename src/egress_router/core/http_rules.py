@@ -200,6 +200,8 @@ def _network(text: str) -> IPNetwork:
     if ":" in address_text:
         if "[" in address_text or "]" in address_text:
             raise ValueError("write IPv6 addresses without brackets")
+        if "%" in address_text:
+            raise ValueError("zone ids such as %eth0 are not allowed in an address")
         try:
             address = parse_ipv6(address_text)
         except ValueError as exc:
