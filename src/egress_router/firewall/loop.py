@@ -172,8 +172,8 @@ async def run(agent: Agent) -> None:
 def _upstream(agent: Agent) -> tuple[str, int]:
     if agent.config.upstream:
         return agent.config.upstream[0]
-    for line in Path("/etc/resolv.conf").read_text().splitlines():
-        fields = line.split()
+    for line in Path("/etc/resolv.conf").read_text().split("\n"):  # LF ends a line, only
+        fields = line.strip(" \t\r").split()
         if len(fields) >= 2 and fields[0] == "nameserver":
             return fields[1], 53
     raise ConfigError("--dns-upstream: no nameserver in /etc/resolv.conf; give one")
