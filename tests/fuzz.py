@@ -7,8 +7,10 @@ runs thousands of cases in well under a minute on one core."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import yaml
 from hypothesis import strategies as st
 
 from egress_router.errors import EgressRouterError
@@ -68,3 +70,48 @@ def assert_one_line(error: EgressRouterError) -> None:
     assert line
     assert all(ch.isprintable() for ch in line), line
     assert len(line) <= 2000
+
+
+# Address and port fragments of the line grammars: valid ones and near misses.
+ipv4 = st.tuples(*[st.integers(0, 260)] * 4).map(lambda t: ".".join(map(str, t)))
+good_ip = st.tuples(st.integers(1, 223), *[st.integers(0, 255)] * 3).map(
+    lambda t: ".".join(map(str, t))
+)
+good_port = st.integers(1, 65535).map(str)
+port = st.integers(0, 70000).map(str) | st.sampled_from(["080", "65535", "1", "+80", "8\u0660"])
+address_like = (
+    ipv4
+    | st.sampled_from(["203.0.113.25", "198.19.0.99", "\uff11\uff19\uff18.19.0.99", "127.0.0.1"])
+    | st.tuples(ipv4, hostile_char).map("".join)
+)
+blank = st.sampled_from([" ", "\t", "  "])
+
+
+# -- documents --------------------------------------------------------------------------------
+
+
+def either(*values: Any, valid: int = 1) -> st.SearchStrategy[Any]:
+    """The first ``valid`` values most of the time, the others (tricky ones) sometimes, and
+    one time in 16 anything at all: most documents are valid but for a field or two."""
+    good, tricky = values[:valid], values[valid:] or values[:valid]
+    return mostly(st.sampled_from(good), mostly(st.sampled_from(tricky), junk_value, 3), 6)
+
+
+def or_junk(strategy: st.SearchStrategy[Any]) -> Any:
+    """``strategy`` most of the time, an arbitrary value sometimes."""
+    return mostly(strategy, junk_value)
+
+
+@st.composite
+def encoded(draw: st.DrawFn, doc: Any) -> str:
+    """``doc`` as JSON or YAML text, sometimes with a hostile character or a duplicated line."""
+    text = json.dumps(doc) if draw(st.booleans()) else yaml.safe_dump(doc, allow_unicode=True)
+    edit = draw(st.sampled_from(["none"] * 6 + ["char", "dup"]))
+    if edit == "char" and text:
+        at = draw(st.integers(0, len(text) - 1))
+        text = text[:at] + draw(st.sampled_from(HOSTILE)) + text[at:]
+    elif edit == "dup":
+        lines = text.splitlines(keepends=True)
+        at = draw(st.integers(0, max(0, len(lines) - 1)))
+        text = "".join(lines[: at + 1] + lines[at:])
+    return text

@@ -1,7 +1,7 @@
 """CLI front end for ``egress-router cni``: render an EgressRouter CR as the operator would.
 
 Owns: the ``cni render`` command (read the CR file, print the NAD and Deployment as YAML).
-Must not: validate or render itself (``core.egressrouter``), or talk to a cluster.
+Must not: validate or render itself (``cni.model.egressrouter``), or talk to a cluster.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def render(
     ] = None,
 ) -> int:
     """Print the NetworkAttachmentDefinition and Deployment the CR renders to (YAML)."""
-    from egress_router.core import egressrouter
-    from egress_router.core.documents import MAX_CHARS, DocumentError, load_any
+    from egress_router.cni.model import egressrouter
+    from egress_router.common.documents import MAX_CHARS, DocumentError, load_any
     from egress_router.errors import ConfigError
 
     try:

@@ -12,10 +12,10 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from egress_router.core.http_rules import RuleTable
-from egress_router.core.lines import bad_char, describe_char
-from egress_router.core.values import parse_port
+from egress_router.common.lines import bad_char, describe_char
+from egress_router.common.values import parse_port
 from egress_router.errors import VariableError
+from egress_router.http_proxy.model.rules import RuleTable
 
 
 def default_workers() -> int:

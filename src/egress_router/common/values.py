@@ -1,0 +1,125 @@
+"""Strict parsers for the scalar values that appear in every grammar: addresses, prefixes, ports.
+
+Owns: what an IPv4 address, an IPv6 address, an IPv4 interface (address/prefix), a prefix
+length, a port and a DNS name are. Numbers are ASCII digits only (``str.isdigit`` and ``int``
+also take ``١٩٨`` or ``²``), an IPv6 address never carries a zone (``fe80::1%eth0``), and a
+single-line value is trimmed of spaces, tabs, CR and LF only (``str.strip`` also eats NBSP,
+FS/GS/RS/US and NEL, which would then be accepted as part of a valid value).
+Must not: know which variable a value came from; callers wrap ``ValueError`` into our
+``VariableError``/``PolicyError`` with the variable, line and text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+_DOTTED_QUAD = re.compile(r"\A[0-9]{1,3}(\.[0-9]{1,3}){3}\Z")
+_HEX_IPV6 = re.compile(r"\A[0-9A-Fa-f:.]+\Z")
+# RFC 1123 labels: letters, digits, hyphens; not starting/ending with a hyphen; <= 63 chars.
+_LABEL = re.compile(r"\A(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+MAX_NAME_LENGTH = 253  # RFC 1035 limit on a presentation-format name without the root dot
+
+
+def trim(text: str) -> str:
+    """A single-line value without surrounding spaces, tabs, CR or LF (and nothing else)."""
+    return text.strip(" \t\r\n")
+
+
+def is_decimal(text: str) -> bool:
+    """True when ``text`` is one or more ASCII digits (``isdigit`` alone accepts ``²``, ``٢``)."""
+    return text.isascii() and text.isdigit()
+
+
+def parse_prefixlen(text: str, maximum: int) -> int:
+    """A prefix length 0..``maximum`` in ASCII digits; ``ValueError`` says the range."""
+    if not is_decimal(text) or len(text) > 3 or int(text) > maximum:
+        raise ValueError(f"the prefix length must be 0-{maximum}")
+    return int(text)
+
+
+def parse_ipv6(text: str) -> ipaddress.IPv6Address:
+    """An IPv6 address in ASCII, without brackets, zone (``%eth0``) or prefix."""
+    if "%" in text:
+        raise ValueError("zone ids such as %eth0 are not allowed in an address")
+    if not _HEX_IPV6.match(text):
+        raise ValueError("not a valid IPv6 address")
+    try:
+        return ipaddress.IPv6Address(text)
+    except ValueError:
+        raise ValueError("not a valid IPv6 address") from None
+
+
+def parse_ipv4(text: str) -> ipaddress.IPv4Address:
+    """A dotted-quad IPv4 address with every octet in 0..255 (no CIDR, no names)."""
+    if not _DOTTED_QUAD.match(text):
+        raise ValueError("expected an IPv4 address such as 203.0.113.25")
+    octets = [int(part) for part in text.split(".")]
+    if any(o > 255 for o in octets):
+        raise ValueError("IPv4 octets must be 0-255")
+    return ipaddress.IPv4Address(".".join(str(o) for o in octets))
+
+
+@dataclass(frozen=True)
+class IPv4Source:
+    """``EGRESS_SOURCE``: the reserved address, and the prefix given with it (None = bare IP)."""
+
+    address: ipaddress.IPv4Address
+    prefixlen: int | None
+
+    @property
+    def interface(self) -> ipaddress.IPv4Interface:
+        """The address to put on the interface: with its prefix, or /32 when none was given."""
+        return ipaddress.IPv4Interface(f"{self.address}/{self.prefixlen or 32}")
+
+    def __str__(self) -> str:
+        return str(self.address) if self.prefixlen is None else f"{self.address}/{self.prefixlen}"
+
+
+def parse_ipv4_source(text: str) -> IPv4Source:
+    """``A.B.C.D`` or ``A.B.C.D/N`` with N in 0..32."""
+    address_text, slash, prefix_text = text.partition("/")
+    address = parse_ipv4(address_text)
+    if not slash:
+        return IPv4Source(address, None)
+    return IPv4Source(address, parse_prefixlen(prefix_text, 32))
+
+
+def parse_port(text: str) -> int:
+    """A decimal port number 1..65535 (leading zeros are read as decimal, never octal)."""
+    if not is_decimal(text):
+        raise ValueError("a port must be a number from 1 to 65535")
+    port = int(text, 10) if len(text) <= 10 else 0  # int() of 5,000 digits raises its own text
+    if not 1 <= port <= 65535:
+        raise ValueError("a port must be in the range 1 to 65535")
+    return port
+
+
+def normalize_name(text: str) -> str:
+    """Lower-case a DNS name and drop one trailing dot (names compare case-insensitively)."""
+    return text.lower().removesuffix(".")
+
+
+def is_dns_name(text: str, *, min_labels: int = 1) -> bool:
+    """True when ``text`` is a syntactically valid host name (RFC 1123), trailing dot allowed."""
+    name = text.removesuffix(".")
+    if not name or len(name) > MAX_NAME_LENGTH:
+        return False
+    labels = name.split(".")
+    if len(labels) < min_labels:
+        return False
+    if not all(_LABEL.match(label) for label in labels):
+        return False
+    # An all-numeric last label would make it look like an address (1.2.3.4.5 is not a name).
+    return not is_decimal(labels[-1])
+
+
+_NOT_A_PEER = tuple(
+    ipaddress.IPv4Network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4")
+)
+
+
+def is_peer(address: ipaddress.IPv4Address) -> bool:
+    """Whether ``address`` can be forwarded to (also applied to every DNS answer)."""
+    return not any(address in net for net in _NOT_A_PEER)
