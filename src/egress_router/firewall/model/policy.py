@@ -106,7 +106,7 @@ def _fail(message: str, where: dict[str, Any], *, rule: int | None = None, field
 
 def load_documents(text: str, source: str) -> list[Any]:
     """The documents of one file: JSON (one value) or YAML (one or more documents), decoded
-    within ``core.documents``' bounds (size, depth, alias expansion, duplicate keys)."""
+    within ``common.documents``' bounds (size, depth, alias expansion, duplicate keys)."""
     try:
         return load_any(text)
     except DocumentError as exc:
