@@ -7,6 +7,8 @@ a running agent's policy and checks rules, DNS proxy and metrics after each."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from egress_router.errors import PolicyError
@@ -76,10 +78,10 @@ def test_run_keeps_rules_and_dns_proxy_through_every_bad_reload(tmp_path):
         before = ruleset(lab)
         bad = {**POLICY_BOMBS, "not-utf8": ("", "cannot read")}
         for count, (name, (text, phrase)) in enumerate(sorted(bad.items()), 1):
-            if name == "not-utf8":
-                path.write_bytes(b"kind: \xff\n")
-            else:
-                path.write_text(text)
+            # Written aside and renamed, so the watcher never reads a half-written file.
+            staged = path.with_suffix(".new")
+            staged.write_bytes(b"kind: \xff\n" if name == "not-utf8" else text.encode())
+            os.replace(staged, path)
             assert eventually(
                 lambda n=count: agent.output().count("reload failed") >= n, timeout=30
             ), (name, agent.output()[-2000:])
@@ -95,6 +97,8 @@ def test_run_keeps_rules_and_dns_proxy_through_every_bad_reload(tmp_path):
         assert sample(
             metrics.stdout, "egress_router_firewall_reloads_total", outcome="failed"
         ) == len(bad)
-        path.write_text(good.replace("0.0.0.0/0", "198.51.100.0/24"))  # a good reload follows
+        staged = path.with_suffix(".new")  # a good reload follows
+        staged.write_text(good.replace("0.0.0.0/0", "198.51.100.0/24"))
+        os.replace(staged, path)
         assert eventually(lambda: "reloaded:" in agent.output(), timeout=30)
         assert agent.stop() == 0
