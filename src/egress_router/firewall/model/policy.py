@@ -23,8 +23,10 @@ from typing import Any
 
 from egress_router.common.documents import DocumentError, load_any
 from egress_router.common.values import (
+    AliasKind,
     is_dns_name,
     normalize_name,
+    normalize_network,
     parse_ipv4,
     parse_ipv6,
     parse_prefixlen,
@@ -40,6 +42,7 @@ _NAMESPACE = re.compile(r"\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")  # DNS-1123 l
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAPPED_ONLY = frozenset({AliasKind.MAPPED})
 
 
 class Action(StrEnum):
@@ -231,9 +234,12 @@ def parse_cidr(text: str, *, ipv6: bool = True) -> Network:
     if ":" in address:
         if not ipv6:
             raise ValueError("IPv6 needs kind EgressFirewall")
-        return ipaddress.IPv6Network(
+        network = ipaddress.IPv6Network(
             f"{parse_ipv6(address)}/{parse_prefixlen(prefix, 128)}", strict=False
         )
+        # ::ffff:a.b.c.d/N+96 reaches IPv4 hosts, which the kernel sends as IPv4 packets: an
+        # ip6 rule for it would match nothing, so it is the IPv4 rule a.b.c.d/N.
+        return normalize_network(network, MAPPED_ONLY)
     v4 = parse_ipv4(address)
     return ipaddress.IPv4Network(f"{v4}/{parse_prefixlen(prefix, 32)}", strict=False)
 

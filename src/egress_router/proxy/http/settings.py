@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from egress_router.common.lines import bad_char, describe_char
-from egress_router.common.values import parse_port
+from egress_router.common.values import parse_port, unmap_address
 from egress_router.errors import VariableError
 from egress_router.http_proxy.model.rules import RuleTable
 
@@ -108,7 +108,8 @@ def parse_listen(value: str, variable: str) -> tuple[str, ...]:
         try:
             if not item.isascii() or "%" in item:
                 raise ValueError  # non-ASCII digits, a zone id
-            address = ipaddress.ip_address(item.strip("[]"))
+            # ::ffff:a.b.c.d binds a.b.c.d: checked and bound as the IPv4 address it is
+            address = unmap_address(ipaddress.ip_address(item.strip("[]")))
         except ValueError:
             raise VariableError(variable, "not an IP address", text=item) from None
         if address.is_unspecified:
