@@ -89,6 +89,8 @@ OPERATOR_DENIED = [
     ("patch", "k8s.ovn.org/egressfirewalls", {}),
     ("create", "rbac.authorization.k8s.io/clusterroles", {}),
     ("patch", "nodes", {}),
+    ("patch", "network.operator.openshift.io/egressrouters", {}),
+    ("list", "apiextensions.k8s.io/customresourcedefinitions", {}),
 ]
 AGENT_ALLOWED = [
     ("watch", "pods", {}),
