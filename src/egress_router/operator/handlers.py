@@ -135,6 +135,7 @@ def run(kubeconfig: str | None, image: str) -> None:
     """Run the operator until SIGINT/SIGTERM (blocks)."""
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it too
+    kopf.configure(log_format=kopf.LogFormat.PLAIN)  # INFO and up on stderr
     kube = Kube(kubeconfig)
     try:
         kopf.run(
