@@ -114,12 +114,12 @@ def owned_event(body: kopf.Body, memo: Memo, **_: Any) -> None:
         _handle(router, memo, router)
 
 
-for _group, _version, _plural in (
+for _resource in (
     ("apps", "v1", "deployments"),
-    ("", "v1", "services"),
+    ("v1", "services"),  # the core group: kopf's "v1" prefix
     ("k8s.cni.cncf.io", "v1", "network-attachment-definitions"),
 ):
-    kopf.on.event(_group, _version, _plural, labels=OWNED_SELECTOR, registry=registry)(owned_event)
+    kopf.on.event(*_resource, labels=OWNED_SELECTOR, registry=registry)(owned_event)
 
 
 def settings() -> kopf.OperatorSettings:
