@@ -140,11 +140,11 @@ def linear_commands(rules: list[dict]) -> list[dict]:
 
 def ours_commands(path: Path) -> list[dict]:
     """Exactly what ``firewall apply --pods bench=CLIENT PATH`` sends to the kernel."""
-    from egress_router.core.firewall.decide import parse_node
-    from egress_router.core.firewall.plan import compile_plan
-    from egress_router.core.firewall.render import FAMILY, TABLE, build
-    from egress_router.dataplane import nftables
     from egress_router.firewall.agent import load_policies
+    from egress_router.firewall.model.decide import parse_node
+    from egress_router.firewall.model.plan import compile_plan
+    from egress_router.firewall.model.render import FAMILY, TABLE, build
+    from egress_router.kernel import nftables
 
     plan = compile_plan(load_policies([path], None), parse_node([f"bench={CLIENT}"]))
     return build(plan, {}, nftables.replace_table_commands(FAMILY, TABLE))
@@ -365,10 +365,10 @@ def main() -> int:
 INPROC = r"""
 import sys, time
 from pathlib import Path
-from egress_router.core.firewall.decide import parse_node
-from egress_router.core.firewall.plan import compile_plan
-from egress_router.core.firewall.render import FAMILY, TABLE, build
-from egress_router.dataplane import nftables
+from egress_router.firewall.model.decide import parse_node
+from egress_router.firewall.model.plan import compile_plan
+from egress_router.firewall.model.render import FAMILY, TABLE, build
+from egress_router.kernel import nftables
 from egress_router.firewall.agent import load_policies
 t0 = time.perf_counter()
 policies = load_policies([Path(sys.argv[1])], None)

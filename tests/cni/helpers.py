@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from egress_router.dataplane.netlink import Netlink, netns_path
+from egress_router.kernel.netlink import Netlink, netns_path
 from egress_router.lab.topology import Lab
 
 PLUGIN = str(Path(sys.executable).parent / "egress-router-cni")

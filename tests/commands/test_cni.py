@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.cni.model.test_egressrouter import CANONICAL, EXPECTED_CONFIG
 from tests.conftest import cli
-from tests.core.test_egressrouter import CANONICAL, EXPECTED_CONFIG
 
 
 def test_render_prints_nad_and_deployment(tmp_path: Path) -> None:

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from egress_router.core.firewall.decide import parse_node
-from egress_router.core.firewall.policy import index_by_namespace, parse_text
-from egress_router.dataplane import nftables
 from egress_router.firewall import agent as agent_mod
 from egress_router.firewall.agent import Agent, AgentConfig
+from egress_router.firewall.model.decide import parse_node
+from egress_router.firewall.model.policy import index_by_namespace, parse_text
+from egress_router.kernel import nftables
 from tests.reference_examples import EGRESS_NETWORK_POLICY
 
 from .helpers import allow_name

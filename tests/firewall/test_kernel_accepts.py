@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from egress_router.core.firewall.decide import parse_node
-from egress_router.core.firewall.plan import compile_plan
-from egress_router.core.firewall.policy import Action, Policy, PortMatch, Rule
-from egress_router.core.firewall.render import FAMILY, TABLE, build
-from egress_router.dataplane import nftables
+from egress_router.firewall.model.decide import parse_node
+from egress_router.firewall.model.plan import compile_plan
+from egress_router.firewall.model.policy import Action, Policy, PortMatch, Rule
+from egress_router.firewall.model.render import FAMILY, TABLE, build
+from egress_router.kernel import nftables
 
 pytestmark = pytest.mark.lab
 

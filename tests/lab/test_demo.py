@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from egress_router.dataplane.netlink import list_netns
+from egress_router.kernel.netlink import list_netns
 from egress_router.lab.topology import STATE_DIR
 from tests.conftest import EGRESS_ROUTER
 

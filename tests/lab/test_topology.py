@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from egress_router.dataplane.netlink import list_netns
+from egress_router.kernel.netlink import list_netns
 from egress_router.lab.servers import Nginx
 from egress_router.lab.topology import ADDR, Lab
 

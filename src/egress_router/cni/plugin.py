@@ -5,8 +5,8 @@ exit status), the log file, and the ADD / DEL / CHECK sequences: the macvlan is 
 the master in the namespace the plugin runs in (the node's), moved into ``CNI_NETNS`` under a
 temporary name; then the plugin enters that namespace and the router applier configures it
 (address, gateway host route, default route via the gateway, ip_forward, our nftables table).
-Must not: parse or plan (``core.cni_config``, ``core.cni_skel``, ``core.router_plan``,
-``core.redirect_rules`` do), or touch any namespace but its own and ``CNI_NETNS``.
+Must not: parse or plan (``cni.model.config``, ``cni.model.skel``, ``redirect.model.plan``,
+``redirect.model.rules`` do), or touch any namespace but its own and ``CNI_NETNS``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
-from egress_router.core import cni_skel
-from egress_router.core.cni_config import (
+from egress_router.cni.model import skel as cni_skel
+from egress_router.cni.model.config import (
     CLUSTER_INTERFACE,
     DEFAULT_LOG_FILE,
     INVALID_ENV,
@@ -32,10 +32,10 @@ from egress_router.core.cni_config import (
     parse_config,
     parse_version,
 )
-from egress_router.core.router_env import Interfaces, Mode, RouterEnv
-from egress_router.core.router_plan import AddRoute, DeleteRoute
-from egress_router.core.values import IPv4Source
+from egress_router.common.values import IPv4Source
 from egress_router.errors import EgressRouterError
+from egress_router.redirect.model.env import Interfaces, Mode, RouterEnv
+from egress_router.redirect.model.plan import AddRoute, DeleteRoute
 
 LOG_ENV = "EGRESS_ROUTER_CNI_LOG"  # log file when the config names none
 
@@ -86,8 +86,8 @@ def _log_path(raw_text: str, env: Mapping[str, str]) -> str:
 
 def _create_macvlan(config: CniConfig, sandbox: str, ifname: str, log: Logger) -> bool:
     """Create the macvlan here, move it into ``sandbox`` and enter it; True if it is new."""
-    from egress_router.dataplane import sysctl
-    from egress_router.dataplane.netlink import Netlink, enter_netns
+    from egress_router.kernel import sysctl
+    from egress_router.kernel.netlink import Netlink, enter_netns
 
     tmp = "egr" + secrets.token_hex(4)
     with Netlink() as nl:
@@ -124,8 +124,8 @@ def _create_macvlan(config: CniConfig, sandbox: str, ifname: str, log: Logger) -
 
 
 def _add(config: CniConfig, inv: cni_skel.Invocation, log: Logger) -> str:
-    from egress_router.dataplane.netlink import Netlink
-    from egress_router.router import apply
+    from egress_router.kernel.netlink import Netlink
+    from egress_router.redirect import apply
 
     log.log(f"Gateway: {config.ip.gateway}")
     log.log(f"IP Source Addresses: {cni_skel.go_list([str(config.ip.address)])}")
@@ -175,9 +175,9 @@ def _add(config: CniConfig, inv: cni_skel.Invocation, log: Logger) -> str:
 
 
 def _del(inv: cni_skel.Invocation, log: Logger) -> None:
-    from egress_router.core import redirect_rules
-    from egress_router.dataplane import nftables
-    from egress_router.dataplane.netlink import Netlink, enter_netns
+    from egress_router.kernel import nftables
+    from egress_router.kernel.netlink import Netlink, enter_netns
+    from egress_router.redirect.model import rules as redirect_rules
 
     log.log("Called CNI DEL")
     if not inv.netns or not os.path.exists(inv.netns):
@@ -196,7 +196,7 @@ def _del(inv: cni_skel.Invocation, log: Logger) -> None:
 
 
 def _check(config: CniConfig, inv: cni_skel.Invocation) -> None:
-    from egress_router.dataplane.netlink import Netlink, enter_netns
+    from egress_router.kernel.netlink import Netlink, enter_netns
 
     cni_skel.check_allowed(config.cni_version)
     enter_netns(inv.netns)

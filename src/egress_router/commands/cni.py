@@ -1,7 +1,7 @@
 """CLI front end for ``egress-router cni``: render an EgressRouter CR as the operator would.
 
 Owns: the ``cni render`` command (read the CR file, print the NAD and Deployment as YAML).
-Must not: validate or render itself (``core.egressrouter``), or talk to a cluster.
+Must not: validate or render itself (``cni.model.egressrouter``), or talk to a cluster.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def render(
     """Print the NetworkAttachmentDefinition and Deployment the CR renders to (YAML)."""
     import yaml
 
-    from egress_router.core import egressrouter
+    from egress_router.cni.model import egressrouter
     from egress_router.errors import ConfigError
 
     try:

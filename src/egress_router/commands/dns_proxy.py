@@ -1,7 +1,7 @@
 """CLI front end for ``egress-router dns-proxy`` (the ose-egress-dns-proxy container).
 
 Owns: reading the environment, printing the plan in unit-test mode, starting the service.
-Must not: contain parsing or forwarding logic (``core.dns_destinations``, ``proxy.dns``).
+Must not: contain parsing or forwarding logic (``dns_proxy.model.destinations``, ``dns_proxy``).
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ def register(app: typer.Typer) -> None:
     ) -> int:
         """Forward TCP ports to IPs or DNS names (EGRESS_DNS_PROXY_DESTINATION), following
         each name's answers; see docs/dns-proxy.md."""
-        from egress_router.core.dns_destinations import parse_settings, render_plan
+        from egress_router.dns_proxy.model.destinations import parse_settings, render_plan
         from egress_router.errors import VariableError
 
         settings = parse_settings(os.environ)
         listen = None
         text = metrics if metrics is not None else os.environ.get(METRICS) or None
         if text is not None and text.strip().lower() != "off":
-            from egress_router.dataplane.metrics import parse_listen
+            from egress_router.runtime.metrics import parse_listen
 
             variable = "--metrics" if metrics is not None else METRICS
             try:
@@ -45,6 +45,6 @@ def register(app: typer.Typer) -> None:
         if settings.unit_test:
             typer.echo(render_plan(settings), nl=False)
             return 0
-        from egress_router.proxy.dns.main import run
+        from egress_router.dns_proxy.main import run
 
         return run(settings, listen)

@@ -3,7 +3,7 @@
 Owns: the flags (``--pods NAMESPACE=CIDR[,CIDR...]`` repeatable, ``--cluster-cidr`` and
 ``--service-cidr`` repeatable or comma lists, ``--namespace`` for policies without
 ``metadata.namespace``, ``--dns-listen ADDR[:PORT]``) and printing results.
-Must not: contain policy logic (``core.firewall``) or kernel access (``firewall.agent``).
+Must not: contain policy logic (``firewall.model``) or kernel access (``firewall.agent``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import typer
 from egress_router.errors import VariableError
 
 if TYPE_CHECKING:
-    from egress_router.core.firewall.decide import Address, Members, NodeConfig
-    from egress_router.core.firewall.policy import Rule
+    from egress_router.firewall.model.decide import Address, Members, NodeConfig
+    from egress_router.firewall.model.policy import Rule
 
 fw = typer.Typer(
     name="firewall",
@@ -59,13 +59,13 @@ def register(app: typer.Typer) -> None:
 def _node(
     pods: list[str] | None, cluster: list[str] | None, service: list[str] | None
 ) -> NodeConfig:
-    from egress_router.core.firewall.decide import parse_node
+    from egress_router.firewall.model.decide import parse_node
 
     return parse_node(pods or [], cluster or [], service or [])
 
 
 def _hostport(flag: str, text: str, default_port: int) -> tuple[str, int]:
-    from egress_router.core.values import parse_port
+    from egress_router.common.values import parse_port
 
     host, port = text, str(default_port)
     if text.startswith("["):
@@ -152,8 +152,9 @@ def run(
     """Apply, then keep DNS-named rules current and reload on file change or SIGHUP."""
     import asyncio
 
-    from egress_router.core.firewall.dnsrules import DnsSettings
     from egress_router.firewall.agent import Agent, AgentConfig
+    from egress_router.firewall.loop import run
+    from egress_router.firewall.model.dnsrules import DnsSettings
 
     if not 0 < ttl_floor <= ttl_ceiling or retry_first <= 0 or retry_max < retry_first:
         raise VariableError(
@@ -168,7 +169,7 @@ def run(
     )
     metrics_listen = None
     if metrics and metrics.strip().lower() != "off":
-        from egress_router.dataplane.metrics import parse_listen
+        from egress_router.runtime.metrics import parse_listen
 
         try:
             metrics_listen = parse_listen(metrics)
@@ -188,9 +189,9 @@ def run(
     try:
         import uvloop
 
-        uvloop.run(agent.run())
+        uvloop.run(run(agent))
     except ImportError:  # pragma: no cover - uvloop is a pinned dependency
-        asyncio.run(agent.run())
+        asyncio.run(run(agent))
     return 0
 
 
@@ -210,9 +211,9 @@ def explain(
     ] = True,
 ) -> int:
     """Print the verdict for one connection and the rule that decided it."""
-    from egress_router.core.firewall.decide import decide
-    from egress_router.core.values import is_dns_name
+    from egress_router.common.values import is_dns_name
     from egress_router.firewall.agent import load_policies
+    from egress_router.firewall.model.decide import decide
 
     loaded = load_policies(policies, namespace)
     node = _node(pods, cluster_cidr, service_cidr)
@@ -247,10 +248,10 @@ def explain(
 
 def _live_members() -> Members | None:
     """Addresses in the kernel's DNS sets, if our table is readable here (else None)."""
-    from egress_router.core.firewall.plan import dns_set_name
-    from egress_router.core.firewall.render import FAMILY, TABLE
-    from egress_router.dataplane import nftables
     from egress_router.errors import DataplaneError
+    from egress_router.firewall.model.plan import dns_set_name
+    from egress_router.firewall.model.render import FAMILY, TABLE
+    from egress_router.kernel import nftables
 
     try:
         items = nftables.list_table(FAMILY, TABLE) or []

@@ -3,7 +3,7 @@
 Owns: reading EGRESS_HTTP_PROXY_* (each knob also a flag; a flag wins over the variable),
 ``unit-test`` mode (print the parsed rule table), finding the cluster-side listen addresses
 through the netlink adapter, and starting the proxy.
-Must not: parse destinations (``core.http_rules``) or handle connections (``proxy.http``).
+Must not: parse destinations (``http_proxy.model.rules``) or handle connections (``proxy.http``).
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ LOOPBACK = "127.0.0.1"
 
 
 def _listen_addresses(interface: str) -> tuple[str, ...]:
-    from egress_router.dataplane.netlink import Netlink
     from egress_router.errors import VariableError
+    from egress_router.kernel.netlink import Netlink
 
     with Netlink() as nl:
         if nl.link(interface) is None:
@@ -68,8 +68,8 @@ def _listen_addresses(interface: str) -> tuple[str, ...]:
 
 def _refuse_reserved(listen: tuple[str, ...], variable: str, macvlan: str) -> None:
     """Never listen on the reserved external address: that made the reference an open proxy."""
-    from egress_router.dataplane.netlink import Netlink
     from egress_router.errors import VariableError
+    from egress_router.kernel.netlink import Netlink
 
     with Netlink() as nl:
         if nl.link(macvlan) is None:
@@ -86,9 +86,9 @@ def _refuse_reserved(listen: tuple[str, ...], variable: str, macvlan: str) -> No
 
 def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> Any:
     """``ProxySettings`` from flags (preferred) and the environment; raises VariableError."""
-    from egress_router.core.http_rules import parse_destinations
-    from egress_router.core.values import parse_port
+    from egress_router.common.values import parse_port
     from egress_router.errors import VariableError
+    from egress_router.http_proxy.model.rules import parse_destinations
     from egress_router.proxy.http import settings as s
 
     def value(knob: str) -> tuple[str, str | None]:
@@ -130,7 +130,7 @@ def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> A
         options["shutdown_timeout"] = s.parse_positive(text, variable)
     variable, text = value("metrics")
     if text is not None and text.strip().lower() not in ("", "off"):
-        from egress_router.dataplane.metrics import parse_listen
+        from egress_router.runtime.metrics import parse_listen
 
         try:
             options["metrics"] = parse_listen(text)
@@ -195,7 +195,7 @@ def register(app: typer.Typer) -> None:
         (see docs/http-proxy.md)."""
         flags = dict(locals())
         if os.environ.get(MODE) == "unit-test":
-            from egress_router.core.http_rules import parse_destinations
+            from egress_router.http_proxy.model.rules import parse_destinations
 
             typer.echo(parse_destinations(os.environ.get(DESTINATION)).render(), nl=False)
             return 0

@@ -104,7 +104,7 @@ def down(
 @lab_app.command("status")
 def status() -> int:
     """List the labs that exist on this machine."""
-    from egress_router.dataplane.netlink import list_netns
+    from egress_router.kernel.netlink import list_netns
     from egress_router.lab.topology import Lab
 
     existing = set(list_netns())

@@ -3,7 +3,8 @@
 Owns: reading the environment, the interface-name flags, dispatching on EGRESS_ROUTER_MODE
 (legacy waits for SIGTERM/SIGINT, init and the proxy modes exit, unit-test prints the plan)
 and the debug log on stderr.
-Must not: parse variables or plan (``core``), or talk to the kernel directly (``router.apply``).
+Must not: parse variables or plan (``redirect.model``), or talk to the kernel directly
+(``redirect.apply``).
 """
 
 from __future__ import annotations
@@ -100,17 +101,17 @@ def setup(
     EGRESS_ROUTER_MODE (legacy, init, http-proxy, dns-proxy, unit-test),
     EGRESS_ROUTER_DEBUG. See docs/redirect.md.
     """
-    from egress_router.core.router_env import Mode, parse_router_env
+    from egress_router.redirect.model.env import Mode, parse_router_env
 
     variables = _with_destination_file(dict(os.environ), destination_file)
     env = parse_router_env(variables, macvlan=macvlan_interface, cluster=cluster_interface)
     if env.mode is Mode.UNIT_TEST:
-        from egress_router.router.report import render_plan
+        from egress_router.redirect.report import render_plan
 
         sys.stdout.write(render_plan(env))
         return 0
 
-    from egress_router.router import apply
+    from egress_router.redirect import apply
 
     log: Log = _debug_log if env.debug else _quiet
     log(f"mode {env.mode.value}, source {env.source}, gateway {env.gateway}")

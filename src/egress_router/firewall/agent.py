@@ -4,7 +4,7 @@ Owns: reading policy files, validating everything before touching the kernel, re
 table in one checked transaction (``apply``), the learned DNS addresses (per namespace and
 dnsName pattern, each with its expiry) and writing them to the sets, adopting the sets a
 previous agent left. The run loop (polling, reloads, signals) is in ``firewall.loop``.
-Must not: build nft JSON itself (``core.firewall.render``) or decide verdicts.
+Must not: build nft JSON itself (``firewall.model.render``) or decide verdicts.
 
 Failure semantics: a policy that does not validate, or a ruleset the kernel refuses, changes
 nothing (the previous table stays in force, also after a failed reload). If the agent dies,
@@ -23,18 +23,18 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from egress_router.core.firewall.decide import Address, NodeConfig
-from egress_router.core.firewall.dnsrules import DnsSettings
-from egress_router.core.firewall.plan import Plan, compile_plan
-from egress_router.core.firewall.policy import Policy, index_by_namespace, parse_text
-from egress_router.core.firewall.render import FAMILY, TABLE, build, learn_commands
-from egress_router.dataplane import nftables
 from egress_router.errors import EgressRouterError, PolicyError
+from egress_router.firewall.model.decide import Address, NodeConfig
+from egress_router.firewall.model.dnsrules import DnsSettings
+from egress_router.firewall.model.plan import Plan, compile_plan
+from egress_router.firewall.model.policy import Policy, index_by_namespace, parse_text
+from egress_router.firewall.model.render import FAMILY, TABLE, build, learn_commands
+from egress_router.kernel import nftables
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
-    from egress_router.dataplane.metrics import FirewallMetrics
+    from egress_router.runtime.metrics import FirewallMetrics
 
 MAX_ADDRESSES_PER_NAME = 1000  # per namespace and name, as Cilium's default cap
 
@@ -81,7 +81,7 @@ class Agent:
         self.metrics: FirewallMetrics | None = None
         self.registry: CollectorRegistry | None = None
         if config.metrics is not None:
-            from egress_router.dataplane.metrics import FirewallMetrics, new_registry
+            from egress_router.runtime.metrics import FirewallMetrics, new_registry
 
             self.registry = new_registry()
             self.metrics = FirewallMetrics(self.registry)
@@ -221,11 +221,19 @@ class Agent:
             if r.dns_name and not r.dns_name.startswith("*.")
         }
 
-    async def run(self) -> None:
-        """Serve until SIGTERM/SIGINT (see ``firewall.loop``)."""
-        from egress_router.firewall.loop import run
+    # -- what the DNS server needs (``dns_server.Learner``) ---------------------------------
 
-        await run(self)
+    def dns_patterns(self, client: str) -> tuple[str, list[str]] | None:
+        """The namespace of the pod at ``client`` and the dnsName patterns of its policy."""
+        namespace = self.config.node.namespace_of(ip_address(client))
+        policy = self.policies.get(namespace or "")
+        if namespace is None or policy is None:
+            return None
+        return namespace, [r.dns_name for r in policy.rules if r.dns_name]
+
+    def dns_lifetime(self, ttl: float) -> float:
+        """How long an address answered with ``ttl`` stays in the sets."""
+        return self.config.dns.lifetime(ttl)
 
 
 def _summary(plan: Plan, policies: dict[str, Policy]) -> str:

@@ -13,9 +13,9 @@ import asyncio
 import signal
 from pathlib import Path
 
-from egress_router.core.firewall.decide import Address
 from egress_router.errors import ConfigError, EgressRouterError, ResolveError
 from egress_router.firewall.agent import Agent, log, summary, warnings
+from egress_router.firewall.model.decide import Address
 from egress_router.firewall.resolver import Resolver
 
 
@@ -115,16 +115,16 @@ async def run(agent: Agent) -> None:
             pollers[name] = asyncio.create_task(_poll(agent, name, resolver))
 
     if agent.config.metrics is not None:
-        from egress_router.dataplane.metrics import serve
+        from egress_router.runtime.metrics import serve
 
         serve(*agent.config.metrics, agent.registry)  # before any kernel change, like the proxy
         log(f"metrics on http://{agent.config.metrics[0]}:{agent.config.metrics[1]}/metrics")
     proxy = None
     if agent.config.dns_listen is not None:
-        from egress_router.firewall.dnsproxy import start_proxy
+        from egress_router.firewall.dns_server import start_server
 
         # Bind first, so a busy or missing address fails before the kernel is changed.
-        proxy = await start_proxy(agent, agent.config.dns_listen, _upstream(agent))
+        proxy = await start_server(agent, agent.config.dns_listen, _upstream(agent))
     try:
         agent.apply()  # blocking on purpose: no query is answered before the rules exist
     except BaseException:

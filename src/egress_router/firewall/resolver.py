@@ -3,7 +3,7 @@
 Owns: the dnspython calls of the firewall: ``lookup`` (both families, TCP on truncation,
 5 s per query, the lowest TTL of the chain) and ``read_answer`` (the CNAME chain and the
 addresses one response gives for its question, used by the DNS proxy).
-Must not: decide schedules or touch the kernel (``core.firewall.dnsrules`` and ``agent`` do).
+Must not: decide schedules or touch the kernel (``firewall.model.dnsrules`` and ``agent`` do).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
-from egress_router.core.firewall.decide import Address
 from egress_router.errors import ResolveError
+from egress_router.firewall.model.decide import Address
 
 QUERY_TIMEOUT_S = 5.0  # per query, as the references use
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from egress_router.dataplane.netlink import Netlink
 from egress_router.errors import DataplaneError
+from egress_router.kernel.netlink import Netlink
 from egress_router.lab import procs
 from egress_router.lab.topology import Lab
 

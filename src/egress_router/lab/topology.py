@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from egress_router.core.nft import Table, match_meta
-from egress_router.dataplane import nftables
-from egress_router.dataplane.netlink import Netlink, create_netns, list_netns, remove_netns
+from egress_router.common.nft import Table, match_meta
+from egress_router.kernel import nftables
+from egress_router.kernel.netlink import Netlink, create_netns, list_netns, remove_netns
 from egress_router.lab import procs
 
 STATE_DIR = Path(os.environ.get("EGRESS_ROUTER_LAB_STATE", "/run/egress-router-lab"))

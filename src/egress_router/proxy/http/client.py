@@ -3,7 +3,7 @@
 Owns: parsing requests (httptools), the per-connection queue of exchanges (pipelining), the
 policy check before any upstream work, 4xx/5xx answers of our own, flow control towards the
 upstream, the switch to a byte tunnel after CONNECT, timeouts and the access-log line.
-Must not: parse responses (``upstream`` does) or contain policy logic (``core.http_rules``).
+Must not: parse responses (``upstream`` does) or contain policy logic (``http_proxy.model.rules``).
 
 Hot path: request bytes go to httptools; body and tunnel bytes go to ``transport.write`` of
 the other side as they arrive, with no per-byte Python work.

@@ -5,7 +5,7 @@ applying the address level of the policy to every address before any connection 
 addresses are dialled, so a name cannot lead into a denied network), the resolve+connect
 timeout (504) and failures (502), and handing a connected transport (or, for CONNECT, a raw
 socket for the kernel splice) to the client.
-Must not: parse HTTP or decide policy itself (``core.http_rules`` via the worker does).
+Must not: parse HTTP or decide policy itself (``http_proxy.model.rules`` via the worker does).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import asyncio
 import socket
 from typing import TYPE_CHECKING
 
-from egress_router.core.http_rules import Decision
+from egress_router.http_proxy.model.rules import Decision
 from egress_router.proxy.http import splice
 from egress_router.proxy.http.exchange import Exchange
 from egress_router.proxy.http.upstream import UpstreamProtocol

@@ -16,7 +16,7 @@ import sys
 from egress_router.errors import DataplaneError
 from egress_router.proxy.http.settings import ProxySettings
 from egress_router.proxy.http.worker import run_worker
-from egress_router.proxy.workers import supervise
+from egress_router.runtime.workers import supervise
 
 FDS_PER_CONNECTION = 2  # the client's socket and the upstream's
 FDS_RESERVED = 64  # listeners, resolver, log, stdio
@@ -63,7 +63,7 @@ def serve(settings: ProxySettings) -> int:
     multi-process mode) and this process serves their sum; the directory is removed at exit."""
     if settings.metrics is None:
         return _serve(settings)
-    from egress_router.dataplane import metrics
+    from egress_router.runtime import metrics
 
     path = metrics.enable_multiprocess()
     try:
@@ -74,7 +74,7 @@ def serve(settings: ProxySettings) -> int:
 
 def _serve_metrics(settings: ProxySettings) -> None:
     if settings.metrics is not None:
-        from egress_router.dataplane import metrics
+        from egress_router.runtime import metrics
 
         metrics.serve(*settings.metrics)
 
@@ -109,7 +109,7 @@ def _serve(settings: ProxySettings) -> int:
 
     on_exit = None
     if settings.metrics is not None:
-        from egress_router.dataplane import metrics
+        from egress_router.runtime import metrics
 
         on_exit = metrics.process_exited
     return supervise(

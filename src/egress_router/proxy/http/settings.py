@@ -11,9 +11,9 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from egress_router.core.http_rules import RuleTable
-from egress_router.core.values import parse_port
+from egress_router.common.values import parse_port
 from egress_router.errors import VariableError
+from egress_router.http_proxy.model.rules import RuleTable
 
 
 def default_workers() -> int:

@@ -3,7 +3,8 @@
 Owns: the state every connection of this process shares (settings, policy cache, connection
 set, coarse clock, log buffer), the once-a-second sweep that enforces the timeouts, and the
 graceful drain on SIGTERM.
-Must not: parse HTTP (``client``/``upstream`` do) or decide policy (``core.http_rules`` does).
+Must not: parse HTTP (``client``/``upstream`` do) or decide policy (``http_proxy.model.rules``
+does).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import socket
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from egress_router.core.http_rules import Decision
+from egress_router.http_proxy.model.rules import Decision
 from egress_router.proxy.http.settings import ProxySettings
 
 if TYPE_CHECKING:
-    from egress_router.dataplane.metrics import HttpProxyMetrics
     from egress_router.proxy.http.client import ClientProtocol
+    from egress_router.runtime.metrics import HttpProxyMetrics
 
 LOG_FLUSH_BYTES = 3500  # below PIPE_BUF (4096): concurrent workers' writes never interleave
 NAME_CACHE_SIZE = 10_000  # decisions per host name kept (pure function of the name)
@@ -45,7 +46,7 @@ class Worker:
         self.tasks: set[asyncio.Task[None]] = set()
         self.metrics: HttpProxyMetrics | None = None
         if settings.metrics is not None:
-            from egress_router.dataplane.metrics import HttpProxyMetrics
+            from egress_router.runtime.metrics import HttpProxyMetrics
 
             self.metrics = HttpProxyMetrics()
 

@@ -1,0 +1,256 @@
+"""The egress-router CNI plugin's input: the network configuration (stdin) and the CNI_* env.
+
+Owns: validating the JSON network configuration into a frozen ``CniConfig`` (fields of the
+OpenShift 4 plugin: ``cniVersion``, ``name``, ``type``, ``interfaceType``, ``interfaceArgs``,
+``ip {addresses, gateway, destinations, fallbackIP}``, ``log_file``, ``log_level``, ``dns``),
+the destination grammar mapped onto our redirect ``Destination``, the CNI_* environment
+contract, and the pure texts the plugin prints (result JSON, Go-style lists, rule log lines).
+Must not: do I/O (``cni.plugin`` reads stdin/env and drives the kernel adapters).
+
+Every error is a ``CniError``: one line naming the field, with the CNI error code to report.
+
+Destination grammar (one JSON string per entry, fields separated by spaces):
+
+    <ip>[/mask]                                    catch-all (last entry only)
+    <port> <tcp|udp|sctp> <ip>[/mask]              same port on <ip>
+    <port> <tcp|udp|sctp> <ip>[/mask] <remote>     <remote> on <ip>
+
+The protocol is case-insensitive; a ``/mask`` is tolerated and dropped (it never meant a
+range); ports are 1-65535 and a local port is used once per protocol (first match would
+shadow the rest in the reference). ``ip.fallbackIP`` becomes the catch-all when no entry is one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from egress_router.common.values import parse_ipv4
+from egress_router.errors import ConfigError, VariableError
+from egress_router.redirect.model.destinations import CNI_PROTOCOLS, Destination, parse_destination
+
+SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0")
+PLUGIN_VERSION = "0.4.0"
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
+LOG_LEVELS = ("panic", "error", "verbose", "debug")
+DEFAULT_LOG_FILE = "/tmp/egress-router-log"
+CLUSTER_INTERFACE = "eth0"  # hard-coded in the reference: the pod's primary interface
+
+# CNI error codes (CNI spec / skel)
+INCOMPATIBLE_VERSION = 1
+UNKNOWN_CONTAINER = 3
+INVALID_ENV = 4
+IO_FAILURE = 5
+DECODE_FAILURE = 6
+INVALID_CONFIG = 7
+PLUGIN_FAILURE = 100  # ours: the kernel refused (first plugin-specific code)
+
+
+class CniError(ConfigError):
+    """A CNI invocation failure: ``code`` is the CNI error code, ``details`` optional."""
+
+    def __init__(self, message: str, *, code: int = INVALID_CONFIG, details: str = "") -> None:
+        self.code = code
+        self.msg = message
+        self.details = details
+        super().__init__(message + (f" ({details})" if details else ""))
+
+
+@dataclass(frozen=True)
+class IpConfig:
+    """``ip``: the egress address (with its prefix), the gateway and the DNAT destinations."""
+
+    address: ipaddress.IPv4Interface
+    gateway: ipaddress.IPv4Address
+    destinations: tuple[str, ...]  # verbatim, for the ``IP Destinations: [...]`` log line
+    destination: Destination
+
+
+@dataclass(frozen=True)
+class CniConfig:
+    """A validated network configuration."""
+
+    cni_version: str
+    name: str
+    ip: IpConfig
+    master: str | None = None  # None: the interface of the default route
+    mode: str = "bridge"
+    mtu: int | None = None  # None: the master's MTU
+    log_file: str | None = None
+    log_level: str = "debug"
+    dns: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _str(obj: Mapping[str, Any], key: str, where: str = "") -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise CniError(f"{where}{key}: must be a string, got {json.dumps(value)}")
+    return value
+
+
+def _obj(obj: Mapping[str, Any], key: str, where: str = "") -> dict[str, Any] | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise CniError(f"{where}{key}: must be an object, got {json.dumps(value)}")
+    return value
+
+
+def _str_list(obj: Mapping[str, Any], key: str) -> list[str]:
+    value = obj.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise CniError(f"ip.{key}: must be a list of strings, got {json.dumps(value)}")
+    return value
+
+
+def _strip_mask(entry: str, index: int) -> str:
+    fields = entry.split()
+    at = 0 if len(fields) == 1 else 2
+    if at < len(fields) and "/" in fields[at]:
+        ip, _, mask = fields[at].partition("/")
+        if not (mask.isascii() and mask.isdigit() and int(mask) <= 32):
+            raise CniError(f"ip.destinations[{index}]: '{entry}': bad mask '/{mask}'")
+        fields[at] = ip
+    return " ".join(fields)
+
+
+def parse_destinations(entries: list[str], fallback_ip: str | None = None) -> Destination:
+    """The destination entries (plus an optional ``fallbackIP``) as our redirect plan."""
+    cleaned = []
+    for index, entry in enumerate(entries):
+        if not entry.strip() or "\n" in entry or "\r" in entry or "#" in entry:
+            raise CniError(f"ip.destinations[{index}]: invalid entry {json.dumps(entry)}")
+        cleaned.append(_strip_mask(entry, index))
+    destination = Destination(rules=())
+    if cleaned:
+        try:
+            destination = parse_destination(
+                "\n".join(cleaned), variable="ip.destinations", protocols=CNI_PROTOCOLS
+            )
+        except VariableError as exc:
+            index = (exc.line or 1) - 1
+            raise CniError(f"ip.destinations[{index}]: {exc.message}") from None
+    if fallback_ip is not None:
+        try:
+            fallback = parse_ipv4(fallback_ip)
+        except ValueError as exc:
+            raise CniError(
+                f"ip.fallbackIP: '{fallback_ip}' is not an IPv4 address ({exc})"
+            ) from None
+        if destination.fallback not in (None, fallback):
+            raise CniError(
+                f"ip.fallbackIP: {fallback} conflicts with the catch-all destination "
+                f"{destination.fallback}"
+            )
+        destination = Destination(rules=destination.rules, fallback=fallback)
+    return destination
+
+
+def _ip(raw: dict[str, Any]) -> IpConfig:
+    addresses = _str_list(raw, "addresses")
+    if len(addresses) != 1:
+        raise CniError(f"ip.addresses: exactly one address is supported, got {len(addresses)}")
+    text = addresses[0]
+    try:
+        address = ipaddress.ip_interface(text)
+    except ValueError:
+        raise CniError(f"ip.addresses[0]: '{text}' is not an address with a prefix") from None
+    if "/" not in text:
+        raise CniError(f"ip.addresses[0]: '{text}' needs a prefix length (e.g. {text}/24)")
+    if not isinstance(address, ipaddress.IPv4Interface):
+        raise CniError(f"ip.addresses[0]: '{text}': IPv6 egress routers are not supported")
+    gateway_text = _str(raw, "gateway", "ip.")
+    if not gateway_text:
+        raise CniError("ip.gateway: required (the router's default route goes through it)")
+    try:
+        gateway = parse_ipv4(gateway_text)
+    except ValueError as exc:
+        raise CniError(f"ip.gateway: '{gateway_text}' is not an IPv4 address ({exc})") from None
+    if gateway == address.ip:
+        raise CniError(f"ip.gateway: {gateway} is the egress address itself")
+    entries = _str_list(raw, "destinations")
+    destination = parse_destinations(entries, _str(raw, "fallbackIP", "ip."))
+    return IpConfig(address, gateway, tuple(entries), destination)
+
+
+def _interface_args(raw: Mapping[str, Any]) -> tuple[str | None, str, int | None]:
+    kind = _str(raw, "interfaceType") or "macvlan"
+    if kind != "macvlan":
+        raise CniError(f"interfaceType: '{kind}' is not supported (only macvlan)")
+    args = _obj(raw, "interfaceArgs") or {}
+    master = _str(args, "master", "interfaceArgs.") or None
+    if master is not None and (len(master) > 15 or not NAME_RE.match(master)):
+        raise CniError(f"interfaceArgs.master: '{master}' is not an interface name")
+    mode = (_str(args, "mode", "interfaceArgs.") or "bridge").lower()
+    if mode not in MACVLAN_MODES:
+        raise CniError(f"interfaceArgs.mode: unknown macvlan mode '{mode}'")
+    mtu_raw = args.get("mtu")
+    mtu: int | None = None
+    if mtu_raw is not None and mtu_raw != "":
+        text = str(mtu_raw)
+        if isinstance(mtu_raw, bool) or not text.isdigit() or not 68 <= int(text) <= 65535:
+            raise CniError(f"interfaceArgs.mtu: '{text}' must be an integer 68-65535")
+        mtu = int(text)
+    return master, mode, mtu
+
+
+def parse_version(raw: Mapping[str, Any]) -> str:
+    """``cniVersion`` (missing = 0.1.0), checked against what we support (code 1)."""
+    version = _str(raw, "cniVersion") or "0.1.0"
+    if version not in SUPPORTED_VERSIONS:
+        plugin = " ".join(f'"{v}"' for v in SUPPORTED_VERSIONS)
+        raise CniError(
+            "incompatible CNI versions",
+            code=INCOMPATIBLE_VERSION,
+            details=f'config is "{version}", plugin supports [{plugin}]',
+        )
+    return version
+
+
+def load_json(text: str) -> dict[str, Any]:
+    """Decode stdin (code 6) and check ``name`` (code 7), as the CNI skel does."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise CniError(f"error reading network config: {exc}", code=DECODE_FAILURE) from None
+    if not isinstance(raw, dict):
+        raise CniError("network config: must be a JSON object", code=DECODE_FAILURE)
+    name = raw.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise CniError(f"name: invalid network name {json.dumps(name)}")
+    return raw
+
+
+def parse_config(text: str) -> CniConfig:
+    """Validate everything before anything is touched."""
+    raw = load_json(text)
+    version = parse_version(raw)
+    _str(raw, "type")
+    master, mode, mtu = _interface_args(raw)
+    ip_raw = _obj(raw, "ip")
+    if ip_raw is None:
+        raise CniError("ip: required ({addresses, gateway, destinations})")
+    level = (_str(raw, "log_level") or _str(raw, "log_level.omitempty") or "debug").lower()
+    if level not in LOG_LEVELS:
+        raise CniError(f"log_level: '{level}' must be one of {', '.join(LOG_LEVELS)}")
+    return CniConfig(
+        cni_version=version,
+        name=raw["name"],
+        ip=_ip(ip_raw),
+        master=master,
+        mode=mode,
+        mtu=mtu,
+        log_file=_str(raw, "log_file") or None,
+        log_level=level,
+        dns=_obj(raw, "dns") or {},
+    )

@@ -1,0 +1,272 @@
+"""The ``EgressRouter`` custom resource (network.operator.openshift.io/v1) and what it renders.
+
+Owns: validating a CR (already decoded from YAML/JSON) into a frozen ``EgressRouter`` per the
+CRD schema, and rendering the objects the cluster network operator would create for it: the
+NetworkAttachmentDefinition ``egress-router-cni-nad`` (the CNI config as ``spec.config``) and
+the Deployment ``egress-router-cni-deployment`` (pods labelled ``app: egress-router-cni``).
+Must not: read files or talk to a cluster (``commands.cni`` reads the file and prints YAML).
+
+Fixes over the reference renderer (documented in docs/cni.md): ``fallbackIP`` reaches the
+plugin (which honours it as the last, catch-all destination), and a non-default macvlan mode
+or an explicit master is rendered as ``interfaceArgs`` instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from egress_router.cni.model.config import DEFAULT_LOG_FILE
+from egress_router.errors import PolicyError
+
+API_VERSION = "network.operator.openshift.io/v1"
+KIND = "EgressRouter"
+NAD_NAME = "egress-router-cni-nad"
+DEPLOYMENT_NAME = "egress-router-cni-deployment"
+APP_LABEL = {"app": "egress-router-cni"}
+DEFAULT_IMAGE = "quay.io/openshift/origin-egress-router-cni:latest"
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+MACVLAN_MODES = ("Bridge", "Private", "VEPA", "Passthru")
+
+
+@dataclass(frozen=True)
+class RedirectRule:
+    destination_ip: str
+    port: int
+    protocol: str
+    target_port: int | None = None
+
+    def as_destination(self) -> str:
+        text = f"{self.port} {self.protocol} {self.destination_ip}"
+        return text if self.target_port is None else f"{text} {self.target_port}"
+
+
+@dataclass(frozen=True)
+class EgressRouter:
+    name: str
+    namespace: str
+    uid: str | None
+    address: str  # CIDR, addresses[0].ip
+    gateway: str
+    rules: tuple[RedirectRule, ...]
+    fallback_ip: str | None
+    mode: str  # macvlan mode as in the CR (Bridge, ...)
+    master: str | None
+
+
+def _fail(path: str, message: str, source: str | None) -> PolicyError:
+    return PolicyError(message, source=source, field=path)
+
+
+def _map(value: Any, path: str, source: str | None, known: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(path, f"must be an object, got {json.dumps(value, default=str)}", source)
+    for key in value:
+        if key not in known:
+            raise _fail(f"{path}.{key}", "unknown field", source)
+    return value
+
+
+def _ip(value: Any, path: str, source: str | None) -> str:
+    try:
+        address = ipaddress.ip_address(value if isinstance(value, str) else "")
+    except ValueError:
+        raise _fail(path, f"must be an IP address, got {json.dumps(value)}", source) from None
+    if address.version != 4:
+        raise _fail(path, f"{value}: IPv6 egress routers are not supported", source)
+    return str(address)
+
+
+def _port(value: Any, path: str, source: str | None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise _fail(path, f"must be an integer 1-65535, got {json.dumps(value)}", source)
+    return value
+
+
+def _rule(value: Any, path: str, source: str | None) -> RedirectRule:
+    raw = _map(value, path, source, ("destinationIP", "port", "protocol", "targetPort"))
+    for key in ("destinationIP", "port", "protocol"):
+        if key not in raw:
+            raise _fail(f"{path}.{key}", "required", source)
+    if raw["protocol"] not in PROTOCOLS:
+        got = json.dumps(raw["protocol"])
+        raise _fail(f"{path}.protocol", f"must be one of {', '.join(PROTOCOLS)}, got {got}", source)
+    target = raw.get("targetPort")
+    return RedirectRule(
+        destination_ip=_ip(raw["destinationIP"], f"{path}.destinationIP", source),
+        port=_port(raw["port"], f"{path}.port", source),
+        protocol=raw["protocol"],
+        target_port=None if target is None else _port(target, f"{path}.targetPort", source),
+    )
+
+
+def _address(spec: Mapping[str, Any], source: str | None) -> tuple[str, str]:
+    addresses = spec.get("addresses")
+    if not isinstance(addresses, list):
+        raise _fail("spec.addresses", "required (a list of {ip, gateway})", source)
+    if not addresses:
+        raise _fail("spec.addresses", "router without addresses", source)
+    first = _map(addresses[0], "spec.addresses[0]", source, ("ip", "gateway"))
+    ip = first.get("ip")
+    try:
+        if not isinstance(ip, str) or "/" not in ip:
+            raise ValueError
+        interface = ipaddress.ip_interface(ip)
+    except ValueError:
+        got = json.dumps(ip)
+        raise _fail(
+            "spec.addresses[0].ip", f"must be an address/prefix, got {got}", source
+        ) from None
+    if interface.version != 4:
+        raise _fail("spec.addresses[0].ip", f"{ip}: IPv6 is not supported", source)
+    if "gateway" not in first:
+        raise _fail("spec.addresses[0].gateway", "required (the pod's default route)", source)
+    return ip, _ip(first["gateway"], "spec.addresses[0].gateway", source)
+
+
+def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
+    """Validate a decoded CR; every error names its field (``spec.redirect.redirectRules[1]``)."""
+    top = _map(doc, "(document)", source, ("apiVersion", "kind", "metadata", "spec", "status"))
+    if top.get("apiVersion") != API_VERSION or top.get("kind") != KIND:
+        got = f"{top.get('apiVersion')}/{top.get('kind')}"
+        raise _fail("apiVersion/kind", f"must be {API_VERSION}/{KIND}, got {got}", source)
+    meta = top.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        raise _fail("metadata.name", "required", source)
+    namespace = meta.get("namespace") or "default"
+    spec = _map(
+        top.get("spec"), "spec", source, ("addresses", "mode", "networkInterface", "redirect")
+    )
+    mode = spec.get("mode", "Redirect")
+    if mode != "Redirect":
+        raise _fail("spec.mode", f'must be "Redirect", got {json.dumps(mode)}', source)
+    address, gateway = _address(spec, source)
+    if "redirect" not in spec:
+        raise _fail("spec.redirect", "required when mode is Redirect", source)
+    redirect = _map(spec["redirect"], "spec.redirect", source, ("redirectRules", "fallbackIP"))
+    raw_rules = redirect.get("redirectRules") or []
+    if not isinstance(raw_rules, list):
+        raise _fail("spec.redirect.redirectRules", "must be a list", source)
+    rules = tuple(
+        _rule(r, f"spec.redirect.redirectRules[{i}]", source) for i, r in enumerate(raw_rules)
+    )
+    fallback = redirect.get("fallbackIP")
+    if fallback is not None:
+        fallback = _ip(fallback, "spec.redirect.fallbackIP", source)
+    nic = _map(
+        spec.get("networkInterface", {"macvlan": {}}), "spec.networkInterface", source, ("macvlan",)
+    )
+    macvlan = _map(
+        nic.get("macvlan", {}), "spec.networkInterface.macvlan", source, ("mode", "master")
+    )
+    mac_mode = macvlan.get("mode", "Bridge")
+    if mac_mode not in MACVLAN_MODES:
+        got = json.dumps(mac_mode)
+        path = "spec.networkInterface.macvlan.mode"
+        raise _fail(path, f"must be one of {', '.join(MACVLAN_MODES)}, got {got}", source)
+    master = macvlan.get("master")
+    if master is not None and (not isinstance(master, str) or not master):
+        raise _fail("spec.networkInterface.macvlan.master", "must be an interface name", source)
+    return EgressRouter(
+        name=meta["name"],
+        namespace=namespace,
+        uid=meta.get("uid"),
+        address=address,
+        gateway=gateway,
+        rules=rules,
+        fallback_ip=fallback,
+        mode=mac_mode,
+        master=master,
+    )
+
+
+def cni_config(router: EgressRouter) -> dict[str, Any]:
+    """The CNI network configuration the NAD carries (JSON content of ``spec.config``)."""
+    ip: dict[str, Any] = {
+        "addresses": [router.address],
+        "destinations": [rule.as_destination() for rule in router.rules],
+    }
+    if router.fallback_ip is not None:
+        ip["fallbackIP"] = router.fallback_ip
+    ip["gateway"] = router.gateway
+    config: dict[str, Any] = {
+        "cniVersion": "0.4.0",
+        "type": "egress-router",
+        "name": NAD_NAME,
+        "ip": ip,
+        "log_file": DEFAULT_LOG_FILE,
+        "log_level": "debug",
+    }
+    if router.mode != "Bridge" or router.master is not None:
+        args = {"mode": router.mode.lower()}
+        if router.master is not None:
+            args["master"] = router.master
+        config["interfaceArgs"] = args
+    return config
+
+
+def _meta(router: EgressRouter, name: str, release: str) -> dict[str, Any]:
+    owner: dict[str, Any] = {"apiVersion": API_VERSION, "kind": KIND, "name": router.name}
+    if router.uid:
+        owner["uid"] = router.uid
+    owner["controller"] = True
+    return {
+        "name": name,
+        "namespace": router.namespace,
+        "annotations": {"release.openshift.io/version": release},
+        "ownerReferences": [owner],
+    }
+
+
+def networks_annotation(gateway: str) -> str:
+    """The multus annotation requesting the NAD, with the default route via the gateway."""
+    return f'[\n  {{\n    "name":"{NAD_NAME}",\n    "default-route": ["{gateway}"]\n  }}\n]\n'
+
+
+def render(
+    router: EgressRouter, release: str = "", image: str = DEFAULT_IMAGE
+) -> list[dict[str, Any]]:
+    """The NetworkAttachmentDefinition, then the Deployment (the operator's file order)."""
+    nad = {
+        "apiVersion": "k8s.cni.cncf.io/v1",
+        "kind": "NetworkAttachmentDefinition",
+        "metadata": _meta(router, NAD_NAME, release),
+        "spec": {"config": json.dumps(cni_config(router), indent=2) + "\n"},
+    }
+    deployment_meta = _meta(router, DEPLOYMENT_NAME, release)
+    deployment_meta["labels"] = dict(APP_LABEL)
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": deployment_meta,
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": dict(APP_LABEL)},
+            "template": {
+                "metadata": {
+                    "labels": dict(APP_LABEL),
+                    "annotations": {
+                        "target.workload.openshift.io/management": (
+                            '{"effect": "PreferredDuringScheduling"}'
+                        ),
+                        "k8s.v1.cni.cncf.io/networks": networks_annotation(router.gateway),
+                    },
+                },
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "egress-router-cni-pod",
+                            "image": image,
+                            "command": ["/bin/sh", "-c", "sleep infinity"],
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
+                            "resources": {"requests": {"cpu": "100m"}},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+    return [nad, deployment]

@@ -1,0 +1,140 @@
+"""The CNI invocation contract (CNI spec / containernetworking skel) and the plugin's texts.
+
+Owns: validating the ``CNI_*`` environment per command, the VERSION / result / error JSON
+documents, the log line format and the reference's log texts (Go-style lists, nft rules).
+Must not: do I/O (``cni.plugin`` reads the environment and writes stdout/stderr/the log).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from egress_router.cni.model.config import (
+    CLUSTER_INTERFACE,
+    INCOMPATIBLE_VERSION,
+    INVALID_ENV,
+    NAME_RE,
+    PLUGIN_VERSION,
+    SUPPORTED_VERSIONS,
+    UNKNOWN_CONTAINER,
+    CniConfig,
+    CniError,
+)
+from egress_router.redirect.model.destinations import Destination
+
+COMMANDS = ("ADD", "DEL", "CHECK", "VERSION")
+ABOUT = "CNI egress-router plugin version unknown"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A validated ``CNI_*`` environment."""
+
+    command: str
+    container_id: str = ""
+    netns: str = ""
+    ifname: str = ""
+    path: str = ""
+
+
+def parse_invocation(env: Mapping[str, str]) -> Invocation:
+    """Check the variables the command needs (codes 3 and 4, as the skel does)."""
+    command = env.get("CNI_COMMAND", "")
+    if command == "VERSION":
+        return Invocation(command)
+    if command not in COMMANDS:
+        raise CniError(f"unknown CNI_COMMAND: {command}", code=INVALID_ENV)
+    required = ["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"]
+    if command != "DEL":
+        required.insert(1, "CNI_NETNS")
+    missing = [k for k in required if k not in env]
+    if missing:
+        raise CniError(f"required env variables [{','.join(missing)}] missing", code=INVALID_ENV)
+    container = env["CNI_CONTAINERID"]
+    if not container:
+        raise CniError("empty CNI_CONTAINERID", code=UNKNOWN_CONTAINER)
+    if not NAME_RE.match(container):
+        raise CniError(f"invalid characters in CNI_CONTAINERID: {container}", code=INVALID_ENV)
+    ifname = env["CNI_IFNAME"]
+    if (
+        not ifname
+        or len(ifname) > 15
+        or ifname in (".", "..")
+        or any(c in ifname for c in "/:")
+        or any(c.isspace() for c in ifname)
+    ):
+        raise CniError(f"invalid CNI_IFNAME: '{ifname}'", code=INVALID_ENV)
+    return Invocation(command, container, env.get("CNI_NETNS", ""), ifname, env["CNI_PATH"])
+
+
+def check_allowed(version: str) -> None:
+    """CHECK needs a 0.4.0 configuration."""
+    if tuple(int(p) for p in version.split(".")) < (0, 4, 0):
+        raise CniError("config version does not allow CHECK", code=INCOMPATIBLE_VERSION)
+
+
+def version_json() -> str:
+    return json.dumps(
+        {"cniVersion": PLUGIN_VERSION, "supportedVersions": list(SUPPORTED_VERSIONS)},
+        separators=(",", ":"),
+    )
+
+
+def error_json(error: CniError, cni_version: str = PLUGIN_VERSION) -> str:
+    doc: dict[str, Any] = {"cniVersion": cni_version, "code": error.code, "msg": error.msg}
+    if error.details:
+        doc["details"] = error.details
+    return json.dumps(doc, indent=4)
+
+
+def add_result(config: CniConfig, ifname: str, mac: str, sandbox: str) -> str:
+    """The ADD result in the config's version (0.3.x/0.4.0 layout, or the 0.2.0 one)."""
+    address = str(config.ip.address)
+    gateway = str(config.ip.gateway)
+    if config.cni_version in ("0.1.0", "0.2.0"):
+        doc: dict[str, Any] = {
+            "cniVersion": "0.2.0",
+            "ip4": {"ip": address, "gateway": gateway},
+            "dns": dict(config.dns),
+        }
+    else:
+        doc = {
+            "cniVersion": config.cni_version,
+            "interfaces": [{"name": ifname, "mac": mac, "sandbox": sandbox}],
+            "ips": [{"version": "4", "interface": 0, "address": address, "gateway": gateway}],
+            "dns": dict(config.dns),
+        }
+    return json.dumps(doc, indent=4)
+
+
+def go_list(items: tuple[str, ...] | list[str]) -> str:
+    """A list as Go's ``%v`` prints it: ``[a b c]``."""
+    return "[" + " ".join(items) + "]"
+
+
+def log_line(timestamp: str, level: str, message: str) -> str:
+    return f"{timestamp} [{level}] {message}\n"
+
+
+def dnat_rule_texts(destination: Destination, cluster: str = CLUSTER_INTERFACE) -> list[str]:
+    """The DNAT rules as the reference logs them (``Added nftables rule: <text>``)."""
+    texts = []
+    for rule in destination.rules:
+        target = str(rule.address)
+        if rule.remote_port != rule.port:
+            target += f":{rule.remote_port}"
+        texts.append(f"iif {cluster} {rule.protocol.value} dport {rule.port} dnat to {target}")
+    if destination.fallback is not None:
+        texts.append(f"iif {cluster} dnat to {destination.fallback}")
+    return texts
+
+
+def go_route(ifindex: int, gateway: str | None) -> str:
+    """A deleted default route as the Go netlink library prints it."""
+    return (
+        f"{{Ifindex: {ifindex} Dst: <nil> Src: <nil> Gw: {gateway or '<nil>'} "
+        "Flags: [] Table: 254}"
+    )

@@ -1,0 +1,145 @@
+"""The two forwarding paths of the DNS proxy behind one interface: kernel (nftables) and relay.
+
+Owns: turning "local port -> current addresses" into live forwarding. ``KernelForwarder``
+replaces the ``ip egress_dns_proxy`` table atomically (planned by ``dns_proxy.model.nft``) and, in
+debug mode, reports each new connection from conntrack events; ``RelayForwarder`` runs one
+``dns_proxy.relay.Listener`` per port, bound only to the cluster interface's addresses.
+Must not: resolve names or decide when to (``dns_proxy.service`` does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+from collections.abc import Mapping
+from typing import Protocol
+
+from egress_router.common.nft import Command
+from egress_router.dns_proxy.model import nft as dns_nft
+from egress_router.dns_proxy.model.destinations import Settings
+from egress_router.dns_proxy.relay import Listener, Logger, RelayObserver, Route
+from egress_router.errors import DataplaneError
+from egress_router.kernel import conntrack, nftables, sysctl
+from egress_router.kernel.netlink import Netlink
+
+Addresses = tuple[ipaddress.IPv4Address, ...]
+Current = Mapping[int, Addresses]
+
+
+class Forwarder(Protocol):
+    async def start(self, current: Current) -> None: ...
+    async def update(self, current: Current) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class KernelForwarder:
+    """nftables DNAT in the pod's namespace: no byte ever passes through this process."""
+
+    def __init__(self, settings: Settings, log: Logger) -> None:
+        self.settings = settings
+        self.log = log
+        self._watch: asyncio.Task[None] | None = None
+        self._names = {d.local_port: d.host for d in settings.destinations}
+
+    def _plan(self, current: Current) -> list[Command]:
+        s = self.settings
+        return dns_nft.plan_table(
+            s.destinations,
+            current,
+            cluster_interface=s.cluster_interface,
+            egress_interface=s.egress_interface,
+        )
+
+    async def start(self, current: Current) -> None:
+        await asyncio.to_thread(sysctl.write, "net.ipv4.ip_forward", "1")
+        await asyncio.to_thread(nftables.apply, self._plan(current))
+        if self.settings.debug:
+            self._watch = asyncio.get_running_loop().create_task(self._log_flows())
+
+    async def update(self, current: Current) -> None:
+        await asyncio.to_thread(nftables.apply, self._plan(current))
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, DataplaneError):
+                await self._watch
+        await asyncio.to_thread(nftables.apply, dns_nft.plan_delete())
+
+    async def _log_flows(self) -> None:
+        try:
+            async for flow in conntrack.new_flows():
+                host = self._names.get(flow.local_port)
+                if host is None or flow.destination == flow.local:
+                    continue  # not one of our ports, or not DNATed (refused)
+                self.log(
+                    f"connection {flow.client}:{flow.client_port} port {flow.local_port}"
+                    f" -> {host} {flow.destination}:{flow.destination_port}"
+                )
+        except DataplaneError as exc:
+            self.log(f"debug connection log stopped: {exc}")
+
+
+def cluster_addresses(interface: str) -> list[str]:
+    """The IPv4 addresses of the cluster-side interface (where the relay listens)."""
+    with Netlink() as nl:
+        found = [str(a.ip) for a in nl.addresses(interface)]
+    if not found:
+        raise DataplaneError(f"{interface} has no IPv4 address to listen on")
+    return found
+
+
+class RelayForwarder:
+    """User-space relay: per-connection choice (skip a refusing address) and logging."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        log: Logger,
+        bind: list[str] | None = None,
+        *,
+        reuse_port: bool = False,
+        observer: RelayObserver | None = None,
+    ) -> None:
+        self.settings = settings
+        self.bind = bind
+        log_connections = log if settings.debug else None
+        self.listeners = {
+            d.local_port: Listener(
+                Route(
+                    d.local_port,
+                    d.host,
+                    d.remote_port,
+                    log_connections=log_connections,
+                    observer=observer,
+                ),
+                [],
+                reuse_port=reuse_port,
+            )
+            for d in settings.destinations
+        }
+
+    async def start(self, current: Current) -> None:
+        # A kernel-path table left by an earlier run in this pod would DNAT our ports away.
+        # The relay needs no privileges, so without CAP_NET_ADMIN this is skipped quietly.
+        with contextlib.suppress(DataplaneError):
+            await asyncio.to_thread(nftables.apply, dns_nft.plan_delete())
+        bind = self.bind
+        if bind is None:
+            bind = await asyncio.to_thread(cluster_addresses, self.settings.cluster_interface)
+        for listener in self.listeners.values():
+            listener.bind = bind
+        await self.update(current)
+
+    async def update(self, current: Current) -> None:
+        for port, listener in self.listeners.items():
+            listener.route.addresses = tuple(current.get(port, ()))
+            try:
+                await listener.sync()
+            except OSError as exc:
+                raise DataplaneError(f"cannot listen on port {port}: {exc.strerror}") from exc
+
+    async def stop(self) -> None:
+        for listener in self.listeners.values():
+            listener.close()

@@ -1,0 +1,264 @@
+"""The HTTP proxy's destination list (``EGRESS_HTTP_PROXY_DESTINATION``) and its decisions.
+
+Owns: parsing the variable into an ordered, frozen rule table; deciding whether a host name
+and the addresses it resolves to may be reached; rendering the table for ``unit-test`` mode.
+Must not: resolve names, open sockets or read the environment (the proxy does that and calls
+these pure functions).
+
+Grammar (one destination per line; blank lines and ``#`` comments ignored; CRLF accepted):
+  * ``192.168.1.1`` / ``192.168.1.0/24`` / ``2001:db8::1`` / ``fe80::/10``: an address rule;
+  * ``www.example.com``: an exact host name (case-insensitive, trailing dot ignored);
+  * ``*.example.com``: the domain ``example.com`` and every name below it;
+  * a leading ``!`` denies instead of allowing (exactly one ``!``, never on ``*``);
+  * ``*`` alone, only as the last rule: allow everything that no earlier rule denied.
+Without a final ``*`` everything not allowed is denied.
+
+Decision (the same ordered list, read at two levels; see docs/http-proxy.md):
+  1. A request for a *name* is matched against the name rules in order; the first match
+     decides the name. A deny ends the request.
+  2. Every address the name resolves to is matched against the address rules in order; the
+     first match decides that address. An address no address rule matches is allowed when the
+     name was allowed by a name rule, otherwise the default applies (``*`` allows, none denies).
+     Every address must be allowed: a name cannot lead to a denied network (DNS rebinding).
+  3. A request for an *IP literal* is decided by step 2 alone (name rules never match it).
+  Loopback and unspecified addresses are refused by the default (they are reachable only through
+  an explicit address rule), so ``*`` does not open the pod's own services.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from egress_router.common.lines import meaningful_lines
+from egress_router.common.values import is_dns_name, normalize_name, parse_ipv4
+from egress_router.errors import VariableError
+
+VARIABLE = "EGRESS_HTTP_PROXY_DESTINATION"
+EXPECTED = "an IP address, a CIDR, a host name, *.domain, ! before one of those, or a final *"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Action(enum.StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+class Kind(enum.StrEnum):
+    NETWORK = "network"  # an address or CIDR
+    HOST = "host"  # one exact host name
+    DOMAIN = "domain"  # a domain and all its subdomains
+    ANY = "any"  # the final *
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One destination line: its rule number (1-based), source line and what it matches."""
+
+    number: int
+    line: int
+    text: str
+    action: Action
+    kind: Kind
+    name: str | None = None  # normalized host or domain (HOST, DOMAIN)
+    network: IPNetwork | None = None  # NETWORK
+
+    def describe(self) -> str:
+        """``rule 2: !*.example.com``: how logs and 403 bodies name this rule."""
+        return f"rule {self.number}: {self.text}"
+
+    def matches_name(self, name: str) -> bool:
+        """``name`` must already be normalized (lower case, no trailing dot)."""
+        if self.kind is Kind.HOST:
+            return name == self.name
+        if self.kind is Kind.DOMAIN:
+            assert self.name is not None
+            return name == self.name or name.endswith("." + self.name)
+        return False
+
+    def matches_address(self, address: IPAddress) -> bool:
+        return self.network is not None and address in self.network
+
+
+# The default "rule" when nothing matched: not a line of the list, but it decides like one.
+DEFAULT_DENY = Rule(0, 0, "no rule matched and the list does not end in *",
+                    Action.DENY, Kind.ANY)  # fmt: skip
+PROTECTED = Rule(0, 0, "loopback and unspecified addresses need an explicit address rule",
+                 Action.DENY, Kind.ANY)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Allowed or not, and the rule that decided (``DEFAULT_DENY``/``PROTECTED`` for defaults)."""
+
+    allowed: bool
+    rule: Rule
+
+    def reason(self) -> str:
+        verb = "allowed" if self.allowed else "denied"
+        if self.rule.number == 0:
+            return f"{verb}: {self.rule.text}"
+        return f"{verb} by {self.rule.describe()}"
+
+
+@dataclass(frozen=True)
+class RuleTable:
+    """The parsed list: ``rules`` in order (the final ``*`` included, as ``wildcard``)."""
+
+    rules: tuple[Rule, ...]
+
+    @property
+    def wildcard(self) -> Rule | None:
+        last = self.rules[-1] if self.rules else None
+        return last if last is not None and last.kind is Kind.ANY else None
+
+    @property
+    def name_rules(self) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.kind in (Kind.HOST, Kind.DOMAIN))
+
+    @property
+    def address_rules(self) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.kind is Kind.NETWORK)
+
+    def decide_name(self, host: str) -> Decision | None:
+        """Step 1: the first name rule matching ``host``, or None when no name rule matches."""
+        name = normalize_name(host)
+        for rule in self.name_rules:
+            if rule.matches_name(name):
+                return Decision(rule.action is Action.ALLOW, rule)
+        return None
+
+    def decide_address(self, address: IPAddress, name_decision: Decision | None = None) -> Decision:
+        """Step 2 for one address; ``name_decision`` is step 1's result for a name request."""
+        for rule in self.address_rules:
+            if rule.matches_address(address):
+                return Decision(rule.action is Action.ALLOW, rule)
+        if address.is_loopback or address.is_unspecified:
+            return Decision(False, PROTECTED)
+        if name_decision is not None and name_decision.allowed:
+            return name_decision
+        if self.wildcard is not None:
+            return Decision(True, self.wildcard)
+        return Decision(False, DEFAULT_DENY)
+
+    def decide(self, host: str, addresses: Iterable[IPAddress]) -> Decision:
+        """The whole policy for a name and ALL its addresses (first denial wins)."""
+        by_name = self.decide_name(host)
+        if by_name is not None and not by_name.allowed:
+            return by_name
+        result: Decision | None = None
+        for address in addresses:
+            decision = self.decide_address(address, by_name)
+            if not decision.allowed:
+                return decision
+            result = result or decision
+        return by_name or result or Decision(False, DEFAULT_DENY)
+
+    def render(self) -> str:
+        """The table printed by ``EGRESS_HTTP_PROXY_MODE=unit-test``."""
+        out = [f"{'rule':>4}  {'line':>4}  {'action':<6}  {'kind':<7}  destination"]
+        for r in self.rules:
+            what = {
+                Kind.NETWORK: str(r.network),
+                Kind.HOST: str(r.name),
+                Kind.DOMAIN: f"{r.name} and its subdomains",
+                Kind.ANY: "everything else",
+            }[r.kind]
+            out.append(
+                f"{r.number:>4}  {r.line:>4}  {r.action.value:<6}  {r.kind.value:<7}  {what}"
+            )
+        default = "allow (final *)" if self.wildcard else "deny (no final *)"
+        out.append(f"default: {default}")
+        return "\n".join(out) + "\n"
+
+
+def _network(text: str) -> IPNetwork:
+    """An address or CIDR, IPv4 or IPv6, with the prefix range and host bits checked."""
+    if not text.isascii():
+        raise ValueError("addresses are written in ASCII digits")
+    address_text, slash, prefix_text = text.partition("/")
+    address: IPAddress
+    if ":" in address_text:
+        if "%" in address_text or "[" in address_text or "]" in address_text:
+            raise ValueError("write IPv6 addresses without brackets or zone")
+        try:
+            address = ipaddress.IPv6Address(address_text)
+        except ValueError:
+            raise ValueError("not a valid IPv6 address (ports and URLs are not allowed)") from None
+    else:
+        address = parse_ipv4(address_text)
+    if not slash:
+        return ipaddress.ip_network(address)
+    if not (prefix_text.isascii() and prefix_text.isdigit()) or len(prefix_text) > 3:
+        raise ValueError(f"the prefix length must be 0-{address.max_prefixlen}")
+    prefix = int(prefix_text)
+    if prefix > address.max_prefixlen:
+        raise ValueError(f"the prefix length must be 0-{address.max_prefixlen}")
+    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+    if network.network_address != address:
+        raise ValueError(f"host bits set (did you mean {network}?)")
+    return network
+
+
+def _looks_numeric(text: str) -> bool:
+    """IPv4-ish (digits and dots only), IPv6-ish (has a colon) or a CIDR: an address rule."""
+    return ":" in text or "/" in text or all(c in "0123456789." for c in text)
+
+
+def parse_rule(text: str, number: int, line: int) -> Rule:
+    """One destination (already trimmed, one field); raises ``ValueError`` with the reason."""
+    body = text
+    action = Action.ALLOW
+    if body.startswith("!"):
+        action, body = Action.DENY, body[1:]
+        if not body:
+            raise ValueError("'!' must be followed by a destination")
+        if body.startswith("!"):
+            raise ValueError("only one '!' is allowed")
+        if body == "*":
+            raise ValueError("'!*' is not allowed (without a final '*' everything else is denied)")
+    if body == "*":
+        return Rule(number, line, text, action, Kind.ANY)
+    if body.startswith("*."):
+        domain = body[2:]
+        if not is_dns_name(domain):
+            raise ValueError("'*.' must be followed by a domain name")
+        return Rule(number, line, text, action, Kind.DOMAIN, name=normalize_name(domain))
+    if "*" in body:
+        raise ValueError("'*' is only allowed alone or as '*.domain'")
+    if _looks_numeric(body):
+        return Rule(number, line, text, action, Kind.NETWORK, network=_network(body))
+    if is_dns_name(body):
+        return Rule(number, line, text, action, Kind.HOST, name=normalize_name(body))
+    raise ValueError("not an IP address, CIDR or host name")
+
+
+def parse_destinations(value: str | None, variable: str = VARIABLE) -> RuleTable:
+    """Parse the whole variable; raises ``VariableError`` naming the line and its text."""
+    if value is None or not value.strip():
+        raise VariableError(variable, "is not set or empty", expected=EXPECTED)
+    lines = list(meaningful_lines(value))
+    if not lines:
+        raise VariableError(variable, "has no destinations (only blank or comment lines)")
+    rules: list[Rule] = []
+    for index, line in enumerate(lines):
+        if len(line.fields) != 1:
+            raise VariableError(
+                variable, "one destination per line", line=line.number, text=line.text
+            )
+        try:
+            rule = parse_rule(line.text, len(rules) + 1, line.number)
+        except ValueError as exc:
+            raise VariableError(
+                variable, str(exc), line=line.number, text=line.text, expected=EXPECTED
+            ) from None
+        if rule.kind is Kind.ANY and index != len(lines) - 1:
+            raise VariableError(
+                variable, "the wildcard '*' must be the last rule", line=line.number, text="*"
+            )
+        rules.append(rule)
+    return RuleTable(tuple(rules))

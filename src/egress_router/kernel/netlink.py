@@ -1,0 +1,327 @@
+"""Netlink through pyroute2: the only module that imports pyroute2.
+
+Owns: network namespaces (create, remove, list), links (veth, macvlan, bridge; move, rename,
+up), IPv4 addresses and routes, read and written in one namespace at a time.
+Must not: decide what the configuration should be (the features' ``model`` packages plan
+it), or touch a namespace other than the one it was opened on (the host's own namespace is
+never opened by the lab).
+
+Every pyroute2 failure is re-raised as ``DataplaneError`` naming the operation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from pyroute2 import IPRoute, NetNS, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from egress_router.errors import DataplaneError
+
+MAIN_TABLE = 254
+AF_INET = 2
+
+
+@dataclass(frozen=True)
+class Link:
+    """A network interface as the kernel reports it."""
+
+    index: int
+    name: str
+    kind: str | None
+    mac: str | None
+    up: bool
+    mtu: int
+
+
+@dataclass(frozen=True)
+class Route:
+    """An IPv4 route of the main table. ``dst`` None means the default route."""
+
+    dst: ipaddress.IPv4Network | None
+    gateway: ipaddress.IPv4Address | None
+    oif: int | None
+    scope: int = 0
+    proto: int = 0
+
+    @property
+    def is_default(self) -> bool:
+        return self.dst is None or self.dst.prefixlen == 0
+
+
+@contextmanager
+def _wrap(operation: str) -> Iterator[None]:
+    try:
+        yield
+    except NetlinkError as exc:
+        raise DataplaneError(
+            f"netlink {operation} failed: {exc.args[-1]} (errno {exc.code})"
+        ) from exc
+    except OSError as exc:
+        raise DataplaneError(f"netlink {operation} failed: {exc}") from exc
+
+
+def create_netns(name: str) -> None:
+    """Create a named network namespace (as ``ip netns add`` does)."""
+    with _wrap(f"create namespace {name}"):
+        netns.create(name)
+
+
+def remove_netns(name: str) -> None:
+    """Remove a named network namespace; idempotent."""
+    if name not in list_netns():
+        return
+    with _wrap(f"remove namespace {name}"):
+        netns.remove(name)
+
+
+def list_netns() -> list[str]:
+    with _wrap("list namespaces"):
+        return list(netns.listnetns())
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def enter_netns(path: str) -> None:
+    """Move the calling thread (and the children it starts later) into the netns at ``path``.
+
+    Only for short-lived processes that are done with their own namespace (the CNI plugin):
+    there is no way back except a saved handle.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    with _wrap(f"open namespace {path}"):
+        fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise DataplaneError(f"cannot enter namespace {path}: {os.strerror(errno)}")
+    finally:
+        os.close(fd)
+
+
+def netns_path(name: str) -> str:
+    """The path of a named network namespace (what CNI_NETNS carries)."""
+    return os.path.join("/var/run/netns", name)
+
+
+class Netlink:
+    """A netlink session bound to one network namespace (None = the caller's own)."""
+
+    def __init__(self, namespace: str | None = None) -> None:
+        self.namespace = namespace
+        with _wrap(f"open namespace {namespace or '(current)'}"):
+            self._ipr: Any = NetNS(namespace) if namespace else IPRoute()
+
+    def close(self) -> None:
+        self._ipr.close()
+
+    def __enter__(self) -> Netlink:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- links -------------------------------------------------------------------------------
+
+    def links(self) -> list[Link]:
+        with _wrap("list links"):
+            msgs = self._ipr.get_links()
+        return [self._to_link(m) for m in msgs]
+
+    @staticmethod
+    def _to_link(msg: Any) -> Link:
+        info = msg.get("IFLA_LINKINFO")
+        kind = info.get("IFLA_INFO_KIND") if info else None
+        return Link(
+            index=int(msg["index"]),
+            name=str(msg.get("IFLA_IFNAME")),
+            kind=kind,
+            mac=msg.get("IFLA_ADDRESS"),
+            up=bool(msg["flags"] & 1),
+            mtu=int(msg.get("IFLA_MTU") or 0),
+        )
+
+    def link(self, name: str) -> Link | None:
+        """The link called ``name``, or None."""
+        with _wrap(f"look up {name}"):
+            found = self._ipr.link_lookup(ifname=name)
+        if not found:
+            return None
+        with _wrap(f"get {name}"):
+            return self._to_link(self._ipr.get_links(found[0])[0])
+
+    def require_link(self, name: str) -> Link:
+        found = self.link(name)
+        if found is None:
+            where = f" in namespace {self.namespace}" if self.namespace else ""
+            raise DataplaneError(f"interface {name} not found{where}")
+        return found
+
+    def add_veth(self, name: str, peer: str, peer_namespace: str | None = None) -> None:
+        """Create a veth pair here; its peer end is created directly in ``peer_namespace``."""
+        peer_spec: dict[str, Any] = {"ifname": peer}
+        if peer_namespace:
+            peer_spec["net_ns_fd"] = peer_namespace
+        with _wrap(f"add veth {name}"):
+            self._ipr.link("add", ifname=name, kind="veth", peer=peer_spec)
+
+    def add_bridge(self, name: str) -> None:
+        with _wrap(f"add bridge {name}"):
+            self._ipr.link("add", ifname=name, kind="bridge")
+
+    def add_macvlan(
+        self, name: str, parent: str, mode: str = "bridge", mtu: int | None = None
+    ) -> None:
+        parent_index = self.require_link(parent).index
+        extra: dict[str, Any] = {"mtu": mtu} if mtu is not None else {}
+        with _wrap(f"add macvlan {name} on {parent}"):
+            self._ipr.link(
+                "add", ifname=name, kind="macvlan", link=parent_index, macvlan_mode=mode, **extra
+            )
+
+    def set_master(self, name: str, bridge: str) -> None:
+        index, master = self.require_link(name).index, self.require_link(bridge).index
+        with _wrap(f"enslave {name} to {bridge}"):
+            self._ipr.link("set", index=index, master=master)
+
+    def move_link(self, name: str, namespace: str, new_name: str | None = None) -> None:
+        """Move a link into another named namespace, optionally renaming it on the way."""
+        index = self.require_link(name).index
+        kwargs: dict[str, Any] = {"net_ns_fd": namespace}
+        if new_name:
+            kwargs["ifname"] = new_name
+        with _wrap(f"move {name} to namespace {namespace}"):
+            self._ipr.link("set", index=index, **kwargs)
+
+    def move_link_to_path(self, name: str, path: str, new_name: str | None = None) -> None:
+        """Move a link into the namespace bound at ``path`` (e.g. a CNI_NETNS), maybe renamed."""
+        index = self.require_link(name).index
+        with _wrap(f"open namespace {path}"):
+            fd = os.open(path, os.O_RDONLY)
+        try:
+            kwargs: dict[str, Any] = {"net_ns_fd": fd}
+            if new_name:
+                kwargs["ifname"] = new_name
+            with _wrap(f"move {name} to namespace {path}"):
+                self._ipr.link("set", index=index, **kwargs)
+        finally:
+            os.close(fd)
+
+    def rename_link(self, name: str, new_name: str) -> None:
+        """Rename a (down) link."""
+        index = self.require_link(name).index
+        with _wrap(f"rename {name} to {new_name}"):
+            self._ipr.link("set", index=index, ifname=new_name)
+
+    def default_route_link(self) -> str | None:
+        """The name of the interface carrying this namespace's first IPv4 default route."""
+        names = {link.index: link.name for link in self.links()}
+        for route in self.routes():
+            if route.is_default and route.oif is not None:
+                return names.get(route.oif)
+        return None
+
+    def set_up(self, name: str) -> None:
+        index = self.require_link(name).index
+        with _wrap(f"set {name} up"):
+            self._ipr.link("set", index=index, state="up")
+
+    def delete_link(self, name: str) -> None:
+        found = self.link(name)
+        if found is None:
+            return
+        with _wrap(f"delete {name}"):
+            self._ipr.link("del", index=found.index)
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    def addresses(self, name: str) -> list[ipaddress.IPv4Interface]:
+        index = self.require_link(name).index
+        with _wrap(f"list addresses of {name}"):
+            msgs = self._ipr.get_addr(family=AF_INET, index=index)
+        return [ipaddress.IPv4Interface(f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}") for m in msgs]
+
+    def add_address(self, name: str, address: ipaddress.IPv4Interface) -> None:
+        index = self.require_link(name).index
+        with _wrap(f"add address {address} to {name}"):
+            self._ipr.addr(
+                "add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
+            )
+
+    def delete_address(self, name: str, address: ipaddress.IPv4Interface) -> None:
+        index = self.require_link(name).index
+        with _wrap(f"delete address {address} from {name}"):
+            self._ipr.addr(
+                "del", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
+            )
+
+    # -- routes ------------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        """IPv4 routes of the main table."""
+        with _wrap("list routes"):
+            msgs = self._ipr.get_routes(family=AF_INET, table=MAIN_TABLE)
+        out = []
+        for m in msgs:
+            dst = m.get("RTA_DST")
+            gw = m.get("RTA_GATEWAY")
+            out.append(
+                Route(
+                    dst=ipaddress.IPv4Network(f"{dst}/{m['dst_len']}") if dst else None,
+                    gateway=ipaddress.IPv4Address(gw) if gw else None,
+                    oif=m.get("RTA_OIF"),
+                    scope=int(m.get("scope", 0)),
+                    proto=int(m.get("proto", 0)),
+                )
+            )
+        return out
+
+    def _route_args(
+        self,
+        dst: ipaddress.IPv4Network | None,
+        gateway: ipaddress.IPv4Address | None,
+        dev: str | None,
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {"dst": str(dst) if dst else "0.0.0.0/0", "table": MAIN_TABLE}
+        if gateway is not None:
+            args["gateway"] = str(gateway)
+        else:
+            args["scope"] = 253  # link: the destination is on-link
+        if dev is not None:
+            args["oif"] = self.require_link(dev).index
+        return args
+
+    def add_route(
+        self,
+        dst: ipaddress.IPv4Network | None,
+        gateway: ipaddress.IPv4Address | None = None,
+        dev: str | None = None,
+    ) -> None:
+        with _wrap(f"add route {dst or 'default'}"):
+            self._ipr.route("add", **self._route_args(dst, gateway, dev))
+
+    def delete_route(self, route: Route) -> None:
+        args: dict[str, Any] = {
+            "dst": str(route.dst) if route.dst else "0.0.0.0/0",
+            "table": MAIN_TABLE,
+        }
+        if route.gateway is not None:
+            args["gateway"] = str(route.gateway)
+        if route.oif is not None:
+            args["oif"] = route.oif
+        with _wrap(f"delete route {route.dst or 'default'}"):
+            self._ipr.route("del", **args)

@@ -1,1 +1,0 @@
-"""The TCP relay: accepted connections spliced to a chosen upstream with flow control."""

@@ -1,0 +1,1 @@
+"""The redirect mode (the router pod): ``model`` parses and plans, ``apply`` and ``report`` act."""

@@ -1,0 +1,190 @@
+"""The ``EGRESS_DESTINATION`` grammar of the redirect router, parsed into frozen values.
+
+Owns: what a destination line means (port rule, port rule with remote port, fallback), the
+order rules (fallback last), port/protocol/address validation and local-port uniqueness.
+Must not: know about interfaces, nftables or netlink (``redirect.model.rules`` turns the parsed
+value into a ruleset), or do any I/O.
+
+Grammar, one rule per meaningful line (``common.lines``: blank lines and ``#`` comments ignored,
+CRLF accepted, fields separated by spaces or tabs):
+
+    <port> <tcp|udp> <ip>                  local port -> same port on <ip>
+    <port> <tcp|udp> <ip> <remote_port>    local port -> <remote_port> on <ip>
+    <ip>                                   fallback: everything else goes to <ip> (last line only)
+
+Differences from the reference script, all on the side of rejecting less valid input or
+catching more invalid input: octets are range-checked (0-255), ports are decimal (``080`` is
+80, never octal), the protocol is case-insensitive, and the same local port may be used once
+for TCP and once for UDP (the kernel keeps the two apart; the reference compared the port text
+only). Loopback, multicast, unspecified and broadcast addresses are refused as destinations.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from enum import StrEnum
+
+from egress_router.common.lines import Line, meaningful_lines
+from egress_router.common.values import parse_ipv4, parse_port
+from egress_router.errors import VariableError
+
+VARIABLE = "EGRESS_DESTINATION"
+LINE_FORMS = "'<port> tcp|udp <ip> [<remote_port>]' or a fallback '<ip>' as the last line"
+PORT_RANGE = "Invalid port: {port}, must be in the range 1 to 65535"
+
+
+class Protocol(StrEnum):
+    """Transport protocols a port rule may name."""
+
+    TCP = "tcp"
+    UDP = "udp"
+
+
+class ExtraProtocol(StrEnum):
+    """Protocols only some grammars allow (the OCP 4 CNI grammar adds SCTP); see ``protocols``."""
+
+    SCTP = "sctp"
+
+
+AnyProtocol = Protocol | ExtraProtocol
+
+#: The protocols of the OCP 3 ``EGRESS_DESTINATION`` grammar (the default of the parser).
+OCP3_PROTOCOLS: frozenset[AnyProtocol] = frozenset({Protocol.TCP, Protocol.UDP})
+#: The protocols of the OCP 4 egress-router CNI grammar.
+CNI_PROTOCOLS: frozenset[AnyProtocol] = frozenset({*OCP3_PROTOCOLS, ExtraProtocol.SCTP})
+_ORDER: tuple[AnyProtocol, ...] = (Protocol.TCP, Protocol.UDP, ExtraProtocol.SCTP)
+
+
+@dataclass(frozen=True)
+class PortRule:
+    """``port``/``protocol`` arriving on the cluster side goes to ``address``:``remote_port``."""
+
+    line: int
+    port: int
+    protocol: AnyProtocol
+    address: ipaddress.IPv4Address
+    remote_port: int
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A parsed ``EGRESS_DESTINATION``: port rules in input order and an optional fallback."""
+
+    rules: tuple[PortRule, ...]
+    fallback: ipaddress.IPv4Address | None = None
+
+    def by_protocol(self, protocol: AnyProtocol) -> tuple[PortRule, ...]:
+        return tuple(rule for rule in self.rules if rule.protocol is protocol)
+
+
+def _invalid(line: Line, reason: str, variable: str) -> VariableError:
+    return VariableError(
+        variable,
+        f"value '{line.text}' is invalid: {reason}",
+        line=line.number,
+        expected=LINE_FORMS,
+    )
+
+
+def _address(text: str, line: Line, variable: str) -> ipaddress.IPv4Address:
+    try:
+        address = parse_ipv4(text)
+    except ValueError as exc:
+        raise _invalid(line, f"'{text}' is not an IPv4 address ({exc})", variable) from None
+    if (
+        address.is_loopback
+        or address.is_multicast
+        or address.is_unspecified
+        or address == ipaddress.IPv4Address("255.255.255.255")
+    ):
+        reason = f"{address} cannot be a destination (loopback, multicast or broadcast)"
+        raise _invalid(line, reason, variable)
+    return address
+
+
+def _port(text: str, line: Line, variable: str, what: str) -> int:
+    try:
+        return parse_port(text)
+    except ValueError:
+        if text.isascii() and text.isdigit():
+            raise VariableError(
+                variable,
+                PORT_RANGE.format(port=text) + f" ({what} in '{line.text}')",
+                line=line.number,
+            ) from None
+        raise _invalid(line, f"{what} '{text}' is not a number", variable) from None
+
+
+def _protocol(
+    text: str, line: Line, variable: str, protocols: frozenset[AnyProtocol] = OCP3_PROTOCOLS
+) -> AnyProtocol:
+    allowed = [p for p in _ORDER if p in protocols]
+    for protocol in allowed:
+        if text.lower() == protocol.value:
+            return protocol
+    names = ", ".join(p.value for p in allowed[:-1]) + f" or {allowed[-1].value}"
+    raise _invalid(line, f"protocol '{text}' must be {names}", variable)
+
+
+def _port_rule(
+    line: Line, variable: str, protocols: frozenset[AnyProtocol] = OCP3_PROTOCOLS
+) -> PortRule:
+    port_text, proto_text, ip_text, *rest = line.fields
+    remote_text = rest[0] if rest else None
+    protocol = _protocol(proto_text, line, variable, protocols)
+    address = _address(ip_text, line, variable)
+    if remote_text is not None:
+        remote = _port(remote_text, line, variable, "remote port")
+    port = _port(port_text, line, variable, "local port")
+    return PortRule(
+        line=line.number,
+        port=port,
+        protocol=protocol,
+        address=address,
+        remote_port=port if remote_text is None else remote,
+    )
+
+
+def parse_destination(
+    value: str | None,
+    *,
+    variable: str = VARIABLE,
+    protocols: frozenset[AnyProtocol] = OCP3_PROTOCOLS,
+) -> Destination:
+    """Parse the whole value, or raise ``VariableError`` for the first bad line.
+
+    ``protocols`` widens the accepted protocols (the CNI grammar adds ``sctp``).
+    """
+    if value is None or not value.strip():
+        raise VariableError(variable, "unspecified", expected=LINE_FORMS)
+    rules: list[PortRule] = []
+    seen: dict[tuple[int, AnyProtocol], int] = {}
+    fallback: ipaddress.IPv4Address | None = None
+    fallback_line = 0
+    for line in meaningful_lines(value):
+        if fallback is not None:
+            raise VariableError(
+                variable,
+                f"fallback IP must be the last line (fallback on line {fallback_line}, "
+                f"then '{line.text}')",
+                line=line.number,
+            )
+        if len(line.fields) == 1:
+            fallback = _address(line.fields[0], line, variable)
+            fallback_line = line.number
+            continue
+        if len(line.fields) not in (3, 4):
+            raise _invalid(line, f"{len(line.fields)} fields", variable)
+        rule = _port_rule(line, variable, protocols)
+        key = (rule.port, rule.protocol)
+        if key in seen:
+            raise VariableError(
+                variable,
+                f"localport {rule.port} is already used, must be unique for each destination "
+                f"({rule.protocol} {rule.port} first used on line {seen[key]})",
+                line=line.number,
+            )
+        seen[key] = line.number
+        rules.append(rule)
+    return Destination(rules=tuple(rules), fallback=fallback)

@@ -1,0 +1,169 @@
+"""The router image's environment contract: ``EGRESS_SOURCE``, ``EGRESS_GATEWAY``,
+``EGRESS_ROUTER_MODE``, ``EGRESS_DESTINATION``, ``EGRESS_ROUTER_DEBUG`` and the interface names.
+
+Owns: reading those variables (from a plain mapping) into one frozen ``RouterEnv``, in the
+reference's order (SOURCE, GATEWAY, MODE, then DESTINATION for the modes that need it), and
+rejecting anything invalid with a one-line ``VariableError`` before anything is touched.
+Must not: read ``os.environ`` itself or do any I/O (the command passes the mapping in).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from egress_router.common.values import IPv4Source, parse_ipv4, parse_ipv4_source
+from egress_router.errors import VariableError
+from egress_router.redirect.model.destinations import Destination, parse_destination
+
+DEFAULT_MACVLAN = "macvlan0"
+DEFAULT_CLUSTER = "eth0"
+MACVLAN_VARIABLE = "EGRESS_ROUTER_MACVLAN_INTERFACE"
+CLUSTER_VARIABLE = "EGRESS_ROUTER_CLUSTER_INTERFACE"
+IFNAMSIZ = 16  # the kernel's limit, including the terminating NUL
+
+
+class Mode(StrEnum):
+    """``EGRESS_ROUTER_MODE``: what ``setup`` does after validating."""
+
+    LEGACY = "legacy"  # configure, then stay up until SIGTERM/SIGINT (the default)
+    INIT = "init"  # configure and exit (init container)
+    HTTP_PROXY = "http-proxy"  # interface and routes only, for the HTTP proxy container
+    DNS_PROXY = "dns-proxy"  # interface and routes only, for the DNS proxy container
+    UNIT_TEST = "unit-test"  # print the complete plan, touch nothing
+
+    @property
+    def redirects(self) -> bool:
+        """True when the mode installs the redirect ruleset (and needs EGRESS_DESTINATION)."""
+        return self in (Mode.LEGACY, Mode.INIT, Mode.UNIT_TEST)
+
+
+@dataclass(frozen=True)
+class Interfaces:
+    """Interface names inside the router pod: the macvlan and the cluster-side interface."""
+
+    macvlan: str = DEFAULT_MACVLAN
+    cluster: str = DEFAULT_CLUSTER
+
+
+@dataclass(frozen=True)
+class RouterEnv:
+    """Everything ``setup`` needs, validated. ``destination`` is None in the proxy modes."""
+
+    source: IPv4Source
+    gateway: ipaddress.IPv4Address
+    mode: Mode
+    destination: Destination | None
+    interfaces: Interfaces
+    debug: bool = False
+
+    @property
+    def source_ip(self) -> ipaddress.IPv4Address:
+        """The bare source address (what SNAT and ARP use)."""
+        return self.source.address
+
+
+def _invalid(exc: ValueError) -> str:
+    reason = str(exc)
+    return "unspecified or invalid" + ("" if reason.startswith("expected") else f" ({reason})")
+
+
+def _source(value: str | None) -> IPv4Source:
+    text = (value or "").strip()
+    try:
+        return parse_ipv4_source(text)
+    except ValueError as exc:
+        raise VariableError(
+            "EGRESS_SOURCE",
+            _invalid(exc),
+            text=value or "",
+            expected="an IPv4 address such as 192.168.12.99 or 192.168.12.99/24",
+        ) from None
+
+
+def _gateway(value: str | None) -> ipaddress.IPv4Address:
+    text = (value or "").strip()
+    try:
+        return parse_ipv4(text)
+    except ValueError as exc:
+        raise VariableError(
+            "EGRESS_GATEWAY",
+            _invalid(exc),
+            text=value or "",
+            expected="an IPv4 address without prefix, such as 192.168.12.1",
+        ) from None
+
+
+def _mode(value: str | None) -> Mode:
+    text = (value or "").strip()
+    if not text:
+        return Mode.LEGACY
+    try:
+        return Mode(text)
+    except ValueError:
+        raise VariableError(
+            "EGRESS_ROUTER_MODE",
+            f"Unrecognized EGRESS_ROUTER_MODE '{value}'",
+            expected=", ".join(m.value for m in Mode),
+        ) from None
+
+
+def interface_name(value: str, variable: str) -> str:
+    """A Linux interface name: 1-15 bytes, no blanks, no '/', not '.' or '..'."""
+    ok = (
+        0 < len(value.encode()) < IFNAMSIZ
+        and value not in (".", "..")
+        and not any(ch.isspace() or ch in "/:" for ch in value)
+    )
+    if not ok:
+        raise VariableError(
+            variable,
+            "invalid interface name",
+            text=value,
+            expected="1-15 characters without blanks, '/' or ':'",
+        )
+    return value
+
+
+def _interfaces(env: Mapping[str, str], macvlan: str | None, cluster: str | None) -> Interfaces:
+    macvlan_name = interface_name(
+        macvlan if macvlan is not None else env.get(MACVLAN_VARIABLE) or DEFAULT_MACVLAN,
+        "--macvlan-interface" if macvlan is not None else MACVLAN_VARIABLE,
+    )
+    cluster_name = interface_name(
+        cluster if cluster is not None else env.get(CLUSTER_VARIABLE) or DEFAULT_CLUSTER,
+        "--cluster-interface" if cluster is not None else CLUSTER_VARIABLE,
+    )
+    if macvlan_name == cluster_name:
+        raise VariableError(
+            MACVLAN_VARIABLE,
+            f"the macvlan and the cluster interface must differ (both '{macvlan_name}')",
+        )
+    return Interfaces(macvlan=macvlan_name, cluster=cluster_name)
+
+
+def parse_router_env(
+    env: Mapping[str, str], *, macvlan: str | None = None, cluster: str | None = None
+) -> RouterEnv:
+    """Validate every variable (flags ``macvlan``/``cluster`` override the variables)."""
+    source = _source(env.get("EGRESS_SOURCE"))
+    gateway = _gateway(env.get("EGRESS_GATEWAY"))
+    mode = _mode(env.get("EGRESS_ROUTER_MODE"))
+    destination = parse_destination(env.get("EGRESS_DESTINATION")) if mode.redirects else None
+    interfaces = _interfaces(env, macvlan, cluster)
+    if gateway == source.address:
+        raise VariableError(
+            "EGRESS_GATEWAY",
+            f"must differ from EGRESS_SOURCE ({source.address})",
+            text=env.get("EGRESS_GATEWAY", ""),
+        )
+    return RouterEnv(
+        source=source,
+        gateway=gateway,
+        mode=mode,
+        destination=destination,
+        interfaces=interfaces,
+        debug=bool(env.get("EGRESS_ROUTER_DEBUG")),
+    )

@@ -1,0 +1,178 @@
+"""Planning the router pod's network: desired state vs observed state -> operations.
+
+Owns: what the macvlan side must look like (one address, link up, an on-link host route to the
+gateway, the only default route via the gateway on the macvlan, ``net.ipv4.ip_forward=1``) and
+the minimal, ordered list of operations that gets there from what the kernel reports.
+Must not: talk to the kernel. The applier observes, calls ``plan_network`` and executes the
+operations in order; an already configured pod yields an empty plan (idempotence).
+
+Order matters: the link is up before routes through it are added (the kernel refuses routes
+on a down link), and a stale address (another source before) resets the macvlan's addresses
+and routes, because the kernel flushes an interface's routes with its last address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from egress_router.redirect.model.env import RouterEnv
+
+FORWARD_SYSCTL = "net.ipv4.ip_forward"
+
+
+@dataclass(frozen=True)
+class ObservedRoute:
+    """A main-table IPv4 route as observed. ``dst`` None is the default route."""
+
+    dst: ipaddress.IPv4Network | None
+    gateway: ipaddress.IPv4Address | None
+    device: str | None
+
+    @property
+    def is_default(self) -> bool:
+        return self.dst is None or self.dst.prefixlen == 0
+
+
+@dataclass(frozen=True)
+class ObservedNetwork:
+    """The parts of the pod's network the plan depends on."""
+
+    macvlan_up: bool
+    macvlan_addresses: tuple[ipaddress.IPv4Interface, ...]
+    routes: tuple[ObservedRoute, ...]
+    ip_forward: str
+
+    @classmethod
+    def empty(cls) -> ObservedNetwork:
+        """A freshly moved, unconfigured macvlan (what ``unit-test`` plans against)."""
+        return cls(macvlan_up=False, macvlan_addresses=(), routes=(), ip_forward="0")
+
+
+@dataclass(frozen=True)
+class AddAddress:
+    device: str
+    address: ipaddress.IPv4Interface
+
+    def __str__(self) -> str:
+        return f"address add {self.address} dev {self.device}"
+
+
+@dataclass(frozen=True)
+class DeleteAddress:
+    device: str
+    address: ipaddress.IPv4Interface
+
+    def __str__(self) -> str:
+        return f"address del {self.address} dev {self.device}"
+
+
+@dataclass(frozen=True)
+class SetUp:
+    device: str
+
+    def __str__(self) -> str:
+        return f"link set {self.device} up"
+
+
+@dataclass(frozen=True)
+class AddRoute:
+    route: ObservedRoute
+
+    def __str__(self) -> str:
+        return "route add " + _route_text(self.route)
+
+
+@dataclass(frozen=True)
+class DeleteRoute:
+    route: ObservedRoute
+
+    def __str__(self) -> str:
+        return "route del " + _route_text(self.route)
+
+
+@dataclass(frozen=True)
+class SetSysctl:
+    key: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"sysctl {self.key}={self.value}"
+
+
+NetworkOp = AddAddress | DeleteAddress | SetUp | AddRoute | DeleteRoute | SetSysctl
+
+
+@dataclass(frozen=True)
+class Announce:
+    """A gratuitous ARP for ``address`` out of ``device`` (reply form, or request form)."""
+
+    device: str
+    address: ipaddress.IPv4Address
+    request: bool
+
+    def __str__(self) -> str:
+        kind = "request" if self.request else "reply"
+        return f"gratuitous ARP {kind} for {self.address} on {self.device}"
+
+
+def _route_text(route: ObservedRoute) -> str:
+    dst = "default" if route.is_default else str(route.dst)
+    via = f" via {route.gateway}" if route.gateway else ""
+    dev = f" dev {route.device}" if route.device else ""
+    scope = " scope link" if route.gateway is None else ""
+    return f"{dst}{via}{dev}{scope}"
+
+
+def desired_routes(env: RouterEnv) -> tuple[ObservedRoute, ObservedRoute]:
+    """The host route that makes the gateway on-link, and the default route via it."""
+    macvlan = env.interfaces.macvlan
+    host = ObservedRoute(ipaddress.IPv4Network(f"{env.gateway}/32"), None, macvlan)
+    default = ObservedRoute(None, env.gateway, macvlan)
+    return host, default
+
+
+def _same_dst(a: ObservedRoute, b: ObservedRoute) -> bool:
+    if a.is_default or b.is_default:
+        return a.is_default and b.is_default
+    return a.dst == b.dst
+
+
+def _same(a: ObservedRoute, b: ObservedRoute) -> bool:
+    return _same_dst(a, b) and a.gateway == b.gateway and a.device == b.device
+
+
+def plan_network(env: RouterEnv, observed: ObservedNetwork) -> list[NetworkOp]:
+    """The operations that turn ``observed`` into the desired state (empty when already there)."""
+    macvlan = env.interfaces.macvlan
+    want = env.source.interface
+    ops: list[NetworkOp] = []
+    routes = observed.routes
+    if any(a != want for a in observed.macvlan_addresses):
+        # A different source before: start the macvlan from scratch. Removing its addresses
+        # one by one could take ours with them (secondaries die with their primary), and the
+        # kernel flushes the macvlan's routes when its last address goes, so plan without them.
+        ops += [DeleteAddress(macvlan, a) for a in observed.macvlan_addresses]
+        routes = tuple(r for r in routes if r.device != macvlan)
+        ops.append(AddAddress(macvlan, want))
+    elif want not in observed.macvlan_addresses:
+        ops.append(AddAddress(macvlan, want))
+    if not observed.macvlan_up:
+        ops.append(SetUp(macvlan))
+    for route in desired_routes(env):
+        # Only ours may remain for each destination (e.g. the SDN's default via eth0 goes).
+        ops += [DeleteRoute(r) for r in routes if _same_dst(route, r) and not _same(route, r)]
+        if not any(_same(route, r) for r in routes):
+            ops.append(AddRoute(route))
+    if observed.ip_forward != "1":
+        ops.append(SetSysctl(FORWARD_SYSCTL, "1"))
+    return ops
+
+
+def announcements(env: RouterEnv) -> tuple[Announce, Announce]:
+    """Gratuitous ARP reply, then request, for the bare source address (always sent)."""
+    macvlan = env.interfaces.macvlan
+    return (
+        Announce(macvlan, env.source_ip, request=False),
+        Announce(macvlan, env.source_ip, request=True),
+    )

@@ -1,0 +1,185 @@
+"""The redirect ruleset: a parsed ``EGRESS_DESTINATION`` as one nftables table (JSON commands).
+
+Owns: the content of our table ``ip egress_router`` and its fingerprint (which tells the
+applier whether the live table already is the desired one).
+Must not: run nft (``kernel.nftables`` applies it, prefixed by its atomic table swap).
+
+    table ip egress_router
+      map dnat_tcp_addr  local port -> remote address      (one element per TCP line)
+      map dnat_tcp_port  local port -> remote port         (same keys)
+      map dnat_udp_addr, dnat_udp_port                     (the same for UDP lines)
+      chain prerouting (nat, dstnat)
+        iifname <cluster> dnat ip to tcp dport map @dnat_tcp_addr : tcp dport map @dnat_tcp_port
+        iifname <cluster> dnat ip to udp dport map @dnat_udp_addr : udp dport map @dnat_udp_port
+        iifname <cluster> dnat ip to <fallback>              only with a fallback line
+      chain postrouting (nat, srcnat)
+        oifname <macvlan> snat ip to <bare source>               comment carries the fingerprint
+      chain input (filter)
+        ct state established,related accept
+        iifname <cluster> icmp type echo-request accept
+        iifname <cluster> meta l4proto tcp reject with tcp reset   unmapped ports fail at once,
+        iifname <cluster> reject (icmp port-unreachable)           never reach the router itself
+
+Two hash lookups per new connection, whatever the number of lines. The maps' keys are
+``tcp dport`` / ``udp dport``: nft adds the ``meta l4proto`` dependency, so a UDP packet can
+never match the TCP maps nor the reverse. NAT happens only on a connection's first packet; the
+rest follow conntrack. (One map with ``ipv4_addr . inet_service`` data would do the same with
+one lookup, but nft 1.0.6's JSON parser cannot declare concatenated map data: it crashes.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from typing import Any
+
+from egress_router.common.nft import Command, Table, match_meta
+from egress_router.redirect.model.destinations import (
+    AnyProtocol,
+    Destination,
+    ExtraProtocol,
+    Protocol,
+)
+from egress_router.redirect.model.env import Interfaces
+
+FAMILY = "ip"
+TABLE = "egress_router"
+_T = Table(FAMILY, TABLE)
+FINGERPRINT_PREFIX = "egress-router config "
+MAP_NAMES: dict[AnyProtocol, str] = {
+    Protocol.TCP: "dnat_tcp",
+    Protocol.UDP: "dnat_udp",
+    ExtraProtocol.SCTP: "dnat_sctp",  # + "_addr" / "_port"
+}
+
+
+def _protocols(destination: Destination) -> list[AnyProtocol]:
+    """TCP and UDP always (fixed table layout); SCTP only when a rule uses it."""
+    extra = [ExtraProtocol.SCTP] if destination.by_protocol(ExtraProtocol.SCTP) else []
+    return [Protocol.TCP, Protocol.UDP, *extra]
+
+
+def _dnat_map(protocol: AnyProtocol) -> Command:
+    key = {"payload": {"protocol": protocol.value, "field": "dport"}}
+    name = MAP_NAMES[protocol]
+    return {
+        "dnat": {
+            "family": "ip",
+            "addr": {"map": {"key": key, "data": f"@{name}_addr"}},
+            "port": {"map": {"key": dict(key), "data": f"@{name}_port"}},
+        }
+    }
+
+
+def _maps(destination: Destination, protocol: AnyProtocol) -> list[Command]:
+    rules = destination.by_protocol(protocol)
+    name = MAP_NAMES[protocol]
+    addr: dict[str, Any] = {"name": f"{name}_addr", "type": "inet_service", "map": "ipv4_addr"}
+    port: dict[str, Any] = {"name": f"{name}_port", "type": "inet_service", "map": "inet_service"}
+    if rules:
+        addr["elem"] = [[rule.port, str(rule.address)] for rule in rules]
+        port["elem"] = [[rule.port, rule.remote_port] for rule in rules]
+    return [_T.add("map", **addr), _T.add("map", **port)]
+
+
+def _body(
+    destination: Destination, source: ipaddress.IPv4Address, ifs: Interfaces
+) -> list[Command]:
+    cluster = match_meta("iifname", ifs.cluster)
+    protocols = _protocols(destination)
+    prerouting = [_T.rule("prerouting", cluster, _dnat_map(p)) for p in protocols]
+    if destination.fallback is not None:
+        prerouting.append(
+            _T.rule(
+                "prerouting", cluster, {"dnat": {"family": "ip", "addr": str(destination.fallback)}}
+            )
+        )
+    established = {
+        "match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}
+    }
+    echo = {
+        "match": {
+            "op": "==",
+            "left": {"payload": {"protocol": "icmp", "field": "type"}},
+            "right": "echo-request",
+        }
+    }
+    return [
+        _T.create(),
+        *(m for p in protocols for m in _maps(destination, p)),
+        _T.base_chain("prerouting", "nat", "prerouting", -100),
+        _T.base_chain("postrouting", "nat", "postrouting", 100),
+        _T.base_chain("input", "filter", "input", 0),
+        *prerouting,
+        _T.rule("input", established, {"accept": None}),
+        _T.rule("input", cluster, echo, {"accept": None}),
+        _T.rule("input", cluster, match_meta("l4proto", "tcp"), {"reject": {"type": "tcp reset"}}),
+        _T.rule("input", cluster, {"reject": {"type": "icmp", "expr": "port-unreachable"}}),
+    ]
+
+
+def fingerprint(commands: list[Command]) -> str:
+    """A stable digest of a command list (what the live table is compared by)."""
+    text = json.dumps(commands, sort_keys=True, separators=(",", ":"))
+    return FINGERPRINT_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def redirect_ruleset(
+    destination: Destination, source: ipaddress.IPv4Address, interfaces: Interfaces
+) -> list[Command]:
+    """The whole table (creation commands only; the applier prefixes the atomic swap).
+
+    The SNAT rule carries the fingerprint of everything else as its comment, so reading the
+    live table back tells whether it already is this ruleset.
+    """
+    body = _body(destination, source, interfaces)
+    snat = [
+        match_meta("oifname", interfaces.macvlan),
+        {"snat": {"family": "ip", "addr": str(source)}},
+    ]
+    mark = fingerprint([*body, _T.rule("postrouting", *snat)])
+    return [*body, _T.rule("postrouting", *snat, comment=mark)]
+
+
+def live_fingerprint(listing: list[Command] | None) -> str | None:
+    """The fingerprint found in a live table's ``nft -j list table`` output (None if absent)."""
+    for item in listing or []:
+        rule = item.get("rule")
+        if rule and rule.get("chain") == "postrouting":
+            comment = rule.get("comment")
+            if isinstance(comment, str) and comment.startswith(FINGERPRINT_PREFIX):
+                return comment
+    return None
+
+
+def element_counts(listing: list[Command] | None) -> dict[str, int]:
+    """Elements per map in a live listing (guards against a map emptied behind our back)."""
+    counts: dict[str, int] = {}
+    for item in listing or []:
+        m = item.get("map")
+        if m:
+            counts[m["name"]] = len(m.get("elem", []))
+    return counts
+
+
+def is_current(desired: list[Command], listing: list[Command] | None) -> bool:
+    """True when the live table (listing) is already exactly ``desired``."""
+    if listing is None:
+        return False
+    mark = next(
+        (
+            c["add"]["rule"].get("comment")
+            for c in desired
+            if "rule" in c["add"] and c["add"]["rule"].get("comment")
+        ),
+        None,
+    )
+    if mark is None or live_fingerprint(listing) != mark:
+        return False
+    wanted = {
+        c["add"]["map"]["name"]: len(c["add"]["map"].get("elem", []))
+        for c in desired
+        if "map" in c["add"]
+    }
+    return element_counts(listing) == wanted

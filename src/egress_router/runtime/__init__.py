@@ -1,0 +1,1 @@
+"""Shared non-kernel adapters: the worker supervisor, Prometheus metrics, the dnspython resolver."""

@@ -1,0 +1,222 @@
+"""The CNI network configuration and destination grammar: truth tables and properties."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from egress_router.cni.model.config import (
+    CniError,
+    parse_config,
+    parse_destinations,
+)
+from egress_router.redirect.model.destinations import ExtraProtocol, Protocol
+
+IP = ipaddress.IPv4Address
+
+BASE: dict[str, Any] = {
+    "cniVersion": "0.4.0",
+    "name": "egress-router-cni-nad",
+    "type": "egress-router",
+    "ip": {
+        "addresses": ["192.168.3.10/24"],
+        "destinations": [
+            "80 UDP 10.100.3.0",
+            "8080 TCP 203.0.113.26 80",
+            "8443 TCP 203.0.113.27 443",
+        ],
+        "gateway": "192.168.3.1",
+    },
+    "log_file": "/tmp/egress-router-log",
+    "log_level": "debug",
+}
+
+
+def _with(**changes: Any) -> str:
+    doc = json.loads(json.dumps(BASE))
+    for key, value in changes.items():
+        target = doc
+        *parents, last = key.split("__")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        if value is None:
+            target.pop(last, None)
+        else:
+            target[last] = value
+    return json.dumps(doc)
+
+
+def test_canonical_config() -> None:
+    config = parse_config(json.dumps(BASE))
+    assert config.cni_version == "0.4.0"
+    assert config.name == "egress-router-cni-nad"
+    assert config.ip.address == ipaddress.IPv4Interface("192.168.3.10/24")
+    assert config.ip.gateway == IP("192.168.3.1")
+    assert config.master is None and config.mode == "bridge" and config.mtu is None
+    assert config.log_file == "/tmp/egress-router-log"
+    rules = config.ip.destination.rules
+    assert [(r.port, r.protocol, r.address, r.remote_port) for r in rules] == [
+        (80, Protocol.UDP, IP("10.100.3.0"), 80),
+        (8080, Protocol.TCP, IP("203.0.113.26"), 80),
+        (8443, Protocol.TCP, IP("203.0.113.27"), 443),
+    ]
+    assert config.ip.destinations == tuple(BASE["ip"]["destinations"])
+
+
+def test_hand_written_nad_with_master() -> None:
+    text = (
+        '{"cniVersion":"0.4.0","name":"egress-router-2","type":"egress-router",'
+        '"interfaceArgs":{"master":"eth1"},"ip":{"addresses":["192.168.111.200/24"],'
+        '"destinations":["172.217.15.78"],"gateway":"192.168.111.1"}}'
+    )
+    config = parse_config(text)
+    assert config.master == "eth1"
+    assert config.ip.destination.fallback == IP("172.217.15.78")
+    assert config.ip.destination.rules == ()
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("80 UDP 10.100.3.0", (80, "udp", "10.100.3.0", 80)),
+        ("8080 TCP 203.0.113.26 80", (8080, "tcp", "203.0.113.26", 80)),
+        ("8443 tcp 203.0.113.27 443", (8443, "tcp", "203.0.113.27", 443)),
+        ("80 sctp 1.2.3.4", (80, "sctp", "1.2.3.4", 80)),
+        ("80 Sctp 1.2.3.4 9", (80, "sctp", "1.2.3.4", 9)),
+        ("80 UDP 10.0.0.99/30", (80, "udp", "10.0.0.99", 80)),  # mask tolerated, dropped
+        ("8080 TCP 203.0.113.26/30 80", (8080, "tcp", "203.0.113.26", 80)),
+    ],
+)
+def test_destination_forms(entry: str, expected: tuple[int, str, str, int]) -> None:
+    (rule,) = parse_destinations([entry]).rules
+    assert (rule.port, rule.protocol.value, str(rule.address), rule.remote_port) == expected
+
+
+def test_catch_all_and_fallback_ip() -> None:
+    assert parse_destinations(["10.1.2.3"]).fallback == IP("10.1.2.3")
+    assert parse_destinations(["10.1.2.3/32"]).fallback == IP("10.1.2.3")
+    d = parse_destinations(["80 tcp 1.2.3.4"], fallback_ip="5.6.7.8")
+    assert d.fallback == IP("5.6.7.8") and len(d.rules) == 1
+    assert parse_destinations([], fallback_ip="5.6.7.8").fallback == IP("5.6.7.8")
+    assert parse_destinations([]).rules == () and parse_destinations([]).fallback is None
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        (["80 icmp 1.2.3.4"], "ip.destinations[0]: value '80 icmp 1.2.3.4' is invalid: protocol"),
+        (["abc tcp 1.2.3.4"], "ip.destinations[0]: value 'abc tcp 1.2.3.4' is invalid: local port"),
+        (["70000 tcp 1.2.3.4"], "ip.destinations[0]: Invalid port: 70000"),
+        (["0 tcp 1.2.3.4"], "ip.destinations[0]: Invalid port: 0"),
+        (["80 tcp"], "ip.destinations[0]: value '80 tcp' is invalid: 2 fields"),
+        (["1 tcp 1.2.3.4 2 3"], "ip.destinations[0]: value '1 tcp 1.2.3.4 2 3' is invalid: 5"),
+        (["80 tcp 1.2.3.4", "80 TCP 5.6.7.8"], "ip.destinations[1]: localport 80 is already"),
+        (["1.2.3.4", "80 tcp 5.6.7.8"], "ip.destinations[1]: fallback IP must be the last"),
+        (["80 tcp 1.2.3.4/33"], "ip.destinations[0]: '80 tcp 1.2.3.4/33': bad mask '/33'"),
+        (["80 tcp 2001:db8::1"], "ip.destinations[0]: value '80 tcp 2001:db8::1' is invalid"),
+        ([""], 'ip.destinations[0]: invalid entry ""'),
+        (["80 tcp 1.2.3.4 # x"], "ip.destinations[0]: invalid entry"),
+    ],
+)
+def test_destination_errors(entries: list[str], message: str) -> None:
+    with pytest.raises(CniError) as info:
+        parse_destinations(entries)
+    assert str(info.value).startswith(message), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "message"),
+    [
+        ({"cniVersion": "1.0.0"}, 1, "incompatible CNI versions"),
+        ({"name": None}, 7, "name: invalid network name null"),
+        ({"name": "-bad"}, 7, 'name: invalid network name "-bad"'),
+        ({"ip": None}, 7, "ip: required"),
+        ({"ip__addresses": []}, 7, "ip.addresses: exactly one address"),
+        ({"ip__addresses": ["192.168.3.10"]}, 7, "ip.addresses[0]: '192.168.3.10' needs a prefix"),
+        ({"ip__addresses": ["fd00::1/64"]}, 7, "ip.addresses[0]: 'fd00::1/64': IPv6"),
+        ({"ip__addresses": ["nope/24"]}, 7, "ip.addresses[0]: 'nope/24' is not an address"),
+        ({"ip__addresses": "192.168.3.10/24"}, 7, "ip.addresses: must be a list of strings"),
+        ({"ip__gateway": None}, 7, "ip.gateway: required"),
+        ({"ip__gateway": "192.168.3.300"}, 7, "ip.gateway: '192.168.3.300' is not an IPv4"),
+        ({"ip__gateway": "192.168.3.10"}, 7, "ip.gateway: 192.168.3.10 is the egress address"),
+        ({"ip__fallbackIP": "x"}, 7, "ip.fallbackIP: 'x' is not an IPv4 address"),
+        ({"interfaceType": "ipvlan"}, 7, "interfaceType: 'ipvlan' is not supported"),
+        ({"interfaceArgs": {"mode": "wild"}}, 7, "interfaceArgs.mode: unknown macvlan mode"),
+        ({"interfaceArgs": {"mtu": "big"}}, 7, "interfaceArgs.mtu: 'big' must be an integer"),
+        ({"interfaceArgs": {"master": "a/b"}}, 7, "interfaceArgs.master: 'a/b' is not"),
+        ({"interfaceArgs": "eth1"}, 7, 'interfaceArgs: must be an object, got "eth1"'),
+        ({"log_level": "loud"}, 7, "log_level: 'loud' must be one of"),
+        ({"log_file": 3}, 7, "log_file: must be a string, got 3"),
+    ],
+)
+def test_config_errors(changes: dict[str, Any], code: int, message: str) -> None:
+    with pytest.raises(CniError) as info:
+        parse_config(_with(**changes))
+    assert info.value.code == code
+    assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize(("text", "code"), [("", 6), ("{", 6), ("[]", 6), ('{"name": 3}', 7)])
+def test_undecodable(text: str, code: int) -> None:
+    with pytest.raises(CniError) as info:
+        parse_config(text)
+    assert info.value.code == code
+
+
+def test_optional_fields() -> None:
+    config = parse_config(
+        _with(
+            cniVersion=None,
+            interfaceType="macvlan",
+            interfaceArgs={"master": "ext0", "mode": "Private", "mtu": 1400},
+            log_level=None,
+            **{"log_level.omitempty": "error"},
+            dns={"nameservers": ["10.0.0.10"]},
+            ipam={"type": "ignored"},
+        )
+    )
+    assert config.cni_version == "0.1.0"
+    assert (config.master, config.mode, config.mtu) == ("ext0", "private", 1400)
+    assert config.log_level == "error"
+    assert config.dns == {"nameservers": ["10.0.0.10"]}
+    assert parse_config(_with(interfaceArgs={"mtu": "9000"})).mtu == 9000
+
+
+ports = st.integers(min_value=1, max_value=65535)
+protocols = st.sampled_from(["tcp", "TCP", "udp", "Udp", "sctp", "SCTP"])
+ipv4 = st.integers(min_value=0x0B000000, max_value=0xDF000000).map(IP)
+
+
+@given(st.lists(st.tuples(ports, protocols, ipv4, st.none() | ports), max_size=8))
+def test_rendered_entries_parse_back(items: list[tuple[int, str, IP, int | None]]) -> None:
+    seen: set[tuple[int, str]] = set()
+    entries = []
+    for port, proto, ip, remote in items:
+        if (port, proto.lower()) in seen or ip.is_loopback or ip.is_multicast:
+            continue
+        seen.add((port, proto.lower()))
+        entries.append(f"{port} {proto} {ip}" + (f" {remote}" if remote else ""))
+    rules = parse_destinations(entries).rules
+    assert len(rules) == len(entries)
+    for rule, entry in zip(rules, entries, strict=True):
+        port, proto, ip, *rest = entry.split()
+        assert rule.port == int(port)
+        assert rule.protocol in (*Protocol, *ExtraProtocol)
+        assert rule.protocol.value == proto.lower()
+        assert str(rule.address) == ip
+        assert rule.remote_port == int(rest[0] if rest else port)
+
+
+@given(st.lists(st.text(max_size=30), max_size=4))
+def test_any_entries_parse_or_fail_with_one_line(entries: list[str]) -> None:
+    try:
+        parse_destinations(entries)
+    except CniError as exc:
+        assert str(exc).startswith("ip.destinations[")
+        assert "\n" not in exc.one_line()

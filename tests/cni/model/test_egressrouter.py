@@ -1,0 +1,233 @@
+"""The EgressRouter CR: validation per the CRD schema and the operator's rendering (golden)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from egress_router.cni.model.config import parse_config
+from egress_router.cni.model.egressrouter import (
+    DEPLOYMENT_NAME,
+    NAD_NAME,
+    cni_config,
+    parse_egressrouter,
+    render,
+)
+from egress_router.errors import PolicyError
+
+# notes §5.3, verbatim except the optional fallbackIP placeholder line
+CANONICAL = """\
+apiVersion: network.operator.openshift.io/v1
+kind: EgressRouter
+metadata: {name: egress-router-redirect, namespace: <ns>}
+spec:
+  networkInterface: {macvlan: {mode: Bridge}}
+  addresses: [{ip: "192.168.12.99/24", gateway: "192.168.12.1"}]
+  mode: Redirect
+  redirect:
+    redirectRules:
+    - {destinationIP: "10.0.0.99", port: 80, protocol: UDP}
+    - {destinationIP: "203.0.113.26", port: 8080, targetPort: 80, protocol: TCP}
+    - {destinationIP: "203.0.113.27", port: 8443, targetPort: 443, protocol: TCP}
+"""
+
+# notes §1.2, the CNO's rendering, with the canonical CR's values
+EXPECTED_CONFIG = {
+    "cniVersion": "0.4.0",
+    "type": "egress-router",
+    "name": "egress-router-cni-nad",
+    "ip": {
+        "addresses": ["192.168.12.99/24"],
+        "destinations": [
+            "80 UDP 10.0.0.99",
+            "8080 TCP 203.0.113.26 80",
+            "8443 TCP 203.0.113.27 443",
+        ],
+        "gateway": "192.168.12.1",
+    },
+    "log_file": "/tmp/egress-router-log",
+    "log_level": "debug",
+}
+
+EXPECTED_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: egress-router-cni-deployment
+  namespace: <ns>
+  annotations: {release.openshift.io/version: 4.99.0}
+  ownerReferences:
+  - {apiVersion: network.operator.openshift.io/v1, kind: EgressRouter,
+     name: egress-router-redirect, uid: 1234-abcd, controller: true}
+  labels: {app: egress-router-cni}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: egress-router-cni}}
+  template:
+    metadata:
+      labels: {app: egress-router-cni}
+      annotations:
+        target.workload.openshift.io/management: '{"effect": "PreferredDuringScheduling"}'
+        k8s.v1.cni.cncf.io/networks: |
+          [
+            {
+              "name":"egress-router-cni-nad",
+              "default-route": ["192.168.12.1"]
+            }
+          ]
+    spec:
+      containers:
+      - name: egress-router-cni-pod
+        image: example.com/egress-router-cni:1
+        command: ['/bin/sh', '-c', 'sleep infinity']
+        terminationMessagePolicy: FallbackToLogsOnError
+        resources: {requests: {cpu: 100m}}
+"""
+
+
+def _cr(**spec_changes: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(CANONICAL)
+    doc["spec"].update(spec_changes)
+    return doc
+
+
+def test_canonical_cr_renders_the_operators_objects() -> None:
+    doc = yaml.safe_load(CANONICAL)
+    doc["metadata"]["uid"] = "1234-abcd"
+    router = parse_egressrouter(doc)
+    nad, deployment = render(router, release="4.99.0", image="example.com/egress-router-cni:1")
+    assert nad["apiVersion"] == "k8s.cni.cncf.io/v1"
+    assert nad["kind"] == "NetworkAttachmentDefinition"
+    assert nad["metadata"]["name"] == NAD_NAME == "egress-router-cni-nad"
+    assert nad["metadata"]["namespace"] == "<ns>"
+    assert nad["metadata"]["annotations"] == {"release.openshift.io/version": "4.99.0"}
+    assert nad["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "network.operator.openshift.io/v1",
+            "kind": "EgressRouter",
+            "name": "egress-router-redirect",
+            "uid": "1234-abcd",
+            "controller": True,
+        }
+    ]
+    assert json.loads(nad["spec"]["config"]) == EXPECTED_CONFIG
+    assert deployment["metadata"]["name"] == DEPLOYMENT_NAME
+    assert deployment == yaml.safe_load(EXPECTED_DEPLOYMENT)
+
+
+def test_rendered_config_is_accepted_by_the_plugin() -> None:
+    router = parse_egressrouter(
+        _cr(redirect={**_cr()["spec"]["redirect"], "fallbackIP": "5.6.7.8"})
+    )
+    nad, _ = render(router)
+    config = parse_config(nad["spec"]["config"])
+    assert str(config.ip.address) == "192.168.12.99/24"
+    assert len(config.ip.destination.rules) == 3
+    assert str(config.ip.destination.fallback) == "5.6.7.8"
+
+
+def test_network_interface_is_rendered_when_not_default() -> None:
+    router = parse_egressrouter(
+        _cr(networkInterface={"macvlan": {"mode": "Private", "master": "ens4"}})
+    )
+    assert cni_config(router)["interfaceArgs"] == {"mode": "private", "master": "ens4"}
+    assert "interfaceArgs" not in cni_config(parse_egressrouter(_cr(networkInterface={})))
+
+
+def test_defaults() -> None:
+    doc = _cr()
+    del doc["spec"]["mode"], doc["spec"]["networkInterface"], doc["metadata"]["namespace"]
+    router = parse_egressrouter(doc)
+    assert (router.mode, router.master, router.namespace) == ("Bridge", None, "default")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mode": "HTTPProxy"}, 'spec.mode: must be "Redirect", got "HTTPProxy"'),
+        ({"addresses": []}, "spec.addresses: router without addresses"),
+        ({"addresses": None}, "spec.addresses: required"),
+        ({"addresses": [{"ip": "192.168.12.99"}]}, "spec.addresses[0].ip: must be an address/"),
+        ({"addresses": [{"ip": "192.168.12.99/24"}]}, "spec.addresses[0].gateway: required"),
+        (
+            {"addresses": [{"ip": "192.168.12.99/24", "gateway": "x"}]},
+            'spec.addresses[0].gateway: must be an IP address, got "x"',
+        ),
+        ({"addresses": [{"ip": "fd00::5/64", "gateway": "fd00::1"}]}, "spec.addresses[0].ip: fd00"),
+        ({"redirect": None}, "spec.redirect: must be an object"),
+        (
+            {"redirect": {"redirectRules": [{"destinationIP": "1.2.3.4", "port": 80}]}},
+            "spec.redirect.redirectRules[0].protocol: required",
+        ),
+        (
+            {
+                "redirect": {
+                    "redirectRules": [
+                        {"destinationIP": "1.2.3.4/30", "port": 80, "protocol": "TCP"}
+                    ]
+                }
+            },
+            "spec.redirect.redirectRules[0].destinationIP: must be an IP address",
+        ),
+        (
+            {
+                "redirect": {
+                    "redirectRules": [{"destinationIP": "1.2.3.4", "port": 0, "protocol": "TCP"}]
+                }
+            },
+            "spec.redirect.redirectRules[0].port: must be an integer 1-65535, got 0",
+        ),
+        (
+            {
+                "redirect": {
+                    "redirectRules": [{"destinationIP": "1.2.3.4", "port": 1, "protocol": "tcp"}]
+                }
+            },
+            'spec.redirect.redirectRules[0].protocol: must be one of TCP, UDP, SCTP, got "tcp"',
+        ),
+        (
+            {
+                "redirect": {
+                    "redirectRules": [
+                        {
+                            "destinationIP": "1.2.3.4",
+                            "port": 1,
+                            "protocol": "TCP",
+                            "targetPort": 70000,
+                        }
+                    ]
+                }
+            },
+            "spec.redirect.redirectRules[0].targetPort: must be an integer 1-65535, got 70000",
+        ),
+        ({"redirect": {"fallbackIP": "nope"}}, "spec.redirect.fallbackIP: must be an IP address"),
+        ({"redirect": {"extra": 1}}, "spec.redirect.extra: unknown field"),
+        (
+            {"networkInterface": {"macvlan": {"mode": "bridge"}}},
+            "spec.networkInterface.macvlan.mode: must be one of Bridge, Private, VEPA, Passthru, "
+            'got "bridge"',
+        ),
+    ],
+)
+def test_invalid_cr(changes: dict[str, Any], message: str) -> None:
+    doc = _cr(**changes)
+    if changes.get("redirect", 0) is None:
+        doc["spec"]["redirect"] = None
+    with pytest.raises(PolicyError) as info:
+        parse_egressrouter(doc, source="cr.yaml")
+    assert str(info.value).startswith(f"cr.yaml, {message}"), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_redirect_and_wrong_kind() -> None:
+    doc = _cr()
+    del doc["spec"]["redirect"]
+    with pytest.raises(PolicyError, match=r"spec\.redirect: required"):
+        parse_egressrouter(doc)
+    with pytest.raises(PolicyError, match="apiVersion/kind: must be"):
+        parse_egressrouter({**_cr(), "kind": "Pod"})
+    with pytest.raises(PolicyError, match=r"metadata\.name: required"):
+        parse_egressrouter({**_cr(), "metadata": {}})

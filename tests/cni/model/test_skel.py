@@ -1,0 +1,77 @@
+"""The CNI texts: result layouts per version, error JSON, Go-style lists and rule log lines."""
+
+from __future__ import annotations
+
+import json
+
+from egress_router.cni.model.config import CniError, parse_config, parse_destinations
+from egress_router.cni.model.skel import (
+    add_result,
+    dnat_rule_texts,
+    error_json,
+    go_list,
+    go_route,
+    parse_invocation,
+)
+
+CONFIG = {
+    "cniVersion": "0.4.0",
+    "name": "n",
+    "ip": {"addresses": ["192.168.3.10/24"], "gateway": "192.168.3.1"},
+    "dns": {"nameservers": ["10.0.0.10"]},
+}
+
+
+def test_result_0_4_0_layout() -> None:
+    text = add_result(parse_config(json.dumps(CONFIG)), "net1", "1a:9b:80:a1:1e:99", "/ns/x")
+    assert not text.endswith("\n")
+    assert text.startswith('{\n    "cniVersion": "0.4.0",\n    "interfaces": [')
+    assert json.loads(text) == {
+        "cniVersion": "0.4.0",
+        "interfaces": [{"name": "net1", "mac": "1a:9b:80:a1:1e:99", "sandbox": "/ns/x"}],
+        "ips": [
+            {"version": "4", "interface": 0, "address": "192.168.3.10/24", "gateway": "192.168.3.1"}
+        ],
+        "dns": {"nameservers": ["10.0.0.10"]},
+    }
+
+
+def test_result_0_2_0_layout() -> None:
+    for version in ("0.1.0", "0.2.0"):
+        config = parse_config(json.dumps({**CONFIG, "cniVersion": version, "dns": {}}))
+        assert json.loads(add_result(config, "net1", "m", "/ns/x")) == {
+            "cniVersion": "0.2.0",
+            "ip4": {"ip": "192.168.3.10/24", "gateway": "192.168.3.1"},
+            "dns": {},
+        }
+
+
+def test_error_json() -> None:
+    doc = json.loads(error_json(CniError("boom", code=100), "0.3.1"))
+    assert doc == {"cniVersion": "0.3.1", "code": 100, "msg": "boom"}
+    assert '\n    "code": 100' in error_json(CniError("boom", code=100))
+
+
+def test_log_texts() -> None:
+    assert go_list(["80 UDP 10.0.0.99", "8080 TCP 203.0.113.26 80"]) == (
+        "[80 UDP 10.0.0.99 8080 TCP 203.0.113.26 80]"
+    )
+    assert go_list([]) == "[]"
+    destination = parse_destinations(
+        ["80 UDP 10.0.0.99", "8080 TCP 203.0.113.26 80", "9 sctp 1.2.3.4"], fallback_ip="5.6.7.8"
+    )
+    assert dnat_rule_texts(destination) == [
+        "iif eth0 udp dport 80 dnat to 10.0.0.99",
+        "iif eth0 tcp dport 8080 dnat to 203.0.113.26:80",
+        "iif eth0 sctp dport 9 dnat to 1.2.3.4",
+        "iif eth0 dnat to 5.6.7.8",
+    ]
+    assert go_route(3, "10.128.10.1") == (
+        "{Ifindex: 3 Dst: <nil> Src: <nil> Gw: 10.128.10.1 Flags: [] Table: 254}"
+    )
+
+
+def test_invocation_del_needs_no_netns() -> None:
+    env = {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "x", "CNI_IFNAME": "net1", "CNI_PATH": "/"}
+    assert parse_invocation(env).netns == ""
+    assert parse_invocation({"CNI_COMMAND": "VERSION"}).command == "VERSION"
