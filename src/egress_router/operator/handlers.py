@@ -23,7 +23,7 @@ from typing import Any
 
 import kopf
 
-from egress_router.core.egressrouter import API_VERSION, DEFAULT_IMAGE, KIND
+from egress_router.cni.model.egressrouter import API_VERSION, DEFAULT_IMAGE, KIND
 from egress_router.errors import PolicyError
 from egress_router.kube.client import Kube, KubeError
 from egress_router.operator import model
