@@ -13,6 +13,9 @@ import yaml
 from egress_router.cni.model.egressrouter import parse_egressrouter, render
 from tests import reference_examples as ref
 
+# The session control plane may start inside the first test here (20-90 s on a busy machine).
+pytestmark = pytest.mark.timeout(300)
+
 ER = ("network.operator.openshift.io", "v1", "egressrouters")
 ENP = ("network.openshift.io", "v1", "egressnetworkpolicies")
 EF = ("k8s.ovn.org", "v1", "egressfirewalls")
