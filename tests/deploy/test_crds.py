@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from egress_router.core.egressrouter import parse_egressrouter, render
+
 from tests import reference_examples as ref
 
 ER = ("network.operator.openshift.io", "v1", "egressrouters")
