@@ -151,7 +151,12 @@ async def run(agent: Agent, kube: Kube, config: ClusterConfig) -> None:
     threads_stop = threading.Event()
 
     def sink(event: WatchEvent) -> None:  # called from a watcher thread
-        loop.call_soon_threadsafe(events.put_nowait, event)
+        if threads_stop.is_set():
+            return
+        try:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+        except RuntimeError:  # the loop closed while this thread was reading: we are stopping
+            threads_stop.set()
 
     watchers = [
         Watcher(kube, r, sink, report=log, backoff=config.backoff) for r in resources(config.node)

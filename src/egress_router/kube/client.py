@@ -22,6 +22,7 @@ from urllib3.exceptions import HTTPError
 from egress_router.errors import EgressRouterError
 
 FIELD_MANAGER = "egress-router-operator"
+STATUS_TIMEOUT = (5.0, 15.0)  # s: connect, read; a status write never hangs its caller for long
 
 
 class KubeError(EgressRouterError):
@@ -165,6 +166,7 @@ class Kube:
                 field_manager=field_manager,
                 force=True,
                 _content_type="application/apply-patch+yaml",
+                _request_timeout=STATUS_TIMEOUT,
             )
         except (ApiException, HTTPError, OSError) as exc:
             raise _wrap(f"update the status of {plural} {namespace}/{name}", exc) from exc
