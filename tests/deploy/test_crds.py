@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 import yaml
-from egress_router.core.egressrouter import parse_egressrouter, render
 
+from egress_router.cni.model.egressrouter import parse_egressrouter, render
 from tests import reference_examples as ref
+
+# The session control plane may start inside the first test here (20-90 s on a busy machine).
+pytestmark = pytest.mark.timeout(300)
 
 ER = ("network.operator.openshift.io", "v1", "egressrouters")
 ENP = ("network.openshift.io", "v1", "egressnetworkpolicies")

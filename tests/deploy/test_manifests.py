@@ -12,6 +12,9 @@ import pytest
 from egress_router.lab.controlplane import ControlPlane
 from tests.deploy.helpers import DEPLOY, apply, apply_file, documents, manifests
 
+# The session control plane may start inside the first test here (20-90 s on a busy machine).
+pytestmark = pytest.mark.timeout(300)
+
 
 @pytest.fixture(scope="module")
 def egress_router_namespace(kube_api: Any) -> Iterator[str]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 import yaml
-from egress_router.core.cni_config import parse_config
 
+from egress_router.cni.model.config import parse_config
 from egress_router.errors import PolicyError
 from egress_router.operator import model
 from tests import reference_examples as ref

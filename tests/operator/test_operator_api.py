@@ -20,6 +20,9 @@ from tests import reference_examples as ref
 from tests.conftest import EGRESS_ROUTER
 from tests.deploy.helpers import DEPLOY, apply, documents
 
+# The session control plane may start inside the first test here (20-90 s on a busy machine).
+pytestmark = pytest.mark.timeout(300)
+
 T = TypeVar("T")
 GROUP, VERSION, PLURAL = "network.operator.openshift.io", "v1", "egressrouters"
 NAD = ("k8s.cni.cncf.io", "v1", "network-attachment-definitions")

@@ -25,7 +25,7 @@ def operator(
     ] = None,
 ) -> int:
     """Run the EgressRouter operator (cluster-wide, standalone) until SIGINT or SIGTERM."""
-    from egress_router.core.egressrouter import DEFAULT_IMAGE
+    from egress_router.cni.model.egressrouter import DEFAULT_IMAGE
     from egress_router.operator.handlers import run
 
     run(kubeconfig, image or DEFAULT_IMAGE)

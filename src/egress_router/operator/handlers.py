@@ -23,7 +23,7 @@ from typing import Any
 
 import kopf
 
-from egress_router.core.egressrouter import API_VERSION, DEFAULT_IMAGE, KIND
+from egress_router.cni.model.egressrouter import API_VERSION, DEFAULT_IMAGE, KIND
 from egress_router.errors import PolicyError
 from egress_router.kube.client import Kube, KubeError
 from egress_router.operator import model
@@ -87,39 +87,50 @@ def _delete_owned(kube: Kube, api_version: str, kind: str, namespace: str, name:
         kube.delete(api_version, kind, namespace, name)
 
 
-def _handle(router: dict[str, Any], memo: Memo, body: Any) -> None:
+def _handle(router: dict[str, Any], memo: Memo, body: Any, logger: kopf.Logger) -> None:
     if router.get("metadata", {}).get("deletionTimestamp"):
         return  # the garbage collector removes what it owns
-    failure = reconcile(memo.kube, router, memo.image)
+    try:
+        failure = reconcile(memo.kube, router, memo.image)
+    except KubeError as exc:
+        # e.g. the router or its namespace went away meanwhile; the next event retries
+        logger.warning("cannot write the status: %s", exc.one_line())
+        return
     if failure is not None:
         kopf.warn(body, reason="ReconcileFailed", message=failure)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-def router_event(event: kopf.RawEvent, body: kopf.Body, memo: Memo, **_: Any) -> None:
+def router_event(
+    event: kopf.RawEvent, body: kopf.Body, memo: Memo, logger: kopf.Logger, **_: Any
+) -> None:
     """Any change of an EgressRouter (and the initial listing): reconcile it."""
     if event.get("type") == "DELETED":
         return
-    _handle(dict(body), memo, body)
+    _handle(dict(body), memo, body, logger)
 
 
-def owned_event(body: kopf.Body, memo: Memo, **_: Any) -> None:
+def owned_event(body: kopf.Body, memo: Memo, logger: kopf.Logger, **_: Any) -> None:
     """Something a router owns changed or went away: reconcile its router again."""
     obj = dict(body)
     owner = model.owner_name(obj)
     if owner is None or body.metadata.namespace is None:
         return
-    router = memo.kube.get(API_VERSION, KIND, body.metadata.namespace, owner)
+    try:
+        router = memo.kube.get(API_VERSION, KIND, body.metadata.namespace, owner)
+    except KubeError as exc:
+        logger.warning("cannot read EgressRouter %s: %s", owner, exc.one_line())
+        return
     if router is not None:
-        _handle(router, memo, router)
+        _handle(router, memo, router, logger)
 
 
-for _group, _version, _plural in (
+for _resource in (
     ("apps", "v1", "deployments"),
-    ("", "v1", "services"),
+    ("v1", "services"),  # the core group: kopf's "v1" prefix
     ("k8s.cni.cncf.io", "v1", "network-attachment-definitions"),
 ):
-    kopf.on.event(_group, _version, _plural, labels=OWNED_SELECTOR, registry=registry)(owned_event)
+    kopf.on.event(*_resource, labels=OWNED_SELECTOR, registry=registry)(owned_event)
 
 
 def settings() -> kopf.OperatorSettings:

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from egress_router.core.egressrouter import (
+from egress_router.cni.model.egressrouter import (
     API_VERSION,
     DEFAULT_IMAGE,
     KIND,
