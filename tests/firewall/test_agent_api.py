@@ -34,7 +34,7 @@ from .kube_helpers import (
     replace_rules,
 )
 
-pytestmark = [pytest.mark.lab, pytest.mark.kube]
+pytestmark = [pytest.mark.lab, pytest.mark.kube, pytest.mark.timeout(300)]
 
 WEB = ["203.0.113.25", "203.0.113.26", "203.0.113.27"]
 APPLIED = "EgressFirewall Rules applied"

@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from egress_router.kube.client import Kube, KubeError
+from egress_router.kube.watch import SYNC, Backoff, Resource, Watcher, WatchEvent, start
+from egress_router.lab.controlplane import ControlPlane
 from tests.firewall.kube_helpers import (
     EF,
     ApiBridge,
@@ -21,11 +25,7 @@ from tests.firewall.kube_helpers import (
     install_agent_rbac,
 )
 
-from egress_router.kube.client import Kube, KubeError
-from egress_router.kube.watch import SYNC, Backoff, Resource, Watcher, WatchEvent, start
-from egress_router.lab.controlplane import ControlPlane
-
-pytestmark = pytest.mark.kube
+pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
 
 
 def wait(probe: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
