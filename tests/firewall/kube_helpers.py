@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,18 @@ from egress_router.lab.procs import netns_argv
 from tests.deploy.helpers import DEPLOY, apply, documents
 
 RBAC_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+
+
+def until(probe: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    """Poll ``probe`` until it returns something truthy, and return that (generous timeouts:
+    the machine is shared)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
+        time.sleep(0.05)
 
 
 def install_agent_rbac(api: Any) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +23,10 @@ from tests.firewall.kube_helpers import (
     create_policy,
     get_status,
     install_agent_rbac,
+    until,
 )
 
 pytestmark = [pytest.mark.kube, pytest.mark.timeout(300)]
-
-
-def wait(probe: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -81,19 +72,19 @@ def test_pods_of_one_node_listed_watched_and_resynced_after_a_cut(
     stop = threading.Event()
     start([watcher], stop)
     try:
-        wait(lambda: "before" in rec.names(SYNC), what="the first listing")
+        until(lambda: "before" in rec.names(SYNC), what="the first listing")
         assert "elsewhere" not in rec.names(SYNC)
         create_pod(kube_api, kube_namespace, "after", node, "198.18.7.3")
-        wait(lambda: "after" in rec.names("ADDED"), what="the ADDED event")
+        until(lambda: "after" in rec.names("ADDED"), what="the ADDED event")
 
         bridge.cut()
-        wait(lambda: any("retrying" in line for line in rec.lines), what="a retry line")
+        until(lambda: any("retrying" in line for line in rec.lines), what="a retry line")
         create_pod(kube_api, kube_namespace, "while-cut", node, "198.18.7.4")
         time.sleep(1.0)
         assert "while-cut" not in rec.names(SYNC) + rec.names("ADDED")
         bridge.restore()
-        wait(lambda: "while-cut" in rec.names(SYNC), what="a new listing after reconnecting")
-        wait(lambda: any("connected again" in line for line in rec.lines), what="recovery line")
+        until(lambda: "while-cut" in rec.names(SYNC), what="a new listing after reconnecting")
+        until(lambda: any("connected again" in line for line in rec.lines), what="recovery line")
     finally:
         stop.set()
         watcher.stop()
