@@ -185,6 +185,8 @@ class Watcher:
                 self._trouble(_wrap(f"watch {self.resource.describe()}", exc), failures, stop)
 
     def _trouble(self, error: KubeError, failures: int, stop: threading.Event) -> None:
+        if stop.is_set():
+            return  # stopping: the connection was closed on purpose
         delay = self.backoff.delay(failures)
         if failures == 1 or failures % 10 == 0:
             self.report(f"{error.one_line()}; retrying in {delay:.1f} s (attempt {failures})")
