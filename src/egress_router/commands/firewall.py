@@ -292,6 +292,7 @@ def agent(
         1.0,
         metrics,
     )
+    config.precheck = False  # one all-or-nothing transaction per change (docs/firewall.md)
     cluster = ClusterConfig(
         node=node, exempt=exempt, debounce=debounce, debounce_max=max(4 * debounce, 0.2)
     )

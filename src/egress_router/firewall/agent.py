@@ -65,6 +65,9 @@ class AgentConfig:
     upstream: list[tuple[str, int]] | None = None
     watch_interval: float = 1.0  # seconds between policy-file checks
     metrics: tuple[str, int] | None = None  # serve Prometheus /metrics here (``firewall.loop``)
+    # Ask the kernel (``nft -c``) before applying. The transaction is all-or-nothing either way;
+    # the API-fed agent skips the check, which costs as much again as the apply.
+    precheck: bool = True
 
 
 class Agent:
@@ -138,7 +141,8 @@ class Agent:
             commands = build(
                 plan, self._learned_elements(plan), nftables.replace_table_commands(FAMILY, TABLE)
             )
-            nftables.check(commands)
+            if self.config.precheck:
+                nftables.check(commands)
             nftables.apply(commands)
             self.policies, self.plan, self.config.node = policies, plan, node
         return plan

@@ -82,10 +82,14 @@ class Reconciler:
     def desire(self, view: ClusterView) -> Desired:
         return desire(view, self.config.exempt, self.in_force, self.last_good)
 
-    def reconcile(self, view: ClusterView, desired: Desired) -> bool:
-        """Apply ``desired`` if it differs from the kernel's; write statuses. True: retry later."""
+    def reconcile(self, view: ClusterView, desired: Desired, since: float | None = None) -> bool:
+        """Apply ``desired`` if it differs from the kernel's; write statuses. True: retry later.
+
+        ``since``: when the first change of this batch arrived (monotonic), for the log line.
+        """
         wanted = (desired.policies, desired.node)
         if wanted != self.applied:
+            started = time.monotonic()
             try:
                 self.agent.apply(desired.policies, desired.node)
             except EgressRouterError as exc:
@@ -96,7 +100,15 @@ class Reconciler:
                 self.applied, self.kernel_error = wanted, None
                 self.in_force = dict(desired.in_force)
                 self.last_good = {k: desired.policies[ns] for ns, k in desired.in_force.items()}
-                log(f"{'applied' if first else 'updated'}: {summary(self.agent)}")
+                done = time.monotonic()
+                timing = f"nft transaction {done - started:.3f} s"
+                if since is not None:
+                    timing += f", {done - since:.3f} s after the change arrived"
+                pods = len(desired.node.pods)
+                log(
+                    f"{'applied' if first else 'updated'}: {summary(self.agent)}, {pods} pod "
+                    f"addresses ({timing})"
+                )
         return self._write_statuses(view, desired)
 
     def _error(self, key: PolicyKey, desired: Desired) -> str | None:
@@ -190,13 +202,13 @@ async def run(agent: Agent, kube: Kube, config: ClusterConfig) -> None:
     try:
         while not stop.is_set():
             timeout = config.backoff.delay(retry_failures) if retry_failures else None
-            got = await _next_batch(events, view, stop, timeout, config)
+            since = await _next_batch(events, view, stop, timeout, config)
             if stop.is_set():
                 break
-            if (not got and not retry_failures) or not view.ready:
+            if (since is None and not retry_failures) or not view.ready:
                 continue
             desired = reconciler.desire(view)
-            retry = await asyncio.to_thread(reconciler.reconcile, view, desired)
+            retry = await asyncio.to_thread(reconciler.reconcile, view, desired, since)
             retry_failures = retry_failures + 1 if retry else 0
             sync_pollers()
     finally:
@@ -216,10 +228,10 @@ async def _next_batch(
     stop: asyncio.Event,
     timeout: float | None,
     config: ClusterConfig,
-) -> bool:
+) -> float | None:
     """Wait for events (or ``timeout``), then gather until quiet; fold them into ``view``.
 
-    Returns whether any event arrived.
+    Returns when the first event arrived (monotonic), None if none did.
     """
     getter = asyncio.ensure_future(events.get())
     stopper = asyncio.ensure_future(stop.wait())
@@ -229,7 +241,8 @@ async def _next_batch(
     stopper.cancel()
     if getter not in done:
         getter.cancel()
-        return False
+        return None
+    arrived = time.monotonic()
     batch = [getter.result()]
     deadline = time.monotonic() + config.debounce_max
     while True:
@@ -242,4 +255,4 @@ async def _next_batch(
             break
     for event in batch:
         view.update(event.resource.plural, event.type, event.object)
-    return True
+    return arrived
