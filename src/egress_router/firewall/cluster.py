@@ -101,7 +101,7 @@ class Reconciler:
                 self.in_force = dict(desired.in_force)
                 self.last_good = {k: desired.policies[ns] for ns, k in desired.in_force.items()}
                 done = time.monotonic()
-                timing = f"nft transaction {done - started:.3f} s"
+                timing = f"compile and apply {done - started:.3f} s"
                 if since is not None:
                     timing += f", {done - since:.3f} s after the change arrived"
                 pods = len(desired.node.pods)
