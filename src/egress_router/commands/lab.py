@@ -52,23 +52,37 @@ def up(
 
 @lab_app.command("demo")
 def demo(
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="MODE",
+            help="Run only this part (repeatable): redirect, http-proxy, dns-proxy, "
+            "firewall, cni, image",
+        ),
+    ] = None,
     destination: Annotated[
         str | None,
-        typer.Option(help="EGRESS_DESTINATION for the router (default: the web server's IP)"),
+        typer.Option(
+            help="EGRESS_DESTINATION of the redirect part's first router (default: the web "
+            "server's IP)"
+        ),
     ] = None,
     keep: Annotated[bool, typer.Option(help="Leave the lab up afterwards for exploring")] = False,
     lab_id: Annotated[
         str | None, typer.Option(help="Lab id (namespaces are named er<id>-<role>)")
     ] = None,
 ) -> int:
-    """Build the lab, show the client is refused directly but served through the router."""
-    from egress_router.lab.demo import run_demo
+    """The guided tour: every mode run for real in a lab, each claim checked; then tear down."""
+    from egress_router.lab.demo import MODES, run_demo
 
     if lab_id is not None and not (lab_id.isalnum() and lab_id.isascii() and len(lab_id) <= 8):
         raise typer.BadParameter("1-8 ASCII letters or digits", param_hint="--lab-id")
-    if destination:
-        return run_demo(destination, keep=keep, lab_id=lab_id)
-    return run_demo(keep=keep, lab_id=lab_id)
+    for mode in only or ():
+        if mode not in MODES:
+            raise typer.BadParameter(
+                f"{mode!r} is not one of {', '.join(MODES)}", param_hint="--only"
+            )
+    return run_demo(destination or None, keep=keep, lab_id=lab_id, only=tuple(only or ()))
 
 
 @lab_app.command("down")

@@ -6,26 +6,33 @@ Must not: decide what the configuration should be (the features' ``model`` packa
 it), or touch a namespace other than the one it was opened on (the host's own namespace is
 never opened by the lab).
 
-Every pyroute2 failure is re-raised as ``DataplaneError`` naming the operation.
+Every pyroute2 failure is re-raised as ``DataplaneError`` naming the operation, and every
+request has a deadline (``NETLINK_TIMEOUT_S``): a reply that never comes is an error, not a hang.
+The requests go through pyroute2's asyncio API on a private event loop, each wrapped in
+``asyncio.wait_for``; nothing here installs signal handlers or raises from one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from pyroute2 import IPRoute, NetNS, netns
+from pyroute2 import AsyncIPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from egress_router.errors import DataplaneError
 
 MAIN_TABLE = 254
 AF_INET = 2
+# The kernel answers a netlink request at once; only a lost reply (or a process stopped in a
+# debugger) takes longer. 3 s keeps an interrupted lab demo inside its 5 s exit budget.
+NETLINK_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,10 @@ def create_netns(name: str) -> None:
 
 
 def remove_netns(name: str) -> None:
-    """Remove a named network namespace; idempotent."""
+    """Remove a named network namespace; idempotent (one already gone, even meanwhile, is fine)."""
     if name not in list_netns():
         return
-    with _wrap(f"remove namespace {name}"):
+    with _wrap(f"remove namespace {name}"), suppress(FileNotFoundError):
         netns.remove(name)
 
 
@@ -114,15 +121,59 @@ def netns_path(name: str) -> str:
 
 
 class Netlink:
-    """A netlink session bound to one network namespace (None = the caller's own)."""
+    """A netlink session bound to one network namespace (None = the caller's own).
 
-    def __init__(self, namespace: str | None = None) -> None:
+    ``timeout`` bounds every request (opening the session included), in seconds.
+    """
+
+    def __init__(self, namespace: str | None = None, timeout: float = NETLINK_TIMEOUT_S) -> None:
         self.namespace = namespace
-        with _wrap(f"open namespace {namespace or '(current)'}"):
-            self._ipr: Any = NetNS(namespace) if namespace else IPRoute()
+        self.timeout = timeout
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._ipr: Any = self._run(
+                f"open namespace {namespace or '(current)'}", self._open(namespace)
+            )
+        except BaseException:
+            self._loop.close()
+            raise
+
+    @staticmethod
+    async def _open(namespace: str | None) -> Any:
+        ipr = AsyncIPRoute(netns=namespace) if namespace else AsyncIPRoute()
+        await ipr.setup_endpoint()
+        return ipr
+
+    def _run(self, operation: str, coro: Coroutine[Any, Any, Any]) -> Any:
+        with _wrap(operation):
+            try:
+                return self._loop.run_until_complete(asyncio.wait_for(coro, self.timeout))
+            except TimeoutError as exc:
+                raise DataplaneError(
+                    f"netlink {operation}: no reply within {self.timeout:g} s"
+                ) from exc
+
+    def _call(self, operation: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``await ipr.<method>(...)`` with the deadline; dumps are collected into a list."""
+
+        async def request() -> Any:
+            result = await getattr(self._ipr, method)(*args, **kwargs)
+            if hasattr(result, "__aiter__"):
+                return [m async for m in result]
+            return result
+
+        return self._run(operation, request())
 
     def close(self) -> None:
-        self._ipr.close()
+        if self._loop.is_closed():
+            return
+        try:
+            self._ipr.close()
+            # let the transports' scheduled close callbacks run before the loop goes away
+            self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        finally:
+            self._loop.close()
 
     def __enter__(self) -> Netlink:
         return self
@@ -138,8 +189,7 @@ class Netlink:
     # -- links -------------------------------------------------------------------------------
 
     def links(self) -> list[Link]:
-        with _wrap("list links"):
-            msgs = self._ipr.get_links()
+        msgs = self._call("list links", "get_links")
         return [self._to_link(m) for m in msgs]
 
     @staticmethod
@@ -157,12 +207,10 @@ class Netlink:
 
     def link(self, name: str) -> Link | None:
         """The link called ``name``, or None."""
-        with _wrap(f"look up {name}"):
-            found = self._ipr.link_lookup(ifname=name)
+        found = self._call(f"look up {name}", "link_lookup", ifname=name)
         if not found:
             return None
-        with _wrap(f"get {name}"):
-            return self._to_link(self._ipr.get_links(found[0])[0])
+        return self._to_link(self._call(f"get {name}", "get_links", found[0])[0])
 
     def require_link(self, name: str) -> Link:
         found = self.link(name)
@@ -176,27 +224,30 @@ class Netlink:
         peer_spec: dict[str, Any] = {"ifname": peer}
         if peer_namespace:
             peer_spec["net_ns_fd"] = peer_namespace
-        with _wrap(f"add veth {name}"):
-            self._ipr.link("add", ifname=name, kind="veth", peer=peer_spec)
+        self._call(f"add veth {name}", "link", "add", ifname=name, kind="veth", peer=peer_spec)
 
     def add_bridge(self, name: str) -> None:
-        with _wrap(f"add bridge {name}"):
-            self._ipr.link("add", ifname=name, kind="bridge")
+        self._call(f"add bridge {name}", "link", "add", ifname=name, kind="bridge")
 
     def add_macvlan(
         self, name: str, parent: str, mode: str = "bridge", mtu: int | None = None
     ) -> None:
         parent_index = self.require_link(parent).index
         extra: dict[str, Any] = {"mtu": mtu} if mtu is not None else {}
-        with _wrap(f"add macvlan {name} on {parent}"):
-            self._ipr.link(
-                "add", ifname=name, kind="macvlan", link=parent_index, macvlan_mode=mode, **extra
-            )
+        self._call(
+            f"add macvlan {name} on {parent}",
+            "link",
+            "add",
+            ifname=name,
+            kind="macvlan",
+            link=parent_index,
+            macvlan_mode=mode,
+            **extra,
+        )
 
     def set_master(self, name: str, bridge: str) -> None:
         index, master = self.require_link(name).index, self.require_link(bridge).index
-        with _wrap(f"enslave {name} to {bridge}"):
-            self._ipr.link("set", index=index, master=master)
+        self._call(f"enslave {name} to {bridge}", "link", "set", index=index, master=master)
 
     def move_link(self, name: str, namespace: str, new_name: str | None = None) -> None:
         """Move a link into another named namespace, optionally renaming it on the way."""
@@ -204,8 +255,7 @@ class Netlink:
         kwargs: dict[str, Any] = {"net_ns_fd": namespace}
         if new_name:
             kwargs["ifname"] = new_name
-        with _wrap(f"move {name} to namespace {namespace}"):
-            self._ipr.link("set", index=index, **kwargs)
+        self._call(f"move {name} to namespace {namespace}", "link", "set", index=index, **kwargs)
 
     def move_link_to_path(self, name: str, path: str, new_name: str | None = None) -> None:
         """Move a link into the namespace bound at ``path`` (e.g. a CNI_NETNS), maybe renamed."""
@@ -216,16 +266,14 @@ class Netlink:
             kwargs: dict[str, Any] = {"net_ns_fd": fd}
             if new_name:
                 kwargs["ifname"] = new_name
-            with _wrap(f"move {name} to namespace {path}"):
-                self._ipr.link("set", index=index, **kwargs)
+            self._call(f"move {name} to namespace {path}", "link", "set", index=index, **kwargs)
         finally:
             os.close(fd)
 
     def rename_link(self, name: str, new_name: str) -> None:
         """Rename a (down) link."""
         index = self.require_link(name).index
-        with _wrap(f"rename {name} to {new_name}"):
-            self._ipr.link("set", index=index, ifname=new_name)
+        self._call(f"rename {name} to {new_name}", "link", "set", index=index, ifname=new_name)
 
     def default_route_link(self) -> str | None:
         """The name of the interface carrying this namespace's first IPv4 default route."""
@@ -237,44 +285,48 @@ class Netlink:
 
     def set_up(self, name: str) -> None:
         index = self.require_link(name).index
-        with _wrap(f"set {name} up"):
-            self._ipr.link("set", index=index, state="up")
+        self._call(f"set {name} up", "link", "set", index=index, state="up")
 
     def delete_link(self, name: str) -> None:
         found = self.link(name)
         if found is None:
             return
-        with _wrap(f"delete {name}"):
-            self._ipr.link("del", index=found.index)
+        self._call(f"delete {name}", "link", "del", index=found.index)
 
     # -- addresses ---------------------------------------------------------------------------
 
     def addresses(self, name: str) -> list[ipaddress.IPv4Interface]:
         index = self.require_link(name).index
-        with _wrap(f"list addresses of {name}"):
-            msgs = self._ipr.get_addr(family=AF_INET, index=index)
+        msgs = self._call(f"list addresses of {name}", "get_addr", family=AF_INET, index=index)
         return [ipaddress.IPv4Interface(f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}") for m in msgs]
 
     def add_address(self, name: str, address: ipaddress.IPv4Interface) -> None:
         index = self.require_link(name).index
-        with _wrap(f"add address {address} to {name}"):
-            self._ipr.addr(
-                "add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
-            )
+        self._call(
+            f"add address {address} to {name}",
+            "addr",
+            "add",
+            index=index,
+            address=str(address.ip),
+            prefixlen=address.network.prefixlen,
+        )
 
     def delete_address(self, name: str, address: ipaddress.IPv4Interface) -> None:
         index = self.require_link(name).index
-        with _wrap(f"delete address {address} from {name}"):
-            self._ipr.addr(
-                "del", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
-            )
+        self._call(
+            f"delete address {address} from {name}",
+            "addr",
+            "del",
+            index=index,
+            address=str(address.ip),
+            prefixlen=address.network.prefixlen,
+        )
 
     # -- routes ------------------------------------------------------------------------------
 
     def routes(self) -> list[Route]:
         """IPv4 routes of the main table."""
-        with _wrap("list routes"):
-            msgs = self._ipr.get_routes(family=AF_INET, table=MAIN_TABLE)
+        msgs = self._call("list routes", "get_routes", family=AF_INET, table=MAIN_TABLE)
         out = []
         for m in msgs:
             dst = m.get("RTA_DST")
@@ -311,8 +363,9 @@ class Netlink:
         gateway: ipaddress.IPv4Address | None = None,
         dev: str | None = None,
     ) -> None:
-        with _wrap(f"add route {dst or 'default'}"):
-            self._ipr.route("add", **self._route_args(dst, gateway, dev))
+        self._call(
+            f"add route {dst or 'default'}", "route", "add", **self._route_args(dst, gateway, dev)
+        )
 
     def delete_route(self, route: Route) -> None:
         args: dict[str, Any] = {
@@ -323,5 +376,4 @@ class Netlink:
             args["gateway"] = str(route.gateway)
         if route.oif is not None:
             args["oif"] = route.oif
-        with _wrap(f"delete route {route.dst or 'default'}"):
-            self._ipr.route("del", **args)
+        self._call(f"delete route {route.dst or 'default'}", "route", "del", **args)

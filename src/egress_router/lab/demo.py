@@ -1,236 +1,172 @@
-"""The lab demo: the reference blog's walk-through, run for real and reported.
+"""The guided tour of the whole system (``egress-router lab demo``, ``scripts/demo``).
 
-Owns: the demo's steps (build the lab, show the client is refused by the web server, run the
-egress router, show the client gets through it, show the server saw the reserved source IP),
-the checks they produce and their rich report; teardown also on Ctrl-C or SIGTERM.
-Must not: configure the router itself (it runs ``egress-router setup`` in the router pod,
-exactly as a pod would), or touch the host's own network namespace.
+Owns: building the one lab of the tour, running the parts in order (or only the ones asked
+for), the topology table, the summary (what each part proved), the exit status, and the
+teardown, also on Ctrl-C or SIGTERM at any moment: signals are flags (``lab.interrupts``),
+surfacing between steps and in waits; the owner alone tears down, clean-up hooks first.
+Must not: configure a router, proxy, firewall or pod itself (the parts run the installed
+commands), or touch the host's own network namespace.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from types import FrameType
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from egress_router.lab import procs
-from egress_router.lab.servers import Nginx
+from egress_router.lab import interrupts
 from egress_router.lab.topology import ADDR, Lab
+from egress_router.lab.tour import cni, dns_proxy, firewall, http_proxy, image, redirect
+from egress_router.lab.tour.base import Part, Tour
 
-SOURCE = f"{ADDR.egress_source}/24"
-READY_TIMEOUT_S = 15.0  # setup takes well under a second; 15 s means it failed
-
-
-@dataclass(frozen=True)
-class Check:
-    """One claim of the demo and whether it held."""
-
-    claim: str
-    ok: bool
-    evidence: str
-
-
-class Interrupted(Exception):
-    """SIGTERM during the demo (treated like Ctrl-C: tear down, exit 130)."""
+PARTS: tuple[Part, ...] = (
+    redirect.PART,
+    http_proxy.PART,
+    dns_proxy.PART,
+    firewall.PART,
+    cni.PART,
+    image.PART,
+)
+MODES = tuple(part.name for part in PARTS)
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises ``Interrupted`` in this process only.
-
-    pyroute2 forks helper processes (for namespaces) that inherit Python handlers and are
-    stopped with SIGTERM: in them the signal must keep its default action, or the helper would
-    go on running the demo's teardown.
-    """
-    owner = os.getpid()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        if os.getpid() != owner:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        raise Interrupted
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _curl(lab: Lab, role: str, url: str, timeout: float = 3.0) -> tuple[int, str]:
-    proc = lab.exec(role, ["curl", "-sS", "-m", str(timeout), url], timeout=timeout + 5)
-    return proc.returncode, (proc.stdout.strip() or proc.stderr.strip())
-
-
-class Demo:
-    """Runs the steps on one lab and collects the checks."""
-
-    def __init__(self, console: Console, destination: str) -> None:
-        self.console = console
-        self.destination = destination
-        self.checks: list[Check] = []
-
-    def step(self, title: str) -> None:
-        self.console.print(f"\n[bold cyan]▶ {title}[/]")
-
-    def check(self, claim: str, ok: bool, evidence: str) -> None:
-        self.checks.append(Check(claim, ok, evidence))
-        mark = "[green]✔[/]" if ok else "[red]✘[/]"
-        self.console.print(f"  {mark} {claim}\n    [dim]{evidence}[/]")
-
-    def topology(self, lab: Lab) -> None:
-        table = Table(title=f"lab {lab.lab_id}: the blog's topology in network namespaces")
-        for column in ("role", "namespace", "addresses"):
-            table.add_column(column)
-        table.add_row("client pod", lab.ns("client"), f"eth0 {ADDR.client_pod_ip}")
-        table.add_row(
-            "router pod", lab.ns("router"), f"eth0 {ADDR.router_pod_ip}, macvlan0 (unconfigured)"
-        )
-        table.add_row(
-            "node", lab.ns("node"), f"cbr0 {ADDR.node_cluster_ip}, ext0 {ADDR.node_lan_ip}"
-        )
-        table.add_row(
-            "gateway", lab.ns("gw"), f"lan0 {ADDR.gateway_ip}, srv0 {ADDR.gateway_server_ip}"
-        )
-        table.add_row(
-            "web server",
-            lab.ns("web"),
-            f"eth0 {ADDR.server_ip}; firewall admits only {ADDR.egress_source}",
-        )
-        self.console.print(table)
-
-    def run(self, lab: Lab) -> None:
-        server = str(ADDR.server_ip)
-        self.step("Build the lab and start the web server")
-        nginx = Nginx(lab, "web", [f"{server}:80"]).start()
-        self.topology(lab)
-
-        self.step("The client pod tries the web server directly")
-        status, output = _curl(lab, "client", f"http://{server}/")
-        self.check(
-            "the web server refuses the client pod (its firewall admits only the egress IP)",
-            status != 0,
-            f"curl http://{server}/ -> exit {status}: {output}",
-        )
-
-        self.step("Start the egress router in the router pod (legacy mode, as in the blog)")
-        env = {
-            "EGRESS_SOURCE": SOURCE,
-            "EGRESS_GATEWAY": str(ADDR.gateway_ip),
-            "EGRESS_DESTINATION": self.destination,
-            "EGRESS_ROUTER_MODE": "legacy",
-        }
-        for key, value in env.items():
-            shown = value.replace("\n", "\\n")
-            self.console.print(f"  [dim]{key}=[/]{shown}")
-        router = lab.spawn(
-            "router", [sys.executable, "-m", "egress_router.cli", "setup"], name="router", env=env
-        )
-        ready = procs.wait_for(
-            lambda: (
-                not router.alive()
-                or _curl(lab, "client", f"http://{ADDR.router_pod_ip}/ip")[0] == 0
-            ),
-            timeout=READY_TIMEOUT_S,
-            interval=0.1,
-        )
-        default = lab.exec("router", ["ip", "route", "show", "default"]).stdout.strip()
-        self.check(
-            "the router is configured and keeps running",
-            ready and router.alive(),
-            f"{ADDR.egress_source} on macvlan0; {default}"
-            if router.alive()
-            else f"setup exited: {router.output()[-300:]}",
-        )
-
-        self.step("The client pod goes through the router pod instead")
-        status, output = _curl(lab, "client", f"http://{ADDR.router_pod_ip}/")
-        self.check(
-            "the client reaches the web server through the router",
-            status == 0 and "Hello World" in output,
-            f"curl http://{ADDR.router_pod_ip}/ -> {output}",
-        )
-
-        self.step("What the web server saw")
-        seen = nginx.client_addresses()
-        self.check(
-            f"the web server saw only the reserved source IP {ADDR.egress_source}",
-            bool(seen) and set(seen) == {str(ADDR.egress_source)},
-            f"access log sources: {', '.join(seen) or '(none)'}",
-        )
-
-        self.step("Stop the router (SIGTERM), as Kubernetes would")
-        code = router.stop()
-        self.check("the router exits 0 on SIGTERM", code == 0, f"exit status {code}")
-
-    def summary(self) -> bool:
-        passed = sum(c.ok for c in self.checks)
-        ok = bool(self.checks) and passed == len(self.checks)
-        table = Table(show_header=True)
-        table.add_column("")
-        table.add_column("check")
-        for c in self.checks:
-            table.add_row("[green]✔[/]" if c.ok else "[red]✘[/]", c.claim)
-        style = "green" if ok else "red"
-        title = f"{passed}/{len(self.checks)} checks held"
-        self.console.print(Panel(table, title=title, border_style=style))
-        return ok
-
-
-def _ignore_signals() -> tuple[object, object]:
-    """Ignore SIGINT/SIGTERM while tearing down, so a second Ctrl-C cannot leave debris."""
-    return signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(
-        signal.SIGTERM, signal.SIG_IGN
+def _topology(tour: Tour) -> None:
+    lab = tour.lab
+    table = Table(title=f"lab {lab.lab_id}: the blog's topology in network namespaces")
+    for column in ("role", "namespace", "addresses"):
+        table.add_column(column)
+    table.add_row("client pod", lab.ns("client"), f"eth0 {ADDR.client_pod_ip}")
+    table.add_row(
+        "router pod", lab.ns("router"), f"eth0 {ADDR.router_pod_ip}, macvlan0 (unconfigured)"
     )
+    table.add_row("node", lab.ns("node"), f"cbr0 {ADDR.node_cluster_ip}, ext0 {ADDR.node_lan_ip}")
+    table.add_row("gateway", lab.ns("gw"), f"lan0 {ADDR.gateway_ip}, srv0 {ADDR.gateway_server_ip}")
+    servers = ", ".join(str(ip) for ip in ADDR.server_ips)
+    table.add_row(
+        "web server", lab.ns("web"), f"eth0 {servers}; firewall admits only {ADDR.egress_source}"
+    )
+    tour.console.print(table)
+
+
+def _run_parts(tour: Tour, parts: Sequence[Part], destination: str | None) -> None:
+    _topology(tour)
+    for part in parts:
+        interrupts.checkpoint()
+        tour.part = part.name
+        tour.console.rule(f"[bold]{part.title}[/]")
+        started = time.monotonic()
+        try:
+            if part is redirect.PART and destination is not None:
+                redirect.run(tour, destination)
+            else:
+                part.run(tour)
+        except interrupts.Interrupted:
+            raise
+        except Exception as exc:  # a part that breaks is a failed check, the tour goes on
+            tour.check("the part ran to its end", False, f"{type(exc).__name__}: {exc}")
+        _part_cleanups(tour)
+        tour.note(f"{part.name}: {time.monotonic() - started:.1f} s")
+
+
+def _part_cleanups(tour: Tour) -> None:
+    """Put back what the part changed in the lab, so the next part starts from the same."""
+    while tour.after_part:
+        cleanup = tour.after_part.pop()
+        try:
+            cleanup()
+        except interrupts.Interrupted:
+            raise
+        except Exception as exc:
+            tour.check("the part's changes were undone", False, f"{type(exc).__name__}: {exc}")
+
+
+def _summary(tour: Tour, parts: Sequence[Part]) -> bool:
+    table = Table(show_header=True)
+    table.add_column("part")
+    table.add_column("checks")
+    table.add_column("what it proved")
+    all_ok = True
+    for part in parts:
+        checks = [c for c in tour.checks if c.part == part.name]
+        held = sum(c.ok for c in checks)
+        if not checks:
+            table.add_row(part.name, "-", "[yellow]skipped[/] (see above)")
+            continue
+        ok = held == len(checks)
+        all_ok = all_ok and ok
+        failed = "; ".join(c.claim for c in checks if not c.ok)
+        mark = "[green]✔[/]" if ok else "[red]✘[/]"
+        table.add_row(
+            f"{mark} {part.name}",
+            f"{held}/{len(checks)}",
+            part.proves if ok else f"[red]not proved[/]: {failed}",
+        )
+    total = len(tour.checks)
+    passed = sum(c.ok for c in tour.checks)
+    title = f"{passed}/{total} checks held"
+    tour.console.print(Panel(table, title=title, border_style="green" if all_ok else "red"))
+    return all_ok
+
+
+def _teardown(tour: Tour, keep: bool) -> None:
+    """Clean-up hooks, then the lab (or only its processes with ``keep``).
+
+    Signals arriving now are only recorded (``interrupts.tearing_down``): it runs to its end.
+    """
+    with interrupts.tearing_down():
+        try:
+            for cleanup in reversed(tour.cleanups):
+                try:
+                    cleanup()
+                except Exception as exc:  # the lab's removal below takes the rest
+                    tour.note(f"clean-up step failed: {exc}")
+        finally:
+            if keep and interrupts.received() is None:
+                tour.lab.processes.stop_all()
+                tour.console.print(
+                    f"[dim]lab {tour.lab.lab_id} kept; remove with: "
+                    f"egress-router lab down {tour.lab.lab_id}[/]"
+                )
+            else:
+                tour.lab.down()
+                tour.console.print(f"[dim]lab {tour.lab.lab_id} removed[/]")
 
 
 def run_demo(
-    destination: str = str(ADDR.server_ip), keep: bool = False, lab_id: str | None = None
+    destination: str | None = None,
+    keep: bool = False,
+    lab_id: str | None = None,
+    only: Sequence[str] = (),
 ) -> int:
-    """Run the demo; 0 only if every check held, 130 when interrupted (Ctrl-C or SIGTERM)."""
+    """Run the tour; 0 only if every check held, 130 when interrupted (Ctrl-C or SIGTERM)."""
     console = Console(highlight=False)
     if os.geteuid() != 0:
         console.print("[red]the lab needs root (network namespaces)[/]")
         return 1
-    demo = Demo(console, destination)
-    lab = Lab(lab_id=lab_id) if lab_id else Lab()
-    interrupted = False
-    with _sigterm_as_interrupt():
+    parts = [p for p in PARTS if not only or p.name in only]
+    extra = ("cpod",) if cni.PART in parts else ()
+    lab = Lab(lab_id=lab_id, extra_roles=extra) if lab_id else Lab(extra_roles=extra)
+    tour = Tour(lab, console)
+    with interrupts.owned():
         try:
             started = time.monotonic()
             lab.up()
-            demo.run(lab)
-            console.print(f"\n[dim]demo steps took {time.monotonic() - started:.1f} s[/]")
-        except (KeyboardInterrupt, Interrupted):
-            interrupted = True
-            console.print("\n[yellow]interrupted: tearing the lab down[/]")
+            _run_parts(tour, parts, destination)
+            console.print(f"\n[dim]the tour took {time.monotonic() - started:.1f} s[/]")
+        except interrupts.Interrupted:
+            pass
         except Exception as exc:
-            demo.check("the demo ran to the end", False, f"{type(exc).__name__}: {exc}")
+            if interrupts.received() is None:
+                tour.part = tour.part or "lab"
+                tour.check("the tour ran to its end", False, f"{type(exc).__name__}: {exc}")
         finally:
-            previous_int, previous_term = _ignore_signals()
-            try:
-                if keep and not interrupted:
-                    lab.processes.stop_all()
-                    console.print(
-                        f"[dim]lab {lab.lab_id} kept; remove with: "
-                        f"egress-router lab down {lab.lab_id}[/]"
-                    )
-                else:
-                    lab.down()
-                    console.print(f"[dim]lab {lab.lab_id} removed[/]")
-            finally:
-                signal.signal(signal.SIGINT, previous_int)  # type: ignore[arg-type]
-                signal.signal(signal.SIGTERM, previous_term)  # type: ignore[arg-type]
-    if interrupted:
-        return 130
-    return 0 if demo.summary() else 1
+            if interrupts.received() is not None:
+                console.print("\n[yellow]interrupted: tearing the lab down[/]")
+            _teardown(tour, keep)
+        if interrupts.received() is not None:
+            return interrupts.EXIT_INTERRUPTED
+    return 0 if _summary(tour, parts) else 1

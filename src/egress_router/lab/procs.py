@@ -2,6 +2,10 @@
 
 Owns: ``ip netns exec`` invocations (one-shot and background), their logs and their PIDs.
 Must not: signal any process it did not start (we stop by PID/process group we created).
+
+Every child gets its own session (process group), so a Ctrl-C or SIGTERM sent to the demo's
+process group reaches the demo alone, which then stops its children itself. Waiting for a
+child is an ``interrupts.interruptible()`` block: an interrupted wait kills that child's group.
 """
 
 from __future__ import annotations
@@ -16,12 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from egress_router.errors import DataplaneError
+from egress_router.lab import interrupts
 
 IP = "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "ip"
 
 
-def netns_argv(namespace: str, argv: Sequence[str]) -> list[str]:
-    """``argv`` wrapped so it runs in ``namespace`` (also binds /etc/netns/NS/resolv.conf)."""
+def netns_argv(namespace: str, argv: Sequence[str], keep_mounts: bool = False) -> list[str]:
+    """``argv`` wrapped so it runs in ``namespace`` (also binds /etc/netns/NS/resolv.conf).
+
+    ``keep_mounts``: enter only the network namespace (``nsenter --net``), keeping the
+    machine's /sys: ``ip netns exec`` mounts a fresh sysfs without the cgroup hierarchy,
+    which container engines need.
+    """
+    if keep_mounts:
+        return ["nsenter", f"--net=/run/netns/{namespace}", *argv]
     return [IP, "netns", "exec", namespace, *argv]
 
 
@@ -33,25 +45,39 @@ def run(
     timeout: float = 60.0,
     check: bool = False,
     input: str | None = None,
+    keep_mounts: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` to completion in ``namespace``; output captured as text."""
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
-    proc = subprocess.run(
-        netns_argv(namespace, argv),
-        capture_output=True,
+    with subprocess.Popen(
+        netns_argv(namespace, argv, keep_mounts),
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=full_env,
-        timeout=timeout,
-        check=False,
-        input=input,
-    )
+        start_new_session=True,
+    ) as child:
+        try:
+            with interrupts.interruptible():
+                stdout, stderr = child.communicate(input, timeout=timeout)
+        except BaseException:
+            _kill_group(child)
+            raise
+    proc = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
     if check and proc.returncode != 0:
         raise DataplaneError(
             f"{' '.join(argv)} in {namespace} exited {proc.returncode}: {proc.stderr.strip()}"
         )
     return proc
+
+
+def _kill_group(child: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
 
 
 @dataclass
@@ -76,17 +102,26 @@ class Background:
         except OSError:
             return ""
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int | None:
-        """Signal the process group we created; escalate to SIGKILL after ``timeout``."""
+    def send(self, sig: int) -> None:
+        """Signal the process group we created (if the process has not been reaped)."""
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> int | None:
+        """Signal the process group we created; escalate to SIGKILL after ``timeout``."""
+        self.send(sig)
+        return self.reap(time.monotonic() + timeout)
+
+    def reap(self, deadline: float) -> int | None:
+        """Wait until ``deadline`` (monotonic), then SIGKILL the group and wait for it."""
+        if self.popen.poll() is None:
             try:
-                self.popen.wait(timeout=timeout)
+                with interrupts.interruptible():
+                    self.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=timeout)
+                self.send(signal.SIGKILL)
+                self.popen.wait()
         return self.popen.returncode
 
 
@@ -104,6 +139,7 @@ class ProcessGroup:
         *,
         name: str,
         env: Mapping[str, str] | None = None,
+        keep_mounts: bool = False,
     ) -> Background:
         full_env = dict(os.environ)
         if env:
@@ -111,7 +147,7 @@ class ProcessGroup:
         log = self.workdir / f"{name}.log"
         with open(log, "wb") as out:
             popen = subprocess.Popen(
-                netns_argv(namespace, argv),
+                netns_argv(namespace, argv, keep_mounts),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -122,9 +158,13 @@ class ProcessGroup:
         self.started.append(bg)
         return bg
 
-    def stop_all(self) -> None:
+    def stop_all(self, timeout: float = 2.0) -> None:
+        """SIGTERM every group at once, SIGKILL what is left after ``timeout``; idempotent."""
         for bg in reversed(self.started):
-            bg.stop()
+            bg.send(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for bg in reversed(self.started):
+            bg.reap(deadline)
         self.started.clear()
 
 
@@ -133,7 +173,9 @@ def wait_for(predicate: object, timeout: float = 10.0, interval: float = 0.05) -
     assert callable(predicate)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        interrupts.checkpoint()
         if predicate():
             return True
-        time.sleep(interval)
+        with interrupts.interruptible():
+            time.sleep(interval)
     return bool(predicate())

@@ -34,7 +34,7 @@ from typing import Any
 from egress_router.common.nft import Table, match_meta
 from egress_router.kernel import nftables
 from egress_router.kernel.netlink import Netlink, create_netns, list_netns, remove_netns
-from egress_router.lab import procs
+from egress_router.lab import interrupts, procs
 
 STATE_DIR = Path(os.environ.get("EGRESS_ROUTER_LAB_STATE", "/run/egress-router-lab"))
 
@@ -68,6 +68,9 @@ class Addressing:
 
 
 ADDR = Addressing()
+_NO_DAD = " && ".join(
+    f"echo 0 > /proc/sys/net/ipv6/conf/{scope}/accept_dad" for scope in ("all", "default")
+)
 
 
 @dataclass
@@ -88,6 +91,9 @@ class Lab:
         if self.workdir is None:
             self.workdir = STATE_DIR / self.lab_id
         self.processes = procs.ProcessGroup(self.workdir)
+        # Only the process that made this object tears the lab down: a forked copy of it
+        # (pyroute2's helpers are forks) must never run ``down``.
+        self.owner_pid = os.getpid()
 
     # -- names -------------------------------------------------------------------------------
 
@@ -115,19 +121,26 @@ class Lab:
         self.work.mkdir(parents=True, exist_ok=True)
         try:
             self._build()
+            self.save()
         except BaseException:
             self.down()
             raise
-        self.save()
         return self
 
     def _build(self) -> None:
         a = self.addr
         for role in self.roles:
+            interrupts.checkpoint()
             create_netns(self.ns(role))
+            # No duplicate address detection: a link-local address (and its local route) is
+            # then final as soon as its link is up, not a second later, so a snapshot taken
+            # right after ``up`` equals one taken later.
+            self.exec(role, ["sh", "-c", _NO_DAD], check=True)
         for role in self.roles:
+            interrupts.checkpoint()
             with Netlink(self.ns(role)) as nl:
                 nl.set_up("lo")
+        interrupts.checkpoint()
         with Netlink(self.ns("node")) as node:
             node.add_bridge("cbr0")
             node.add_veth("vrouter", self.cluster_ifname, self.ns("router"))
@@ -144,27 +157,32 @@ class Lab:
             # The platform's part: a macvlan on the node's external NIC, moved into the pod.
             node.add_macvlan("mvtmp", "ext0", mode="private")
             node.move_link("mvtmp", self.ns("router"), new_name=self.macvlan_name)
+        interrupts.checkpoint()
         with Netlink(self.ns("router")) as router:
             router.set_up(self.cluster_ifname)
             router.add_address(
                 self.cluster_ifname, ipaddress.IPv4Interface(f"{a.router_pod_ip}/24")
             )
             router.add_route(None, a.node_cluster_ip)
+        interrupts.checkpoint()
         with Netlink(self.ns("client")) as client:
             client.set_up("eth0")
             client.add_address("eth0", ipaddress.IPv4Interface(f"{a.client_pod_ip}/24"))
             client.add_route(None, a.node_cluster_ip)
+        interrupts.checkpoint()
         with Netlink(self.ns("gw")) as gw:
             gw.add_veth("srv0", "eth0", self.ns("web"))
             gw.set_up("lan0")
             gw.add_address("lan0", ipaddress.IPv4Interface(f"{a.gateway_ip}/24"))
             gw.set_up("srv0")
             gw.add_address("srv0", ipaddress.IPv4Interface(f"{a.gateway_server_ip}/24"))
+        interrupts.checkpoint()
         with Netlink(self.ns("web")) as web:
             web.set_up("eth0")
             for ip in a.server_ips:
                 web.add_address("eth0", ipaddress.IPv4Interface(f"{ip}/24"))
             web.add_route(None, a.gateway_server_ip)
+        interrupts.checkpoint()
         for role in ("node", "gw"):
             self.sysctl(role, "net.ipv4.ip_forward", "1")
         # The node masquerades pod traffic that leaves by its own external interface, as an
@@ -211,7 +229,18 @@ class Lab:
         )
 
     def down(self) -> None:
-        """Stop our processes and delete our namespaces (idempotent, also after partial up)."""
+        """Stop our processes and delete our namespaces.
+
+        Idempotent and tolerant of things already gone (also after a partial ``up``); a no-op
+        in any process but the one that made this object (a forked helper must not tear down).
+        Signals arriving meanwhile are recorded, never raised: teardown runs to its end.
+        """
+        if os.getpid() != self.owner_pid:
+            return
+        with interrupts.tearing_down():
+            self._down()
+
+    def _down(self) -> None:
         self.processes.stop_all()
         existing = set(list_netns())
         for name in self.namespaces:
