@@ -143,3 +143,56 @@ def test_policies_and_pods_from_the_api_filter_real_traffic(
         # stopped: the rules stay in the kernel
         assert WEB[2] in table(lab)
         assert not reach(lab, "client", WEB[2], timeout=1)
+
+
+def test_agent_started_without_api_server_keeps_previous_rules_and_reports_bad_policy(
+    fwlab: Lab, control_plane: ControlPlane, kube_api: Any, tmp_path: Path
+) -> None:
+    lab = fwlab
+    install_agent_rbac(kube_api)
+    suffix = uuid.uuid4().hex[:8]
+    node, ns = f"node-{suffix}", f"c-{suffix}"
+    create_namespace(kube_api, ns)
+    create_pod(kube_api, ns, "client", node, CLIENT)
+    # rules a previous agent left in the kernel
+    previous = tmp_path / "previous.json"
+    previous.write_text(
+        '{"kind": "EgressFirewall", "apiVersion": "k8s.ovn.org/v1", "metadata": {"name": '
+        '"default", "namespace": "old"}, "spec": {"egress": [{"type": "Deny", "to": '
+        f'{{"cidrSelector": "{WEB[0]}/32"}}}}]}}}}'
+    )
+    applied = lab.exec(
+        "node",
+        [EGRESS_ROUTER, "firewall", "apply", f"--pods=old={CLIENT}/32", str(previous)],
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert not reach(lab, "client", WEB[0], timeout=1)
+
+    with ApiBridge(control_plane, tmp_path, netns=lab.ns("node")) as bridge:
+        kubeconfig = bridge.kubeconfig("agent", tmp_path / "agent.kubeconfig")
+        bridge.cut()
+        argv = [EGRESS_ROUTER, "firewall", "agent", "--node", node, "--kubeconfig", str(kubeconfig)]
+        agent = lab.spawn("node", argv, name="fw-agent")
+        assert eventually(lambda: "retrying in" in agent.output(), 30), agent.output()
+        # nothing listed yet: the previous agent's rules stay in force
+        assert not reach(lab, "client", WEB[0], timeout=1)
+        assert "applied:" not in agent.output()
+
+        bridge.restore()
+        assert eventually(lambda: "applied:" in agent.output(), 60), agent.output()
+        assert reach(lab, "client", WEB[0])  # the API server has no policy for the pod
+
+        # a policy the CRD accepts but this agent cannot enforce: said in its status
+        node_rule = {"type": "Deny", "to": {"nodeSelector": {"matchLabels": {"a": "b"}}}}
+        create_policy(kube_api, EF, ns, "default", [node_rule])
+        status = until(lambda: get_status(kube_api, EF, ns, "default"), 15, "EF status")
+        assert status["status"] == NOT_APPLIED
+        (message,) = status["messages"]
+        assert message.startswith(f"{node}: {NOT_APPLIED}: ")
+        assert "nodeSelector is not supported by this agent" in message
+        assert message.endswith("; no rules applied")
+        assert reach(lab, "client", WEB[0])
+
+        agent.stop()
+        assert agent.popen.returncode == 0, agent.output()
+        assert "Traceback" not in agent.output(), agent.output()
