@@ -119,6 +119,10 @@ class Reconciler:
 
     def _write_statuses(self, view: ClusterView, desired: Desired) -> bool:
         retry = False
+        for gone in set(self.written) - set(view.policies):
+            del self.written[gone]
+        # the API server takes field manager names of at most 128 characters
+        manager = f"{FIELD_MANAGER}/{self.config.node}"[:128]
         for key, entry in list(view.policies.items()):
             if key.namespace not in view.namespaces:
                 continue
@@ -137,7 +141,7 @@ class Reconciler:
                     key.namespace,
                     key.name,
                     body,
-                    f"{FIELD_MANAGER}/{self.config.node}",
+                    manager,
                 )
             except KubeError as exc:
                 if exc.status == 404:
