@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from egress_router.errors import EgressRouterError
+from egress_router.errors import EgressRouterError, escape
 from egress_router.firewall.agent import Agent, log, summary
 from egress_router.firewall.loop import poll, upstream
 from egress_router.firewall.model.cluster import (
@@ -94,6 +94,10 @@ class Reconciler:
                 self.agent.apply(desired.policies, desired.node)
             except EgressRouterError as exc:
                 self.kernel_error = exc.one_line()
+                log(f"apply failed, previous rules stay in force: {self.kernel_error}")
+            except Exception as exc:  # a bug must not end the agent: the kernel keeps its rules
+                detail = escape(" ".join(str(exc).split()), 200)
+                self.kernel_error = f"{type(exc).__name__}: {detail}"
                 log(f"apply failed, previous rules stay in force: {self.kernel_error}")
             else:
                 first = self.applied is None
