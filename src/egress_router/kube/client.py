@@ -1,7 +1,8 @@
 """The one adapter to the Kubernetes API (the ``kubernetes`` client library).
 
 Owns: logging in (a kubeconfig file, else the pod's service account), server-side apply of an
-object, reading one, deleting one, and patching a custom resource's status subresource; every
+object, reading one, deleting one, and patching (or server-side applying, per field manager) a
+custom resource's status subresource (watching is in ``kube.watch``); every
 library error wrapped into ``KubeError`` with the HTTP status and the API server's message.
 Must not: decide anything (the operator's model does) or be imported by a pure ``model``.
 """
@@ -16,10 +17,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+from urllib3.exceptions import HTTPError
 
 from egress_router.errors import EgressRouterError
 
 FIELD_MANAGER = "egress-router-operator"
+STATUS_TIMEOUT = (5.0, 15.0)  # s: connect, read; a status write never hangs its caller for long
 
 
 class KubeError(EgressRouterError):
@@ -127,6 +130,45 @@ class Kube:
                 group, version, namespace, plural, name, {"status": dict(status)}
             )
         except (ApiException, OSError) as exc:
+            raise _wrap(f"update the status of {plural} {namespace}/{name}", exc) from exc
+
+    def apply_status(
+        self,
+        api_version: str,
+        kind: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        field_manager: str,
+    ) -> None:
+        """Server-side apply of fields of a custom resource's status as ``field_manager``.
+
+        Each manager owns only what it applies: in a ``set`` list (as ``status.messages``)
+        every node keeps its own entry, and an entry it no longer applies is removed.
+        """
+        group, _, version = api_version.partition("/")
+        api = client.CustomObjectsApi(self.api)
+        body = {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+            "status": dict(status),
+        }
+        try:
+            api.patch_namespaced_custom_object_status(
+                group,
+                version,
+                namespace,
+                plural,
+                name,
+                body,
+                field_manager=field_manager,
+                force=True,
+                _content_type="application/apply-patch+yaml",
+                _request_timeout=STATUS_TIMEOUT,
+            )
+        except (ApiException, HTTPError, OSError) as exc:
             raise _wrap(f"update the status of {plural} {namespace}/{name}", exc) from exc
 
     def close(self) -> None:
