@@ -5,120 +5,25 @@ collector, objects repaired when changed or deleted by hand."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-import yaml
 
-from egress_router.lab.controlplane import ControlPlane
 from tests import reference_examples as ref
-from tests.conftest import EGRESS_ROUTER
-from tests.deploy.helpers import DEPLOY, apply, documents
+from tests.operator.helpers import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    condition,
+    create_router,
+    custom,
+    eventually,
+    get_router,
+    owned,
+)
 
 # The session control plane may start inside the first test here (20-90 s on a busy machine).
 pytestmark = pytest.mark.timeout(300)
-
-T = TypeVar("T")
-GROUP, VERSION, PLURAL = "network.operator.openshift.io", "v1", "egressrouters"
-NAD = ("k8s.cni.cncf.io", "v1", "network-attachment-definitions")
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
-    """Poll ``probe`` until it returns something truthy (generous: the machine is shared)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f} s: {what}")
-        time.sleep(0.2)
-
-
-@pytest.fixture(scope="module")
-def operator(control_plane: ControlPlane, kube_api: Any, tmp_path_factory: Any) -> Iterator[None]:
-    """`egress-router operator` as a separate process, logged in as its ServiceAccount."""
-    from kubernetes.client.rest import ApiException
-
-    for doc in documents(DEPLOY / "operator.yaml"):
-        if doc["kind"] in ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
-            try:
-                apply(kube_api, doc, "egress-router")
-            except ApiException as exc:  # pragma: no cover - shown when RBAC is refused
-                raise AssertionError(exc.body) from exc
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EGRESS_", "KUBE"))}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [EGRESS_ROUTER, "operator", "--kubeconfig", str(control_plane.kubeconfig("operator"))],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    try:
-        yield
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        text = log.read_text(errors="replace")
-        assert "Traceback" not in text, text[-3000:]
-
-
-def custom(api: Any) -> Any:
-    from kubernetes import client
-
-    return client.CustomObjectsApi(api)
-
-
-def create_router(api: Any, namespace: str, name: str, text: str = ref.EGRESS_ROUTER) -> None:
-    body = yaml.safe_load(text)
-    body["metadata"] = {"name": name}
-    custom(api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-
-
-def get_router(api: Any, namespace: str, name: str) -> dict[str, Any]:
-    return dict(custom(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
-
-
-def owned(api: Any, namespace: str, name: str) -> dict[str, Any]:
-    """The NAD, Deployment and Service named ``name`` that exist now (by kind)."""
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
-
-    found: dict[str, Any] = {}
-    readers: dict[str, Callable[[], Any]] = {
-        "NetworkAttachmentDefinition": lambda: custom(api).get_namespaced_custom_object(
-            *NAD[:2], namespace, NAD[2], name
-        ),
-        "Deployment": lambda: (
-            client.AppsV1Api(api).read_namespaced_deployment(name, namespace).to_dict()
-        ),
-        "Service": lambda: client.CoreV1Api(api).read_namespaced_service(name, namespace).to_dict(),
-    }
-    for kind, read in readers.items():
-        try:
-            found[kind] = read()
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-    return found
-
-
-def condition(router: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for entry in (router.get("status") or {}).get("conditions") or []:
-        if entry["type"] == kind:
-            return dict(entry)
-    return None
 
 
 def test_router_gets_its_objects_and_status(

@@ -1,0 +1,190 @@
+"""The data path from a resource (issue 10, item 5): an EgressRouter applied to the real API
+server, the NetworkAttachmentDefinition the operator made for it handed byte for byte to our CNI
+plugin the way Multus hands it over on a node, and a client's traffic through the configured pod
+arriving at the lab's web server from the router's reserved address (the only one it admits)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from egress_router.kernel.netlink import netns_path
+from egress_router.lab.servers import Nginx
+from egress_router.lab.topology import Lab
+from tests.cni.helpers import CONTAINER, CONTAINER_IP, PLUGIN, attach_cluster_side, container_state
+from tests.operator.helpers import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    create_router,
+    custom,
+    eventually,
+    owned,
+)
+
+# The session control plane may start inside this test (20-90 s on a busy machine).
+pytestmark = [pytest.mark.lab, pytest.mark.kube, pytest.mark.timeout(300)]
+
+NAME = "web-egress"
+# The lab's addressing: the reserved address on the node's external LAN (the web server's
+# firewall admits only 198.19.123.99), the LAN's gateway, the web server behind it.
+ROUTER = """\
+apiVersion: network.operator.openshift.io/v1
+kind: EgressRouter
+spec:
+  networkInterface:
+    macvlan:
+      mode: Bridge
+      master: ext0
+  addresses:
+  - ip: 198.19.123.99/24
+    gateway: 198.19.123.1
+  mode: Redirect
+  redirect:
+    redirectRules:
+    - {destinationIP: 203.0.113.25, port: 8080, targetPort: 80, protocol: TCP}
+    - {destinationIP: 203.0.113.26, port: 5353, protocol: UDP}
+"""
+NETWORKS = "k8s.v1.cni.cncf.io/networks"
+
+
+@pytest.fixture
+def cni_lab(tmp_path: Path) -> Iterator[Lab]:
+    with Lab(workdir=tmp_path / "lab", extra_roles=(CONTAINER,)) as built:
+        attach_cluster_side(built)
+        yield built
+
+
+def multus_invokes(
+    lab: Lab, command: str, config: str, pod: Any, private_tmp: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run ``egress-router-cni`` on the node as Multus delegates to it (through libcni).
+
+    The environment is exactly the CNI_* set (no EGRESS_* variables), the pod's identity in
+    CNI_ARGS, the config on stdin. The NAD's config names ``/tmp/egress-router-log``; the plugin
+    runs in a private mount namespace whose /tmp is ``private_tmp``, so that file lands in the
+    test's directory instead of the host's /tmp (the only liberty taken).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CNI_", "EGRESS_"))}
+    env.update(
+        {
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": pod.metadata.uid.replace("-", ""),
+            "CNI_NETNS": netns_path(lab.ns(CONTAINER)),
+            "CNI_IFNAME": "net1",
+            "CNI_PATH": "/opt/cni/bin:/opt/multus/bin",
+            "CNI_ARGS": ";".join(
+                [
+                    "IgnoreUnknown=true",
+                    f"K8S_POD_NAMESPACE={pod.metadata.namespace}",
+                    f"K8S_POD_NAME={pod.metadata.name}",
+                    f"K8S_POD_INFRA_CONTAINER_ID={pod.metadata.uid.replace('-', '')}",
+                    f"K8S_POD_UID={pod.metadata.uid}",
+                ]
+            ),
+        }
+    )
+    script = 'mount --bind "$0" /tmp && exec ip netns exec "$1" "$2"'
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+    argv += [str(private_tmp), lab.ns("node"), PLUGIN]
+    return subprocess.run(argv, input=config, capture_output=True, text=True, env=env, timeout=60)
+
+
+def curl(lab: Lab, url: str) -> subprocess.CompletedProcess[str]:
+    result: subprocess.CompletedProcess[str] = lab.exec("client", ["curl", "-sS", "-m", "10", url])
+    return result
+
+
+def test_router_resource_to_traffic_from_the_reserved_address(
+    kube_api: Any, kube_namespace: str, operator: None, cni_lab: Lab, tmp_path: Path
+) -> None:
+    from kubernetes import client
+
+    ns = kube_namespace
+    create_router(kube_api, ns, NAME, ROUTER)
+    made = eventually(
+        lambda: (o := owned(kube_api, ns, NAME)) and len(o) == 3 and o,
+        90,
+        "NAD, Deployment and Service made by the operator",
+    )
+    nad = made["NetworkAttachmentDefinition"]
+    config_text = nad["spec"]["config"]
+    assert json.loads(config_text) == {
+        "cniVersion": "0.4.0",
+        "type": "egress-router",
+        "name": NAME,
+        "ip": {
+            "addresses": ["198.19.123.99/24"],
+            "destinations": ["8080 TCP 203.0.113.25 80", "5353 UDP 203.0.113.26"],
+            "gateway": "198.19.123.1",
+        },
+        "log_file": "/tmp/egress-router-log",
+        "log_level": "debug",
+        "interfaceArgs": {"mode": "bridge", "master": "ext0"},
+    }
+
+    # The Deployment's pods ask Multus for that NAD (same namespace, by name), with the default
+    # route via the router's gateway; the controller-manager made the pod (no kubelet runs it).
+    template = made["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    wanted = [{"name": nad["metadata"]["name"], "default-route": ["198.19.123.1"]}]
+    assert json.loads(template[NETWORKS]) == wanted
+    core = client.CoreV1Api(kube_api)
+    selector = f"network.operator.openshift.io/egress-router={NAME}"
+    pod = eventually(
+        lambda: next(iter(core.list_namespaced_pod(ns, label_selector=selector).items), None),
+        120,
+        "the router pod object created from the Deployment",
+    )
+    assert json.loads(pod.metadata.annotations[NETWORKS]) == wanted
+
+    # Before the plugin runs: nothing answers on the pod's port, and the web server refuses the
+    # client's own way out (the node masquerades it to 198.19.123.10).
+    web = Nginx(cni_lab, "web", ["203.0.113.25:80"]).start()
+    assert curl(cni_lab, f"http://{CONTAINER_IP}:8080/ip").returncode != 0
+    direct = curl(cni_lab, "http://203.0.113.25/ip")
+    assert direct.returncode == 7, direct  # refused at once (ICMP host-prohibited), no timeout
+    assert web.client_addresses() == []
+
+    private_tmp = tmp_path / "node-tmp"
+    private_tmp.mkdir()
+    added = multus_invokes(cni_lab, "ADD", config_text, pod, private_tmp)
+    assert added.returncode == 0, added.stdout + added.stderr
+    result = json.loads(added.stdout)
+    assert result["interfaces"][0]["name"] == "net1"
+    assert result["interfaces"][0]["sandbox"] == netns_path(cni_lab.ns(CONTAINER))
+    assert result["ips"] == [
+        {"version": "4", "interface": 0, "address": "198.19.123.99/24", "gateway": "198.19.123.1"}
+    ]
+    log = (private_tmp / "egress-router-log").read_text()
+    assert "Called CNI ADD" in log
+    assert "Added nftables rule: iif eth0 tcp dport 8080 dnat to 203.0.113.25:80" in log
+
+    through = curl(cni_lab, f"http://{CONTAINER_IP}:8080/ip")
+    assert through.returncode == 0, through.stderr
+    assert "198.19.123.99" in through.stdout
+    assert web.client_addresses() == ["198.19.123.99"]
+
+    # DEL as libcni sends it for a 0.4.0 config: the cached ADD result as prevResult.
+    deleting = json.dumps({**json.loads(config_text), "prevResult": result})
+    gone = multus_invokes(cni_lab, "DEL", deleting, pod, private_tmp)
+    assert (gone.returncode, gone.stdout) == (0, ""), gone.stderr
+    after = container_state(cni_lab)
+    assert not any(link["ifname"] == "net1" for link in after["links"])
+    assert "egress_router" not in after["ruleset"]
+    assert curl(cni_lab, f"http://{CONTAINER_IP}:8080/ip").returncode != 0
+    assert web.client_addresses() == ["198.19.123.99"]
+
+    # Deleting the router through the API: the garbage collector removes what it owned.
+    custom(kube_api).delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, NAME)
+    eventually(lambda: not owned(kube_api, ns, NAME), 120, "NAD, Deployment, Service collected")
+    eventually(
+        lambda: not core.list_namespaced_pod(ns, label_selector=selector).items,
+        120,
+        "the router pod collected",
+    )
