@@ -8,8 +8,11 @@ Must not: decide anything (the operator's model does) or be imported by a pure `
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, config
@@ -20,6 +23,7 @@ from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
 from egress_router.errors import EgressRouterError
 
 FIELD_MANAGER = "egress-router-operator"
+LEASE_TIMEOUT_S = 1.0  # a Lease call that takes longer is useless to failover: fail it
 
 
 class KubeError(EgressRouterError):
@@ -40,6 +44,37 @@ def _wrap(action: str, exc: Exception) -> KubeError:
         except (ValueError, AttributeError):
             message = str(body)[:300]
     return KubeError(f"{action}: {message}", status)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A coordination.k8s.io/v1 Lease as failover reads it."""
+
+    holder: str  # spec.holderIdentity, "" when released
+    version: str  # metadata.resourceVersion
+    transitions: int  # spec.leaseTransitions
+
+
+def _lease_body(
+    namespace: str, name: str, holder: str, version: str, duration_s: float, transitions: int
+) -> dict[str, Any]:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if version:
+        metadata["resourceVersion"] = version
+    spec: dict[str, Any] = {
+        "holderIdentity": holder,
+        # The field counts whole seconds; the instances use their own (sub-second) setting.
+        "leaseDurationSeconds": max(1, math.ceil(duration_s)),
+        "renewTime": now,
+        "leaseTransitions": transitions,
+    }
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": metadata,
+        "spec": spec,
+    }
 
 
 class Kube:
@@ -128,6 +163,58 @@ class Kube:
             )
         except (ApiException, OSError) as exc:
             raise _wrap(f"update the status of {plural} {namespace}/{name}", exc) from exc
+
+    def read_lease(self, namespace: str, name: str) -> Lease | None:
+        """The Lease ``namespace/name``, or ``None`` when there is none."""
+        api = client.CoordinationV1Api(self.api)
+        try:
+            raw = api.read_namespaced_lease(
+                name, namespace, _preload_content=False, _request_timeout=LEASE_TIMEOUT_S
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _wrap(f"read Lease {namespace}/{name}", exc) from exc
+        except OSError as exc:
+            raise _wrap(f"read Lease {namespace}/{name}", exc) from exc
+        data = json.loads(raw.data)
+        spec = data.get("spec") or {}
+        return Lease(
+            holder=str(spec.get("holderIdentity") or ""),
+            version=str(data["metadata"]["resourceVersion"]),
+            transitions=int(spec.get("leaseTransitions") or 0),
+        )
+
+    def write_lease(
+        self, namespace: str, name: str, holder: str, expected: str, duration_s: float
+    ) -> bool:
+        """Set the holder if the Lease is still at ``expected`` ("" = create it); ``False`` on
+        a lost race (409 Conflict, or it already exists)."""
+        api = client.CoordinationV1Api(self.api)
+        try:
+            if not expected:
+                body = _lease_body(namespace, name, holder, "", duration_s, 0)
+                api.create_namespaced_lease(
+                    namespace, body, _preload_content=False, _request_timeout=LEASE_TIMEOUT_S
+                )
+                return True
+            current = self.read_lease(namespace, name)
+            if current is None or current.version != expected:
+                return False
+            moved = int(current.holder != holder and holder != "")
+            body = _lease_body(
+                namespace, name, holder, expected, duration_s, current.transitions + moved
+            )
+            api.replace_namespaced_lease(
+                name, namespace, body, _preload_content=False, _request_timeout=LEASE_TIMEOUT_S
+            )
+            return True
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise _wrap(f"write Lease {namespace}/{name}", exc) from exc
+        except OSError as exc:
+            raise _wrap(f"write Lease {namespace}/{name}", exc) from exc
 
     def close(self) -> None:
         self.api.close()
