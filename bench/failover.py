@@ -20,6 +20,7 @@ pod's cgroup would), to show what the wire does when nothing in the pod can with
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -90,7 +91,7 @@ def gap_around(oks: list[float], start: float, end: float) -> float:
     before = [t for t in oks if t < start][-1:]
     after = [t for t in oks if t > end][:1]
     series = before + inside + after
-    return max((b - a for a, b in zip(series, series[1:], strict=False)), default=float("inf"))
+    return max((b - a for a, b in itertools.pairwise(series)), default=float("inf"))
 
 
 def two_holders(path: Path) -> list[str]:

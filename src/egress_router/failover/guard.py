@@ -3,10 +3,11 @@
 Owns: enforcing the renew deadline when the instance itself cannot — it was killed (SIGKILL,
 OOM) or frozen (SIGSTOP, a stalled node process) while the kernel of its namespace still holds
 the reserved address and would keep answering ARP for it. The instance writes
-``arm <monotonic deadline>`` after every successful lease write and ``disarm`` after a
-withdrawal; the guard withdraws (``redirect.apply.withdraw``) when the deadline passes
-unextended, or at once when its stdin reaches end of file (the instance is gone), and then,
-for the file backend, marks the lease released so a standby need not wait for it to expire.
+``arm <monotonic deadline> <lease version>`` after every successful lease write and
+``disarm`` after a withdrawal; the guard withdraws (``redirect.apply.withdraw``) when the
+deadline passes unextended, or at once when its stdin reaches end of file (the instance is gone), and then,
+for the file backend, marks the lease released (only if it is still at the version of the
+instance's last write) so a standby need not wait for it to expire.
 Must not: take the address or write the lease for itself; it only ever removes.
 
 Both processes read CLOCK_MONOTONIC of the same machine, so a deadline is comparable. The guard
@@ -24,25 +25,24 @@ import sys
 import time
 
 from egress_router.errors import EgressRouterError
+from egress_router.failover.store import FileStore
 from egress_router.redirect.apply import withdraw
 
-MAX_LINE = 64  # "arm 123456.789012\n"
+MAX_LINE = 128  # "arm 123456.789012 <version>\n"
 
 
 class GuardHandle:
     """The instance's side: start the guard and keep it informed."""
 
-    def __init__(
-        self, macvlan: str, address: ipaddress.IPv4Interface, lease_file: str, identity: str
-    ) -> None:
+    def __init__(self, macvlan: str, address: ipaddress.IPv4Interface, lease_file: str) -> None:
         argv = [sys.executable, "-m", "egress_router.failover.guard", macvlan, str(address)]
-        argv += [lease_file, identity] if lease_file else []
+        argv += [lease_file] if lease_file else []
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, close_fds=True)
         assert self.proc.stdin is not None
         self.pipe = self.proc.stdin
 
-    def arm(self, deadline: float) -> None:
-        self.pipe.write(f"arm {deadline:.6f}\n".encode())
+    def arm(self, deadline: float, version: str) -> None:
+        self.pipe.write(f"arm {deadline:.6f} {version}\n".encode())
         self.pipe.flush()
 
     def disarm(self) -> None:
@@ -60,18 +60,24 @@ class GuardHandle:
 
 
 def _withdraw(macvlan: str, address: ipaddress.IPv4Interface, why: str) -> None:
+    start = time.monotonic()
     try:
         was = withdraw(macvlan, address)
-        print(f"failover guard: {why}: withdrew {address} (present: {was})", flush=True)
+        took = time.monotonic() - start
+        print(
+            f"failover guard: {why}: withdrew {address} in {took:.3f}s (present: {was})",
+            flush=True,
+        )
     except EgressRouterError as exc:
         print(f"failover guard: {why}: withdraw failed: {exc}", flush=True)
 
 
 def main(argv: list[str]) -> int:
     macvlan, address = argv[0], ipaddress.IPv4Interface(argv[1])
-    lease_file, identity = (argv[2], argv[3]) if len(argv) == 4 else ("", "")
+    lease_file = argv[2] if len(argv) == 3 else ""
     fd = sys.stdin.fileno()
     deadline: float | None = None
+    version = ""
     pending = b""
     while True:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -85,16 +91,15 @@ def main(argv: list[str]) -> int:
             pending = pending[-MAX_LINE:]
             for line in lines:
                 if line.startswith(b"arm "):
-                    deadline = float(line[4:])
+                    _, at, version_bytes = line.split(b" ")
+                    deadline, version = float(at), version_bytes.decode()
                 elif line == b"disarm":
                     deadline = None
         if eof:
             if deadline is not None:
                 _withdraw(macvlan, address, "instance gone")
                 if lease_file:
-                    from egress_router.failover.store import FileStore
-
-                    FileStore(lease_file).release(identity)
+                    FileStore(lease_file).release(version)
             return 0
         if deadline is not None and time.monotonic() >= deadline:
             _withdraw(macvlan, address, "renew deadline passed")

@@ -26,7 +26,7 @@ from egress_router.failover.heartbeat import Heartbeats
 from egress_router.failover.model import machine
 from egress_router.failover.model.machine import Action, Role, State
 from egress_router.failover.model.settings import Backend, FailoverSettings
-from egress_router.failover.store import FileStore, KubeLeaseStore, LeaseStore
+from egress_router.failover.store import FileStore, LeaseStore
 from egress_router.redirect import apply
 from egress_router.redirect.model.env import RouterEnv
 from egress_router.runtime.metrics import FailoverMetrics
@@ -45,6 +45,7 @@ def _status(state: State) -> None:
 def open_store(settings: FailoverSettings) -> LeaseStore:
     if settings.backend is Backend.FILE:
         return FileStore(settings.lease_file)
+    from egress_router.failover.kube_store import KubeLeaseStore
     from egress_router.kube.client import Kube
 
     return KubeLeaseStore(
@@ -70,9 +71,7 @@ class Instance:
         self.state = State(identity=settings.identity)
         self.heartbeats = Heartbeats(settings.heartbeat_port, settings.peers, settings.identity)
         lease_file = settings.lease_file if settings.backend is Backend.FILE else ""
-        self.guard = GuardHandle(
-            env.interfaces.macvlan, env.source.interface, lease_file, settings.identity
-        )
+        self.guard = GuardHandle(env.interfaces.macvlan, env.source.interface, lease_file)
         self.next_heartbeat = 0.0
         self.second_arp_at: float | None = None
 
@@ -118,21 +117,19 @@ class Instance:
     def _renew(self, sent: float) -> None:
         try:
             record = self.store.read()
-            won = (
-                record is not None
-                and record.holder == self.state.identity
-                and self.store.write(record.version, self.state.identity)
-            )
+            won = None
+            if record is not None and record.holder == self.state.identity:
+                won = self.store.write(record.version, self.state.identity)
         except EgressRouterError as exc:
             self.log(f"lease renewal failed: {exc}")
             self.state = machine.renew_failed(self.state, sent)
             return
-        if not won:
+        if won is None:
             self._withdraw("lease taken by another instance")
             return
         self.state = machine.renewed(self.state, sent, self.timing)
         if time.monotonic() < self.state.valid_until:
-            self.guard.arm(self.state.valid_until)
+            self.guard.arm(self.state.valid_until, won)
 
     def _standby(self, now: float) -> None:
         try:
@@ -150,14 +147,14 @@ class Instance:
         except EgressRouterError as exc:
             self.log(f"lease write failed: {exc}")
             return
-        if not won:
+        if won is None:
             self.state = machine.acquire_failed(self.state, time.monotonic())
             return
         self.state = machine.acquired(self.state, sent, self.timing, why)
         if time.monotonic() >= self.state.valid_until:
             self._withdraw("lease won too late")
             return
-        self.guard.arm(self.state.valid_until)
+        self.guard.arm(self.state.valid_until, won)
         apply.configure(self.env, self.log, checked=True)  # address, routes, rules, ARP
         self.heartbeats.send(Role.ACTIVE.value)
         self.log(f"took over in {time.monotonic() - sent:.3f}s after the lease write")

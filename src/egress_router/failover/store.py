@@ -1,7 +1,8 @@
-"""Lease stores: where the failover lease record lives (a local file, or a Kubernetes Lease).
+"""Lease stores: the ``LeaseStore`` interface and the file backend.
 
-Owns: reading the record and writing it as a compare-and-swap on its version, for both
-backends behind one small ``LeaseStore`` interface, so the loop and its tests do not care
+Owns: reading the record and writing it as a compare-and-swap on its version behind one small
+``LeaseStore`` interface (the Kubernetes Lease backend is ``kube_store``, kept apart so the
+guard process never imports the Kubernetes client), so the loop and its tests do not care
 which one is used.
 Must not: decide when to read or write (``model.machine`` does) or touch the network
 namespace.
@@ -9,8 +10,7 @@ namespace.
 The file backend keeps ``{"holder", "version", "transitions"}`` as JSON in one file, replaced
 by rename (readers never see half a record); writers serialise on ``flock`` of a sidecar
 ``.lock`` file, taken without blocking and retried briefly, so a frozen writer cannot hold the
-others forever. The Lease backend uses the object's ``resourceVersion`` (a replace with a stale
-one is refused with 409 Conflict by the API server).
+others forever.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from typing import Protocol
 
 from egress_router.errors import DataplaneError
 from egress_router.failover.model.machine import LeaseRecord
-from egress_router.kube.client import Kube, KubeError
 
 LOCK_RETRY_S = 0.05  # how long a writer waits for the lock before reporting a lost race
 MAX_RECORD_BYTES = 4096  # a record is ~100 bytes; anything bigger is not ours
@@ -34,8 +33,9 @@ MAX_RECORD_BYTES = 4096  # a record is ~100 bytes; anything bigger is not ours
 class LeaseStore(Protocol):
     def read(self) -> LeaseRecord | None: ...
 
-    def write(self, expected: str, holder: str) -> bool:
-        """Set the holder if the version is still ``expected`` ("" = no record yet)."""
+    def write(self, expected: str, holder: str) -> str | None:
+        """Set the holder if the version is still ``expected`` ("" = no record yet); the new
+        version, or ``None`` when another write came first."""
         ...
 
 
@@ -73,51 +73,22 @@ class FileStore:
         finally:
             os.close(fd)  # releases the lock
 
-    def write(self, expected: str, holder: str) -> bool:
+    def write(self, expected: str, holder: str) -> str | None:
         with self._locked() as locked:
             if not locked:
-                return False
+                return None
             current = self.read()
             if (current.version if current is not None else "") != expected:
-                return False
+                return None
             version = int(expected) + 1 if expected.isdigit() else 1
             record = {"holder": holder, "version": str(version)}
             tmp = f"{self.path}.{os.getpid()}.tmp"
             with open(tmp, "w", encoding="utf-8") as handle:
                 handle.write(json.dumps(record))
             os.replace(tmp, self.path)
-            return True
+            return str(version)
 
-    def release(self, holder: str) -> bool:
-        """Mark the lease released if ``holder`` still holds it (the guard, after withdrawing)."""
-        current = self.read()
-        if current is None or current.holder != holder:
-            return False
-        return self.write(current.version, "")
-
-
-class KubeLeaseStore:
-    """The lease as a coordination.k8s.io/v1 Lease (its holderIdentity is the active)."""
-
-    def __init__(self, kube: Kube, namespace: str, name: str, duration_s: float) -> None:
-        self.kube = kube
-        self.namespace = namespace
-        self.name = name
-        self.duration_s = duration_s
-
-    def read(self) -> LeaseRecord | None:
-        try:
-            lease = self.kube.read_lease(self.namespace, self.name)
-        except KubeError as exc:
-            raise DataplaneError(str(exc)) from exc
-        if lease is None:
-            return None
-        return LeaseRecord(holder=lease.holder, version=lease.version)
-
-    def write(self, expected: str, holder: str) -> bool:
-        try:
-            return self.kube.write_lease(
-                self.namespace, self.name, holder, expected, self.duration_s
-            )
-        except KubeError as exc:
-            raise DataplaneError(str(exc)) from exc
+    def release(self, version: str) -> bool:
+        """Mark the lease released if it is still at ``version`` (our last write): the guard,
+        after withdrawing, never releases a newer record (e.g. of a restarted instance)."""
+        return self.write(version, "") is not None

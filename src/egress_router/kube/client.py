@@ -187,31 +187,31 @@ class Kube:
 
     def write_lease(
         self, namespace: str, name: str, holder: str, expected: str, duration_s: float
-    ) -> bool:
-        """Set the holder if the Lease is still at ``expected`` ("" = create it); ``False`` on
-        a lost race (409 Conflict, or it already exists)."""
+    ) -> str | None:
+        """Set the holder if the Lease is still at ``expected`` ("" = create it); the new
+        resourceVersion, or ``None`` on a lost race (409 Conflict, or it already exists)."""
         api = client.CoordinationV1Api(self.api)
         try:
             if not expected:
                 body = _lease_body(namespace, name, holder, "", duration_s, 0)
-                api.create_namespaced_lease(
+                raw = api.create_namespaced_lease(
                     namespace, body, _preload_content=False, _request_timeout=LEASE_TIMEOUT_S
                 )
-                return True
+                return str(json.loads(raw.data)["metadata"]["resourceVersion"])
             current = self.read_lease(namespace, name)
             if current is None or current.version != expected:
-                return False
+                return None
             moved = int(current.holder != holder and holder != "")
             body = _lease_body(
                 namespace, name, holder, expected, duration_s, current.transitions + moved
             )
-            api.replace_namespaced_lease(
+            raw = api.replace_namespaced_lease(
                 name, namespace, body, _preload_content=False, _request_timeout=LEASE_TIMEOUT_S
             )
-            return True
+            return str(json.loads(raw.data)["metadata"]["resourceVersion"])
         except ApiException as exc:
             if exc.status == 409:
-                return False
+                return None
             raise _wrap(f"write Lease {namespace}/{name}", exc) from exc
         except OSError as exc:
             raise _wrap(f"write Lease {namespace}/{name}", exc) from exc

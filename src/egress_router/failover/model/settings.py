@@ -50,12 +50,12 @@ class Backend(StrEnum):
 class Timing:
     """Every interval of the failover loop, in seconds (defaults give sub-second takeover)."""
 
-    heartbeat_interval: float = 0.1  # a heartbeat to every peer this often
-    heartbeat_timeout: float = 0.3  # no heartbeat from the active this long: it is lost
+    heartbeat_interval: float = 0.05  # a heartbeat to every peer this often
+    heartbeat_timeout: float = 0.15  # no heartbeat from the active this long: it is lost
     renew_interval: float = 0.1  # the active renews the lease this often
-    renew_deadline: float = 0.3  # no successful renewal this long: withdraw the address
+    renew_deadline: float = 0.4  # no successful renewal this long: withdraw the address
     withdraw_budget: float = 0.15  # the longest a withdrawal may take (address, rules)
-    lease_duration: float = 0.6  # a record unchanged this long is expired for a standby
+    lease_duration: float = 0.65  # a record unchanged this long is expired for a standby
 
     def check(self) -> None:
         """Refuse combinations that would break fencing or detection (VariableError)."""
