@@ -100,6 +100,12 @@ def _handle(router: dict[str, Any], memo: Memo, body: Any, logger: kopf.Logger) 
         kopf.warn(body, reason="ReconcileFailed", message=failure)
 
 
+@kopf.on.login(registry=registry)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod its service account, else $KUBECONFIG (``run`` sets it from --kubeconfig)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
 def router_event(
     event: kopf.RawEvent, body: kopf.Body, memo: Memo, logger: kopf.Logger, **_: Any
