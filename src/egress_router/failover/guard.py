@@ -5,9 +5,9 @@ OOM) or frozen (SIGSTOP, a stalled node process) while the kernel of its namespa
 the reserved address and would keep answering ARP for it. The instance writes
 ``arm <monotonic deadline> <lease version>`` after every successful lease write and
 ``disarm`` after a withdrawal; the guard withdraws (``redirect.apply.withdraw``) when the
-deadline passes unextended, or at once when its stdin reaches end of file (the instance is gone), and then,
-for the file backend, marks the lease released (only if it is still at the version of the
-instance's last write) so a standby need not wait for it to expire.
+deadline passes unextended, or at once when its stdin reaches end of file (the instance is
+gone), and then, for the file backend, marks the lease released (only if it is still at the
+version of the instance's last write) so a standby need not wait for it to expire.
 Must not: take the address or write the lease for itself; it only ever removes.
 
 Both processes read CLOCK_MONOTONIC of the same machine, so a deadline is comparable. The guard
@@ -26,7 +26,8 @@ import time
 
 from egress_router.errors import EgressRouterError
 from egress_router.failover.store import FileStore
-from egress_router.redirect.apply import withdraw
+from egress_router.kernel.netlink import Netlink
+from egress_router.redirect.apply import remove_rules, withdraw_address
 
 MAX_LINE = 128  # "arm 123456.789012 <version>\n"
 
@@ -59,13 +60,16 @@ class GuardHandle:
         self.proc.wait(timeout=5.0)
 
 
-def _withdraw(macvlan: str, address: ipaddress.IPv4Interface, why: str) -> None:
+def _withdraw(nl: Netlink, macvlan: str, address: ipaddress.IPv4Interface, why: str) -> None:
     start = time.monotonic()
     try:
-        was = withdraw(macvlan, address)
+        was = withdraw_address(nl, macvlan, address)
+        gone = time.monotonic() - start
+        remove_rules()
         took = time.monotonic() - start
         print(
-            f"failover guard: {why}: withdrew {address} in {took:.3f}s (present: {was})",
+            f"failover guard: {why}: withdrew {address} in {gone:.3f}s, rules in {took:.3f}s"
+            f" (present: {was})",
             flush=True,
         )
     except EgressRouterError as exc:
@@ -75,6 +79,7 @@ def _withdraw(macvlan: str, address: ipaddress.IPv4Interface, why: str) -> None:
 def main(argv: list[str]) -> int:
     macvlan, address = argv[0], ipaddress.IPv4Interface(argv[1])
     lease_file = argv[2] if len(argv) == 3 else ""
+    nl = Netlink()  # opened now, so a withdrawal does not wait for a socket
     fd = sys.stdin.fileno()
     deadline: float | None = None
     version = ""
@@ -97,12 +102,12 @@ def main(argv: list[str]) -> int:
                     deadline = None
         if eof:
             if deadline is not None:
-                _withdraw(macvlan, address, "instance gone")
+                _withdraw(nl, macvlan, address, "instance gone")
                 if lease_file:
                     FileStore(lease_file).release(version)
             return 0
         if deadline is not None and time.monotonic() >= deadline:
-            _withdraw(macvlan, address, "renew deadline passed")
+            _withdraw(nl, macvlan, address, "renew deadline passed")
             deadline = None
 
 

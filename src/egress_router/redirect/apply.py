@@ -177,24 +177,45 @@ def announce_request(env: RouterEnv, log: Log = _quiet) -> Announce:
     return request
 
 
-def withdraw(macvlan: str, address: ipaddress.IPv4Interface, log: Log = _quiet) -> bool:
+def withdraw(
+    macvlan: str, address: ipaddress.IPv4Interface, log: Log = _quiet, nl: Netlink | None = None
+) -> bool:
     """Stop answering for ``address``: delete it (its routes go with it), then our table.
 
-    The address goes first: it is what makes the kernel answer ARP for the reserved IP.
-    Idempotent; ``True`` when the address was still there. Used by failover on demotion and by
-    its guard process when the instance died or froze.
+    The address goes first: it is what makes the kernel answer ARP for the reserved IP, and
+    the macvlan's routes are flushed with it. Idempotent; ``True`` when the address was still
+    there. Used by failover on demotion and by its guard process (which passes a netlink
+    socket it opened in advance, so a withdrawal does not wait for one).
     """
-    present = False
-    with Netlink() as nl:
-        if nl.link(macvlan) is not None and address in nl.addresses(macvlan):
-            present = True
-            log(f"address del {address} dev {macvlan}")
-            nl.delete_address(macvlan, address)
-        index = link.index if (link := nl.link(macvlan)) is not None else None
-        for route in nl.routes():
-            if index is not None and route.oif == index and route.proto != 2:
-                nl.delete_route(route)
-    if nftables.list_table(redirect_rules.FAMILY, redirect_rules.TABLE) is not None:
-        log(f"deleting table {redirect_rules.FAMILY} {redirect_rules.TABLE}")
-        nftables.delete_table(redirect_rules.FAMILY, redirect_rules.TABLE)
+    own = nl is None
+    link = Netlink() if nl is None else nl
+    try:
+        present = withdraw_address(link, macvlan, address, log)
+    finally:
+        if own:
+            link.close()
+    remove_rules(log)
     return present
+
+
+def withdraw_address(
+    nl: Netlink, macvlan: str, address: ipaddress.IPv4Interface, log: Log = _quiet
+) -> bool:
+    """Delete ``address`` from ``macvlan`` and any route left through it; ``True`` if present."""
+    present = False
+    if nl.link(macvlan) is not None and address in nl.addresses(macvlan):
+        present = True
+        log(f"address del {address} dev {macvlan}")
+        nl.delete_address(macvlan, address)
+    index = link.index if (link := nl.link(macvlan)) is not None else None
+    for route in nl.routes():
+        if index is not None and route.oif == index and route.proto != 2:
+            nl.delete_route(route)
+    return present
+
+
+def remove_rules(log: Log = _quiet) -> None:
+    """Delete our nftables table if it is there."""
+    if nftables.list_table(*TABLE) is not None:
+        log(f"deleting table {TABLE[0]} {TABLE[1]}")
+        nftables.delete_table(*TABLE)

@@ -14,7 +14,7 @@ from egress_router.failover.model import machine
 from egress_router.failover.model.machine import Action, LeaseRecord, Role, State
 from egress_router.failover.model.settings import Timing
 
-T = Timing()  # heartbeat 0.05/0.15, renew 0.1/0.4, withdraw 0.15, lease 0.65
+T = Timing()  # heartbeat 0.05/0.15, renew 0.1/0.5, withdraw 0.2, lease 0.8
 
 
 def active(valid_until: float, last_renew: float = 0.0) -> State:
@@ -43,8 +43,8 @@ def standby(
         # standby: heartbeat lost, lease unchanged less than the lease duration -> nothing
         (standby(seen_at=9.5, hb=9.0), 10.0, Action.NOTHING),
         # standby: heartbeat lost and lease expired -> acquire
-        (standby(seen_at=9.3, hb=9.0), 10.0, Action.ACQUIRE),
-        (standby(seen_at=9.3, hb=None), 10.0, Action.ACQUIRE),
+        (standby(seen_at=9.1, hb=9.0), 10.0, Action.ACQUIRE),
+        (standby(seen_at=9.1, hb=None), 10.0, Action.ACQUIRE),
         # standby: heartbeat lost and lease released (or missing) -> acquire at once
         (standby(holder="", seen_at=10.0, hb=9.0), 10.0, Action.ACQUIRE),
         (standby(seen="", holder="", seen_at=10.0), 10.0, Action.ACQUIRE),

@@ -53,9 +53,9 @@ class Timing:
     heartbeat_interval: float = 0.05  # a heartbeat to every peer this often
     heartbeat_timeout: float = 0.15  # no heartbeat from the active this long: it is lost
     renew_interval: float = 0.1  # the active renews the lease this often
-    renew_deadline: float = 0.4  # no successful renewal this long: withdraw the address
-    withdraw_budget: float = 0.15  # the longest a withdrawal may take (address, rules)
-    lease_duration: float = 0.65  # a record unchanged this long is expired for a standby
+    renew_deadline: float = 0.5  # no successful renewal this long: withdraw the address
+    withdraw_budget: float = 0.2  # the longest a withdrawal of the address may take
+    lease_duration: float = 0.8  # a record unchanged this long is expired for a standby
 
     def check(self) -> None:
         """Refuse combinations that would break fencing or detection (VariableError)."""
