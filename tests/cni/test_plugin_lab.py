@@ -195,3 +195,38 @@ def test_master_defaults_to_the_default_route_interface(cni_lab: Lab, tmp_path: 
     node_links = json.loads(cni_lab.exec("node", ["ip", "-j", "link", "show", "ext0"]).stdout)
     assert net1["link_index"] == node_links[0]["ifindex"]  # the node's ext0 carries it
     assert net1["linkinfo"]["info_data"]["mode"] == "bridge"
+
+
+def test_spec_1_1_0_lifecycle_status_add_check_gc_del(cni_lab: Lab, tmp_path: Path) -> None:
+    """A current runtime's sequence with a 1.1.0 configuration (issue 8, item 10)."""
+    log_file = tmp_path / "log"
+    config = {**LAB_CONFIG, "cniVersion": "1.1.0"}
+    status = run_plugin(cni_lab, "STATUS", config, log_file)
+    assert (status.returncode, status.stdout) == (0, ""), status.stdout + status.stderr
+    added = run_plugin(cni_lab, "ADD", config, log_file)
+    assert added.returncode == 0, added.stdout + added.stderr
+    doc = json.loads(added.stdout)
+    assert doc["cniVersion"] == "1.1.0"
+    assert doc["ips"] == [
+        {"interface": 0, "address": "198.19.123.99/24", "gateway": "198.19.123.1"}
+    ]
+    assert doc["interfaces"][0]["name"] == "net1"
+    check = run_plugin(cni_lab, "CHECK", config, log_file)
+    assert (check.returncode, check.stdout) == (0, ""), check.stdout
+    before = container_state(cni_lab)
+    gc = run_plugin(
+        cni_lab,
+        "GC",
+        {**config, "cni.dev/valid-attachments": [{"containerID": "c0ffee", "ifname": "net1"}]},
+        log_file,
+    )
+    assert (gc.returncode, gc.stdout) == (0, ""), gc.stdout
+    assert container_state(cni_lab)["links"] == before["links"]  # GC never touches a live pod
+    gone = run_plugin(cni_lab, "DEL", config, log_file)
+    assert (gone.returncode, gone.stdout) == (0, "")
+    # STATUS when the master is gone from the node: code 50, not available.
+    missing = run_plugin(
+        cni_lab, "STATUS", {**config, "interfaceArgs": {"master": "nosuch0"}}, log_file
+    )
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout)["code"] == 50

@@ -48,3 +48,10 @@ def test_cname_loop_is_bounded():
     )
     answer = read_answer(reply)
     assert answer is not None and answer.addresses == ()
+
+
+def test_mapped_aaaa_is_the_ipv4_address_pods_reach():
+    reply = response("m.foo.com", "AAAA", [("m.foo.com.", 60, "AAAA", "::ffff:203.0.113.26")])
+    answer = read_answer(reply)
+    assert answer is not None
+    assert answer.addresses == ((ipaddress.ip_address("203.0.113.26"), 60),)

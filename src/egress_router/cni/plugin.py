@@ -26,9 +26,11 @@ from egress_router.cni.model.config import (
     DEFAULT_LOG_FILE,
     INVALID_ENV,
     LOG_LEVELS,
+    NOT_AVAILABLE,
     PLUGIN_FAILURE,
     CniConfig,
     CniError,
+    load_json,
     parse_config,
     parse_version,
 )
@@ -209,6 +211,30 @@ def _check(config: CniConfig, inv: cni_skel.Invocation) -> None:
             )
 
 
+def _status(config: CniConfig) -> None:
+    """STATUS (spec 1.1.0): ready when the macvlan's master exists here (error code 50 if not)."""
+    from egress_router.kernel.netlink import Netlink
+
+    with Netlink() as nl:
+        master = config.master or nl.default_route_link()
+        if master is None:
+            raise CniError(
+                "plugin not available: no default route interface to put the macvlan on",
+                code=NOT_AVAILABLE,
+            )
+        if nl.link(master) is None:
+            raise CniError(f'plugin not available: master "{master}" not found', code=NOT_AVAILABLE)
+
+
+def _gc(stdin: str) -> None:
+    """GC (spec 1.1.0): the list is checked; there is nothing to collect.
+
+    Everything ADD creates (the macvlan, its addresses and routes, our nftables table) lives in
+    the pod's network namespace and goes with it; the plugin keeps no state on the node.
+    """
+    cni_skel.gc_attachments(load_json(stdin))
+
+
 def run(env: Mapping[str, str], stdin: str, out: TextIO, err: TextIO) -> int:
     """One plugin invocation; returns the exit status."""
     logger: list[Logger] = []
@@ -229,6 +255,16 @@ def _run(env: Mapping[str, str], stdin: str, out: TextIO, err: TextIO, opened: l
         inv = cni_skel.parse_invocation(env)
         if inv.command == "VERSION":
             out.write(cni_skel.version_json() + "\n")
+            return 0
+        if inv.command in ("STATUS", "GC"):  # frequent and read-only: not logged to the file
+            with contextlib.suppress(ValueError, AttributeError, CniError):
+                version = parse_version(json.loads(stdin))
+            config = parse_config(stdin)
+            cni_skel.check_allowed(config.cni_version, inv.command)
+            if inv.command == "STATUS":
+                _status(config)
+            else:
+                _gc(stdin)
             return 0
         log = Logger(_log_path(stdin, env), stderr=err)
         opened.append(log)

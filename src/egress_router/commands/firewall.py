@@ -104,16 +104,32 @@ def apply(
     service_cidr: Service = None,
     namespace: Namespace = None,
 ) -> int:
-    """Validate all, replace our nftables table in one transaction, and exit."""
-    from egress_router.firewall.agent import Agent, AgentConfig, log, summary, warnings
+    """Validate all, resolve dnsName rules once, replace our nftables table in one transaction."""
+    from egress_router.firewall.agent import (
+        Agent,
+        AgentConfig,
+        load_policies,
+        log,
+        summary,
+        warnings,
+    )
 
     agent = Agent(AgentConfig(policies, _node(pods, cluster_cidr, service_cidr), namespace))
-    agent.apply()
+    loaded = load_policies(agent.config.files, agent.config.default_namespace)
+    problems = agent.resolve_once(loaded)
+    agent.apply(loaded)
     print(f"applied: {summary(agent)}")
     for warning in warnings(agent):
         log(f"warning: {warning}")
-    if any(r.dns_name for p in agent.policies.values() for r in p.rules):
-        log("warning: dnsName rules match only addresses learned by `firewall run`")
+    for problem in problems:
+        log(f"warning: {problem}")
+    names = {r.dns_name for p in loaded.values() for r in p.rules if r.dns_name}
+    if names:
+        learned = sum(len(a) for a in agent.learned.values())
+        log(
+            f"warning: dnsName rules resolved once ({len(names)} names, {learned} addresses);"
+            " they will not follow DNS changes without `firewall run`"
+        )
     return 0
 
 

@@ -1,12 +1,15 @@
 """Strict parsers for the scalar values that appear in every grammar: addresses, prefixes, ports.
 
-Owns: what an IPv4 address, an IPv4 interface (address/prefix), a port and a DNS name are.
+Owns: what an IPv4 address, an IPv4 interface (address/prefix), a port and a DNS name are,
+and which IPv6 addresses are only another spelling of an IPv4 host (``ipv4_alias``), so every
+decision is made on the one address a connection would really reach.
 Must not: know which variable a value came from; callers wrap ``ValueError`` into our
 ``VariableError``/``PolicyError`` with the variable, line and text.
 """
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -15,6 +18,84 @@ _DOTTED_QUAD = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 # RFC 1123 labels: letters, digits, hyphens; not starting/ending with a hyphen; <= 63 chars.
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 MAX_NAME_LENGTH = 253  # RFC 1035 limit on a presentation-format name without the root dot
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class AliasKind(enum.StrEnum):
+    """How an IPv6 address embeds an IPv4 one (the low 32 bits, in every form below)."""
+
+    MAPPED = "mapped"  # ::ffff:a.b.c.d (RFC 4291 2.5.5.2): a dual-stack socket sends IPv4
+    COMPATIBLE = "compatible"  # ::a.b.c.d (RFC 4291 2.5.5.1, deprecated; not :: or ::1)
+    TRANSLATED = "translated"  # ::ffff:0:a.b.c.d (RFC 2765 SIIT): a translator reaches IPv4
+    NAT64 = "nat64"  # 64:ff9b::a.b.c.d (RFC 6052 well-known prefix): a NAT64 reaches IPv4
+
+
+# Each alias form is a /96 whose low 32 bits are the IPv4 address.
+_ALIAS_PREFIXES = (
+    (ipaddress.IPv6Network("::ffff:0:0/96"), AliasKind.MAPPED),
+    (ipaddress.IPv6Network("::/96"), AliasKind.COMPATIBLE),
+    (ipaddress.IPv6Network("::ffff:0:0:0/96"), AliasKind.TRANSLATED),
+    (ipaddress.IPv6Network("64:ff9b::/96"), AliasKind.NAT64),
+)
+_LOW32 = 0xFFFF_FFFF
+
+
+@dataclass(frozen=True)
+class Alias:
+    """An IPv6 spelling of an IPv4 host: the IPv4 address and the form it was written in."""
+
+    ipv4: ipaddress.IPv4Address
+    kind: AliasKind
+
+
+def ipv4_alias(address: IPAddress) -> Alias | None:
+    """The IPv4 host an IPv6 address stands for, or None for a plain address.
+
+    ``::`` and ``::1`` are the IPv6 unspecified and loopback addresses, not compatible forms.
+    Network-specific NAT64 prefixes (RFC 6052 2.2) are configured per network and cannot be
+    known here; only the well-known prefix is recognised.
+    """
+    if not isinstance(address, ipaddress.IPv6Address):  # a zone (%eth0) changes nothing
+        return None
+    value = int(address)
+    for network, kind in _ALIAS_PREFIXES:
+        if address in network:
+            if kind is AliasKind.COMPATIBLE and value <= 1:
+                return None
+            return Alias(ipaddress.IPv4Address(value & _LOW32), kind)
+    return None
+
+
+def normalize_address(address: IPAddress) -> IPAddress:
+    """The address every decision is made on: the IPv4 host for an alias form, else itself."""
+    alias = ipv4_alias(address)
+    return address if alias is None else alias.ipv4
+
+
+def unmap_address(address: IPAddress) -> IPAddress:
+    """The address a packet really carries: ``::ffff:a.b.c.d`` is sent as IPv4 ``a.b.c.d``.
+
+    For the kernel-level firewall: the other alias forms travel as IPv6 and are matched so.
+    """
+    alias = ipv4_alias(address)
+    return alias.ipv4 if alias is not None and alias.kind is AliasKind.MAPPED else address
+
+
+def normalize_network(network: IPNetwork, kinds: frozenset[AliasKind] | None = None) -> IPNetwork:
+    """An IPv6 network lying wholly inside one alias /96 as the IPv4 network it stands for.
+
+    ``::ffff:203.0.113.0/120`` is ``203.0.113.0/24``. Networks that only overlap an alias
+    range (``::/0``, ``64:ff9b::/32``) stay IPv6. ``kinds`` limits the forms converted.
+    """
+    if not isinstance(network, ipaddress.IPv6Network) or network.prefixlen < 96:
+        return network
+    alias = ipv4_alias(network.network_address)
+    if alias is None or (kinds is not None and alias.kind not in kinds):
+        return network
+    # (``::/96`` itself starts at ``::``, which is no alias: it contains ``::1`` and stays.)
+    return ipaddress.IPv4Network(f"{alias.ipv4}/{network.prefixlen - 96}")
 
 
 def parse_ipv4(text: str) -> ipaddress.IPv4Address:

@@ -14,6 +14,9 @@ their TTL plus grace, as they would have without the agent refreshing them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import math
 import sys
 import threading
 import time
@@ -37,6 +40,13 @@ if TYPE_CHECKING:
     from egress_router.runtime.metrics import FirewallMetrics
 
 MAX_ADDRESSES_PER_NAME = 1000  # per namespace and name, as Cilium's default cap
+PERMANENT = math.inf  # the expiry of addresses ``firewall apply`` resolved once: no timeout
+# A `run` starting over an `apply` adopts its permanent addresses for this long (seconds): its
+# own first lookups replace them well before, so pods never see a gap.
+ADOPTED_PERMANENT_S = 60.0
+# Lookups `firewall apply` runs at once: a policy may name thousands of hosts, the resolver
+# should not see them all in the same instant (each lookup is bounded by the resolver's budget).
+APPLY_LOOKUPS_IN_FLIGHT = 32
 
 
 def log(message: str) -> None:
@@ -150,7 +160,10 @@ class Agent:
                 continue
             known = self.learned.setdefault((dset.namespace, dset.pattern), {})
             for elem in item["set"].get("elem", []):
-                if isinstance(elem, dict) and isinstance(elem.get("elem"), dict):
+                if isinstance(elem, str):  # no timeout: written by `firewall apply`
+                    with contextlib.suppress(ValueError):
+                        known[ip_address(elem)] = now + ADOPTED_PERMANENT_S
+                elif isinstance(elem, dict) and isinstance(elem.get("elem"), dict):
                     value, expires = elem["elem"].get("val"), elem["elem"].get("expires", 0)
                     try:
                         known[ip_address(value)] = now + float(expires)
@@ -158,6 +171,51 @@ class Agent:
                         continue
 
     # -- learned addresses ---------------------------------------------------------------------
+
+    def resolve_once(self, policies: dict[str, Policy]) -> list[str]:
+        """Learn the addresses of every dnsName in ``policies`` for good (``firewall apply``).
+
+        Returns one line per name that could not be resolved (its rules match nothing). Call
+        before ``apply(policies)``, which writes the addresses with the table, in one go.
+        """
+        from egress_router.firewall.resolver import Resolver
+
+        names = sorted(
+            {
+                r.dns_name
+                for p in policies.values()
+                for r in p.rules
+                if r.dns_name and not r.dns_name.startswith("*.")
+            }
+        )
+        if not names:
+            return []
+        resolver = Resolver(self.config.upstream)
+
+        async def lookups() -> list[tuple[list[Address], float] | BaseException]:
+            gate = asyncio.Semaphore(APPLY_LOOKUPS_IN_FLIGHT)
+
+            async def one(name: str) -> tuple[list[Address], float]:
+                async with gate:
+                    return await resolver.lookup(name)
+
+            return await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
+
+        problems = []
+        found: dict[str, list[Address]] = {}
+        for name, result in zip(names, asyncio.run(lookups()), strict=True):
+            if isinstance(result, EgressRouterError):
+                problems.append(f"{result.one_line()}: its rules match nothing")
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                found[name] = result[0]
+        for namespace, policy in policies.items():
+            for rule in policy.rules:
+                if rule.dns_name in found:
+                    known = self.learned.setdefault((namespace, rule.dns_name), {})
+                    known.update(dict.fromkeys(found[rule.dns_name], PERMANENT))
+        return problems
 
     def learn(
         self, namespace: str, patterns: Sequence[str], addrs: Sequence[tuple[Address, float]]

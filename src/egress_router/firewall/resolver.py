@@ -20,6 +20,7 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
+from egress_router.common.values import unmap_address
 from egress_router.errors import ResolveError
 from egress_router.firewall.model.decide import Address
 
@@ -54,7 +55,8 @@ def read_answer(message: dns.message.Message) -> Answer | None:
         for rrset in message.answer:
             if rrset.name == current and rrset.rdtype == question.rdtype:
                 for rdata in rrset:
-                    addresses.append((ipaddress.ip_address(rdata.address), min(ttl, rrset.ttl)))
+                    address = unmap_address(ipaddress.ip_address(rdata.address))
+                    addresses.append((address, min(ttl, rrset.ttl)))
         cname = next(
             (r for r in message.answer if r.name == current and r.rdtype == dns.rdatatype.CNAME),
             None,
@@ -93,7 +95,8 @@ class Resolver:
         except (dns.exception.DNSException, OSError) as exc:
             return [], None, type(exc).__name__ if not str(exc) else " ".join(str(exc).split())
         ttl = max(answer.expiration - time.time(), 0.0)
-        return [ipaddress.ip_address(r.address) for r in answer], ttl, ""
+        # AAAA ::ffff:a.b.c.d: pods reach a.b.c.d over IPv4, so the IPv4 set must hold it
+        return [unmap_address(ipaddress.ip_address(r.address)) for r in answer], ttl, ""
 
     async def lookup(self, name: str) -> tuple[list[Address], float]:
         """Addresses of ``name`` (A and AAAA) and the lowest TTL; ResolveError if none."""

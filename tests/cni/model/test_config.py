@@ -133,7 +133,7 @@ def test_destination_errors(entries: list[str], message: str) -> None:
 @pytest.mark.parametrize(
     ("changes", "code", "message"),
     [
-        ({"cniVersion": "1.0.0"}, 1, "incompatible CNI versions"),
+        ({"cniVersion": "2.0.0"}, 1, "incompatible CNI versions"),
         ({"name": None}, 7, "name: invalid network name null"),
         ({"name": "-bad"}, 7, 'name: invalid network name "-bad"'),
         ({"ip": None}, 7, "ip: required"),

@@ -6,6 +6,7 @@ import json
 
 from egress_router.cni.model.config import CniError, parse_config, parse_destinations
 from egress_router.cni.model.skel import (
+    Invocation,
     add_result,
     dnat_rule_texts,
     error_json,
@@ -75,3 +76,21 @@ def test_invocation_del_needs_no_netns() -> None:
     env = {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "x", "CNI_IFNAME": "net1", "CNI_PATH": "/"}
     assert parse_invocation(env).netns == ""
     assert parse_invocation({"CNI_COMMAND": "VERSION"}).command == "VERSION"
+
+
+def test_result_1_x_layout_has_no_ip_version() -> None:
+    for version in ("1.0.0", "1.1.0"):
+        config = parse_config(json.dumps({**CONFIG, "cniVersion": version}))
+        assert json.loads(add_result(config, "net1", "m", "/ns/x")) == {
+            "cniVersion": version,
+            "interfaces": [{"name": "net1", "mac": "m", "sandbox": "/ns/x"}],
+            "ips": [{"interface": 0, "address": "192.168.3.10/24", "gateway": "192.168.3.1"}],
+            "dns": {"nameservers": ["10.0.0.10"]},
+        }
+
+
+def test_status_and_gc_invocations_need_no_container() -> None:
+    for command in ("STATUS", "GC"):
+        assert parse_invocation({"CNI_COMMAND": command, "CNI_PATH": "/opt/cni/bin"}) == (
+            Invocation(command, path="/opt/cni/bin")
+        )

@@ -231,3 +231,13 @@ def test_any_environment_parses_or_raises_variable_error(env: dict[str, str]) ->
     else:
         assert 1 <= settings.ttl_min_s <= settings.ttl_max_s
         assert settings.cluster_interface != settings.egress_interface
+
+
+@pytest.mark.parametrize(
+    "host", ["::ffff:203.0.113.26", "[::ffff:cb00:711a]", "::203.0.113.26", "64:ff9b::cb00:711a"]
+)
+def test_ipv6_spellings_of_ipv4_hosts_are_rejected(host: str) -> None:
+    """Issue 8: the DNS proxy takes IPv4 literals and names only (and resolves names with A
+    queries, checked by ``is_peer``), so no alias form can reach a forwarding decision."""
+    with pytest.raises(VariableError, match="an IPv4 address or a host name"):
+        parse_destinations(f"80 {host}")

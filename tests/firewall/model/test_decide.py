@@ -91,6 +91,18 @@ POLICIES = index_by_namespace(
             {"name": "a.b.example.com"},
             "deny: namespace other rule 4 (Deny 0.0.0.0/0)",
         ),
+        # ::ffff:a.b.c.d is the IPv4 packet the kernel sends: decided as a.b.c.d (issue 8)
+        ("198.18.0.3", "::ffff:8.8.8.8", {}, "deny: namespace myproj rule 3 (Deny 0.0.0.0/0)"),
+        (
+            "198.18.0.4",
+            "::ffff:cb00:7119",
+            {},
+            "deny: namespace other rule 2 (Deny 203.0.113.0/24)",
+        ),
+        ("::ffff:198.18.0.3", "8.8.8.8", {}, "deny: namespace myproj rule 3 (Deny 0.0.0.0/0)"),
+        ("198.18.0.3", "::ffff:198.18.0.9", {}, "allow: cluster network exempt"),
+        # NAT64 and compatible forms travel as IPv6 and are matched as such
+        ("198.18.0.4", "64:ff9b::808:808", {}, "deny: namespace other rule 5 (Deny ::/0)"),
     ],
 )
 def test_truth_table(src, dst, kwargs, expected):

@@ -272,3 +272,18 @@ def test_any_text_parses_or_raises_policy_error(text):
 def test_to_field_fuzz(to):
     with contextlib.suppress(PolicyError):
         parse_text(ef([{"type": "Allow", "to": to}]), "fuzz.json")
+
+
+@pytest.mark.parametrize(
+    ("cidr", "expected"),
+    [
+        ("::ffff:203.0.113.26/128", "203.0.113.26/32"),  # issue 8: an ip6 rule would match nothing
+        ("::ffff:203.0.113.0/120", "203.0.113.0/24"),
+        ("::ffff:0:0/96", "0.0.0.0/0"),
+        ("64:ff9b::cb00:7100/120", "64:ff9b::cb00:7100/120"),  # NAT64 travels as IPv6
+        ("::/0", "::/0"),
+    ],
+)
+def test_mapped_cidr_selector_is_the_ipv4_network(cidr, expected):
+    (policy,) = parse_text(ef([{"type": "Deny", "to": {"cidrSelector": cidr}}]), "p.json")
+    assert str(policy.rules[0].cidr) == expected

@@ -49,3 +49,12 @@ def test_learn_is_add_delete_add():
     cmds = learn_commands("s", [("203.0.113.9", 3)])
     assert [next(iter(c)) for c in cmds] == ["add", "delete", "add"]
     assert learn_commands("s", []) == []
+
+
+def test_addresses_resolved_once_have_no_timeout():
+    from egress_router.firewall.model.render import elements
+
+    assert elements([("203.0.113.9", float("inf")), ("203.0.113.8", 2.2)]) == [
+        "203.0.113.9",
+        {"elem": {"val": "203.0.113.8", "timeout": 3}},
+    ]

@@ -14,6 +14,8 @@ from egress_router.http_proxy.model.rules import (
     PROTECTED,
     Action,
     Kind,
+    connect_address,
+    loops_to_self,
     parse_destinations,
 )
 from tests.reference_examples import HTTP_PROXY
@@ -236,3 +238,99 @@ def test_every_address_must_pass(rules: list[str], host: str, addresses: list[st
     whole = table.decide(host, [ip(a) for a in addresses]).allowed
     each = all(table.decide(host, [ip(a)]).allowed for a in addresses)
     assert whole == each
+
+
+# -- IPv6 spellings of IPv4 hosts are decided as those hosts (issue 8, item 1) ------------------
+
+DENY_26 = "!203.0.113.26\n*"
+ALIASES_26 = [
+    "::ffff:203.0.113.26",
+    "::ffff:cb00:711a",
+    "0:0:0:0:0:ffff:cb00:711a",
+    "::203.0.113.26",
+    "::ffff:0:203.0.113.26",
+    "64:ff9b::cb00:711a",
+]
+
+
+@pytest.mark.parametrize("form", ALIASES_26)
+@pytest.mark.parametrize(
+    ("rules", "allowed", "why"),
+    [
+        (DENY_26, False, "denied by rule 1: !203.0.113.26"),
+        ("!203.0.113.0/24\n*", False, "denied by rule 1: !203.0.113.0/24"),
+        ("!::ffff:203.0.113.26\n*", False, "denied by rule 1: !::ffff:203.0.113.26"),
+        ("!::/0\n*", False, "denied by rule 1: !::/0"),  # the written form's deny holds too
+        ("203.0.113.0/24", True, "allowed by rule 1: 203.0.113.0/24"),
+        ("2001:db8::/32", False, "denied: no rule matched and the list does not end in *"),
+        ("*.example.com\n!198.18.0.0/15\n*", True, "allowed by rule 3: *"),
+    ],
+)
+def test_alias_forms_decide_as_their_ipv4_host(
+    form: str, rules: str, allowed: bool, why: str
+) -> None:
+    decision = parse_destinations(rules).decide_address(ip(form))
+    assert (decision.allowed, decision.reason()) == (allowed, why)
+
+
+@pytest.mark.parametrize(
+    "form", ["::ffff:127.0.0.1", "::ffff:7f00:1", "::127.0.0.1", "::ffff:127.9.9.9",
+             "::ffff:0.0.0.0", "::ffff:0:127.0.0.1", "64:ff9b::127.0.0.1"],
+)  # fmt: skip
+def test_alias_forms_of_loopback_are_protected(form: str) -> None:
+    decision = parse_destinations("*").decide_address(ip(form))
+    assert decision.rule is PROTECTED and not decision.allowed
+
+
+def test_alias_forms_by_name_are_decided_on_every_address() -> None:
+    table = parse_destinations("web.test\n!203.0.113.26\n*")
+    decision = table.decide("web.test", [ip("203.0.113.25"), ip("::ffff:203.0.113.26")])
+    assert decision.reason() == "denied by rule 2: !203.0.113.26"
+
+
+@pytest.mark.parametrize(
+    ("line", "network"),
+    [
+        ("::ffff:203.0.113.0/120", "203.0.113.0/24"),
+        ("::ffff:203.0.113.26", "203.0.113.26/32"),
+        ("64:ff9b::cb00:711a", "203.0.113.26/32"),
+        ("::/0", "::/0"),
+    ],
+)
+def test_alias_rules_are_shown_as_the_ipv4_network_they_mean(line: str, network: str) -> None:
+    (rule,) = parse_destinations(line).rules
+    assert rule.network == ipaddress.ip_network(network)
+
+
+@pytest.mark.parametrize(
+    ("address", "dialled"),
+    [
+        ("::ffff:203.0.113.26", "203.0.113.26"),
+        ("::203.0.113.26", "203.0.113.26"),
+        ("64:ff9b::cb00:711a", "64:ff9b::cb00:711a"),  # only the translator knows the way
+        ("::ffff:0:cb00:711a", "::ffff:0:cb00:711a"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("203.0.113.26", "203.0.113.26"),
+    ],
+)
+def test_connect_address_is_the_decided_host(address: str, dialled: str) -> None:
+    assert connect_address(ip(address)) == ip(dialled)
+
+
+@pytest.mark.parametrize(
+    ("addresses", "port", "loop"),
+    [
+        (["198.18.0.2"], 8080, True),
+        (["::ffff:198.18.0.2"], 8080, True),
+        (["::ffff:c612:2"], 8080, True),
+        (["64:ff9b::198.18.0.2"], 8080, True),
+        (["203.0.113.25", "::ffff:127.0.0.1"], 8080, True),
+        (["::ffff:198.18.0.2"], 8081, False),
+        (["198.18.0.3"], 8080, False),
+    ],
+)
+def test_loops_to_self_sees_through_alias_forms(
+    addresses: list[str], port: int, loop: bool
+) -> None:
+    own = [ip("198.18.0.2"), ip("127.0.0.1")]
+    assert loops_to_self([ip(a) for a in addresses], port, own, 8080) is loop

@@ -33,8 +33,8 @@ from egress_router.common.values import parse_ipv4
 from egress_router.errors import ConfigError, VariableError
 from egress_router.redirect.model.destinations import CNI_PROTOCOLS, Destination, parse_destination
 
-SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0")
-PLUGIN_VERSION = "0.4.0"
+SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+PLUGIN_VERSION = "1.1.0"  # what VERSION reports, as the CNI library of that spec does
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
 MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
 LOG_LEVELS = ("panic", "error", "verbose", "debug")
@@ -48,6 +48,7 @@ INVALID_ENV = 4
 IO_FAILURE = 5
 DECODE_FAILURE = 6
 INVALID_CONFIG = 7
+NOT_AVAILABLE = 50  # STATUS: cannot service ADD requests (CNI spec 1.1.0)
 PLUGIN_FAILURE = 100  # ours: the kernel refused (first plugin-specific code)
 
 

@@ -25,8 +25,13 @@ from egress_router.cni.model.config import (
 )
 from egress_router.redirect.model.destinations import Destination
 
-COMMANDS = ("ADD", "DEL", "CHECK", "VERSION")
+COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
 ABOUT = "CNI egress-router plugin version unknown"
+# The first config version that allows each command (older configs get error code 1).
+SINCE = {"CHECK": (0, 4, 0), "STATUS": (1, 1, 0), "GC": (1, 1, 0)}
+# GC's list of attachments still in use (the spec's key, and the one libcni also sets).
+VALID_ATTACHMENTS = ("cni.dev/valid-attachments", "cni.dev/attachments")
+MAX_ATTACHMENTS = 100_000  # a bound on the list a runtime hands us (one node's containers)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,10 @@ def parse_invocation(env: Mapping[str, str]) -> Invocation:
         return Invocation(command)
     if command not in COMMANDS:
         raise CniError(f"unknown CNI_COMMAND: {command}", code=INVALID_ENV)
+    if command in ("STATUS", "GC"):  # about the network, not one container (spec 1.1.0)
+        if "CNI_PATH" not in env:
+            raise CniError("required env variables [CNI_PATH] missing", code=INVALID_ENV)
+        return Invocation(command, path=env["CNI_PATH"])
     required = ["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"]
     if command != "DEL":
         required.insert(1, "CNI_NETNS")
@@ -70,10 +79,36 @@ def parse_invocation(env: Mapping[str, str]) -> Invocation:
     return Invocation(command, container, env.get("CNI_NETNS", ""), ifname, env["CNI_PATH"])
 
 
-def check_allowed(version: str) -> None:
-    """CHECK needs a 0.4.0 configuration."""
-    if tuple(int(p) for p in version.split(".")) < (0, 4, 0):
-        raise CniError("config version does not allow CHECK", code=INCOMPATIBLE_VERSION)
+def check_allowed(version: str, command: str = "CHECK") -> None:
+    """CHECK needs a 0.4.0 configuration, STATUS and GC a 1.1.0 one."""
+    if tuple(int(p) for p in version.split(".")) < SINCE[command]:
+        raise CniError(f"config version does not allow {command}", code=INCOMPATIBLE_VERSION)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One attachment a GC request says is still valid."""
+
+    container_id: str
+    ifname: str
+
+
+def gc_attachments(raw: Mapping[str, Any]) -> tuple[Attachment, ...]:
+    """The still-valid attachments of a GC request (absent = none), each one checked."""
+    key = next((k for k in VALID_ATTACHMENTS if k in raw), VALID_ATTACHMENTS[0])
+    items = raw.get(key)
+    if items is None:
+        return ()
+    if not isinstance(items, list) or len(items) > MAX_ATTACHMENTS:
+        raise CniError(f"{key}: must be a list of at most {MAX_ATTACHMENTS} attachments")
+    out = []
+    for index, item in enumerate(items):
+        container = item.get("containerID") if isinstance(item, dict) else None
+        ifname = item.get("ifname") if isinstance(item, dict) else None
+        if not isinstance(container, str) or not isinstance(ifname, str):
+            raise CniError(f"{key}[{index}]: needs string containerID and ifname")
+        out.append(Attachment(container, ifname))
+    return tuple(out)
 
 
 def version_json() -> str:
@@ -91,7 +126,7 @@ def error_json(error: CniError, cni_version: str = PLUGIN_VERSION) -> str:
 
 
 def add_result(config: CniConfig, ifname: str, mac: str, sandbox: str) -> str:
-    """The ADD result in the config's version (0.3.x/0.4.0 layout, or the 0.2.0 one)."""
+    """The ADD result in the config's version (1.x, 0.3.x/0.4.0, or the 0.2.0 layout)."""
     address = str(config.ip.address)
     gateway = str(config.ip.gateway)
     if config.cni_version in ("0.1.0", "0.2.0"):
@@ -101,10 +136,13 @@ def add_result(config: CniConfig, ifname: str, mac: str, sandbox: str) -> str:
             "dns": dict(config.dns),
         }
     else:
+        ip: dict[str, Any] = {"version": "4", "interface": 0, "address": address}
+        if config.cni_version.startswith("1."):
+            del ip["version"]  # removed from the result in spec 1.0.0
         doc = {
             "cniVersion": config.cni_version,
             "interfaces": [{"name": ifname, "mac": mac, "sandbox": sandbox}],
-            "ips": [{"version": "4", "interface": 0, "address": address, "gateway": gateway}],
+            "ips": [{**ip, "gateway": gateway}],
             "dns": dict(config.dns),
         }
     return json.dumps(doc, indent=4)

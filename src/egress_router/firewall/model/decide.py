@@ -14,6 +14,7 @@ import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from egress_router.common.values import unmap_address
 from egress_router.errors import VariableError
 from egress_router.firewall.model.policy import _NAMESPACE, Network, Policy, Rule, parse_cidr
 
@@ -29,12 +30,14 @@ class NodeConfig:
     exempt: tuple[Network, ...] = ()
 
     def namespace_of(self, address: Address) -> str | None:
+        address = unmap_address(address)  # a dual-stack socket's ::ffff:a.b.c.d is a.b.c.d
         for namespace, net in self.pods:
             if address.version == net.version and address in net:
                 return namespace
         return None
 
     def is_exempt(self, address: Address) -> bool:
+        address = unmap_address(address)
         return any(address.version == n.version and address in n for n in self.exempt)
 
     @property
@@ -147,7 +150,11 @@ def decide(
     port: int | None = None,
     members: Members | None = None,
 ) -> Verdict:
-    """The verdict for a new connection from pod ``src`` to ``dst``."""
+    """The verdict for a new connection from pod ``src`` to ``dst``.
+
+    ``::ffff:a.b.c.d`` is decided as ``a.b.c.d``: that is the packet the kernel sends.
+    """
+    src, dst = unmap_address(src), unmap_address(dst)
     if node.is_exempt(dst):
         return Verdict(True, "cluster network exempt")
     namespace = node.namespace_of(src)

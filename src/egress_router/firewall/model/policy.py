@@ -24,7 +24,13 @@ from typing import Any
 
 import yaml
 
-from egress_router.common.values import is_dns_name, normalize_name, parse_ipv4
+from egress_router.common.values import (
+    AliasKind,
+    is_dns_name,
+    normalize_name,
+    normalize_network,
+    parse_ipv4,
+)
 from egress_router.errors import PolicyError
 
 MAX_RULES = 8000  # the highest limit among the references (OVN-Kubernetes)
@@ -36,6 +42,7 @@ _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # DNS-1123 lab
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAPPED_ONLY = frozenset({AliasKind.MAPPED})
 
 
 class Action(StrEnum):
@@ -231,9 +238,12 @@ def parse_cidr(text: str, *, ipv6: bool = True) -> Network:
         if not prefix.isdigit() or int(prefix) > 128:
             raise ValueError("the IPv6 prefix length must be 0-128")
         try:
-            return ipaddress.IPv6Network(f"{address}/{int(prefix)}", strict=False)
+            network = ipaddress.IPv6Network(f"{address}/{int(prefix)}", strict=False)
         except ValueError as exc:
             raise ValueError("not an IPv6 address") from exc
+        # ::ffff:a.b.c.d/N+96 reaches IPv4 hosts, which the kernel sends as IPv4 packets: an
+        # ip6 rule for it would match nothing, so it is the IPv4 rule a.b.c.d/N.
+        return normalize_network(network, MAPPED_ONLY)
     v4 = parse_ipv4(address)
     if not prefix.isdigit() or int(prefix) > 32:
         raise ValueError("the prefix length must be 0-32")

@@ -87,8 +87,12 @@ def _ports(step: MatchStep) -> list[list[dict[str, Any]]]:
 
 
 def elements(addrs: Sequence[tuple[str, float]]) -> list[Any]:
-    """Set elements with their timeouts (whole seconds, at least 1)."""
-    return [{"elem": {"val": a, "timeout": max(1, math.ceil(t))}} for a, t in addrs]
+    """Set elements with their timeouts (whole seconds, at least 1; infinite: no timeout, as
+    ``firewall apply`` writes the addresses it resolved once)."""
+    return [
+        a if math.isinf(t) else {"elem": {"val": a, "timeout": max(1, math.ceil(t))}}
+        for a, t in addrs
+    ]
 
 
 def build(

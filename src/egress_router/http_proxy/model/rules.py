@@ -23,6 +23,9 @@ Decision (the same ordered list, read at two levels; see docs/http-proxy.md):
   3. A request for an *IP literal* is decided by step 2 alone (name rules never match it).
   Loopback and unspecified addresses are refused by the default (they are reachable only through
   an explicit address rule), so ``*`` does not open the pod's own services.
+  IPv6 spellings of an IPv4 host (``::ffff:a.b.c.d``, ``::a.b.c.d``, ``::ffff:0:a.b.c.d``,
+  ``64:ff9b::a.b.c.d``; ``common.values.ipv4_alias``) are decided as that IPv4 host, in rules
+  and in requests alike; a rule matching the form as written can only add a denial.
 """
 
 from __future__ import annotations
@@ -33,14 +36,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from egress_router.common.lines import meaningful_lines
-from egress_router.common.values import is_dns_name, normalize_name, parse_ipv4
+from egress_router.common.values import (
+    AliasKind,
+    IPAddress,
+    IPNetwork,
+    ipv4_alias,
+    is_dns_name,
+    normalize_address,
+    normalize_name,
+    normalize_network,
+    parse_ipv4,
+)
 from egress_router.errors import VariableError
 
 VARIABLE = "EGRESS_HTTP_PROXY_DESTINATION"
 EXPECTED = "an IP address, a CIDR, a host name, *.domain, ! before one of those, or a final *"
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Action(enum.StrEnum):
@@ -133,10 +143,20 @@ class RuleTable:
         return None
 
     def decide_address(self, address: IPAddress, name_decision: Decision | None = None) -> Decision:
-        """Step 2 for one address; ``name_decision`` is step 1's result for a name request."""
-        for rule in self.address_rules:
-            if rule.matches_address(address):
-                return Decision(rule.action is Action.ALLOW, rule)
+        """Step 2 for one address; ``name_decision`` is step 1's result for a name request.
+
+        An alias form (``::ffff:203.0.113.26``) is decided as the IPv4 host it reaches; a deny
+        rule matching the form as written (``!::/0``) denies it as well.
+        """
+        canonical = normalize_address(address)
+        if canonical != address:
+            written = self._first_address_rule(address)
+            if written is not None and written.action is Action.DENY:
+                return Decision(False, written)
+            address = canonical
+        rule = self._first_address_rule(address)
+        if rule is not None:
+            return Decision(rule.action is Action.ALLOW, rule)
         if address.is_loopback or address.is_unspecified:
             return Decision(False, PROTECTED)
         if name_decision is not None and name_decision.allowed:
@@ -144,6 +164,12 @@ class RuleTable:
         if self.wildcard is not None:
             return Decision(True, self.wildcard)
         return Decision(False, DEFAULT_DENY)
+
+    def _first_address_rule(self, address: IPAddress) -> Rule | None:
+        for rule in self.address_rules:
+            if rule.matches_address(address):
+                return rule
+        return None
 
     def decide(self, host: str, addresses: Iterable[IPAddress]) -> Decision:
         """The whole policy for a name and ALL its addresses (first denial wins)."""
@@ -192,7 +218,7 @@ def _network(text: str) -> IPNetwork:
     else:
         address = parse_ipv4(address_text)
     if not slash:
-        return ipaddress.ip_network(address)
+        return normalize_network(ipaddress.ip_network(address))
     if not (prefix_text.isascii() and prefix_text.isdigit()) or len(prefix_text) > 3:
         raise ValueError(f"the prefix length must be 0-{address.max_prefixlen}")
     prefix = int(prefix_text)
@@ -201,7 +227,7 @@ def _network(text: str) -> IPNetwork:
     network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
     if network.network_address != address:
         raise ValueError(f"host bits set (did you mean {network}?)")
-    return network
+    return normalize_network(network)  # ::ffff:203.0.113.0/120 is 203.0.113.0/24
 
 
 def _looks_numeric(text: str) -> bool:
@@ -262,3 +288,27 @@ def parse_destinations(value: str | None, variable: str = VARIABLE) -> RuleTable
             )
         rules.append(rule)
     return RuleTable(tuple(rules))
+
+
+def connect_address(address: IPAddress) -> IPAddress:
+    """The address the proxy dials for a decided one: what the decision was made on.
+
+    ``::ffff:a.b.c.d`` and ``::a.b.c.d`` are dialled as ``a.b.c.d`` (the same host for a mapped
+    address; for a compatible one, the host that was decided rather than an IPv6 address the
+    routes might send elsewhere). Translator forms (NAT64, SIIT) are dialled as written: only
+    the translator knows the way to their IPv4 host.
+    """
+    alias = ipv4_alias(address)
+    if alias is not None and alias.kind in (AliasKind.MAPPED, AliasKind.COMPATIBLE):
+        return alias.ipv4
+    return address
+
+
+def loops_to_self(
+    addresses: Iterable[IPAddress], port: int, listen: Iterable[IPAddress], listen_port: int
+) -> bool:
+    """Whether a connection to one of ``addresses``:``port`` would reach the proxy itself."""
+    if port != listen_port:
+        return False
+    own = {normalize_address(a) for a in listen}
+    return any(normalize_address(a) in own for a in addresses)

@@ -359,6 +359,7 @@ class ClientProtocol(asyncio.Protocol):
         if self.transport is None or self.phase == CLOSED:
             return
         keep = ex.keep_alive and ex.request_done and not ex.is_connect and not self.draining
+        ex.keep_alive = keep  # an answer that says "Connection: close" is followed by a close
         self.transport.write(error_response(status, message, close=not keep))
         ex.response_started = True
         self.done(ex, upstream_keep_alive=self.upstream is not None)

@@ -11,10 +11,12 @@ Must not: parse HTTP or decide policy itself (``http_proxy.model.rules`` via the
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from typing import TYPE_CHECKING
 
-from egress_router.http_proxy.model.rules import Decision
+from egress_router.common.values import normalize_address
+from egress_router.http_proxy.model.rules import Decision, connect_address, loops_to_self
 from egress_router.proxy.http import splice
 from egress_router.proxy.http.exchange import Exchange
 from egress_router.proxy.http.upstream import UpstreamProtocol
@@ -56,20 +58,28 @@ async def open_upstream(client: ClientProtocol, ex: Exchange, by_name: Decision 
                 client.reject(ex, 502, f"cannot resolve {target.host}: no address")
                 return
             settings = worker.settings
-            if target.port == settings.port and any(a in settings.listen for a in addresses):
+            ips = [ipaddress.ip_address(a) for a in addresses]
+            own = [ipaddress.ip_address(a) for a in settings.listen]
+            if loops_to_self(ips, target.port, own, settings.port):
                 ex.address = target.host
                 client.reject(ex, 403, "refusing to forward to the proxy itself (a loop)")
                 return
             allowed: Decision | None = None
-            for address in addresses:
+            for address, ip in zip(addresses, ips, strict=True):
                 decision = worker.decide_address(address, by_name)
                 if not decision.allowed:
                     ex.address, ex.rule = address, _name(decision)
-                    where = "" if target.is_address else f" ({target.host} is {address})"
+                    canonical = normalize_address(ip)
+                    shown = address if canonical == ip else f"{address}, that is {canonical}"
+                    where = f" ({target.host} is {shown})" if not target.is_address else ""
+                    if target.is_address and canonical != ip:
+                        where = f" ({address} is {canonical})"
                     client.reject(ex, 403, decision.reason() + where)
                     return
                 allowed = allowed or decision
             assert allowed is not None
+            # Dial what was decided (``::ffff:a.b.c.d`` as ``a.b.c.d``), each address once.
+            addresses = list(dict.fromkeys(str(connect_address(ip)) for ip in ips))
             rule = _name(by_name if by_name is not None else allowed)
             error: OSError | None = None
             if ex.is_connect and splice.AVAILABLE and worker.settings.splice:

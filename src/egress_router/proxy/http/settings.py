@@ -11,7 +11,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from egress_router.common.values import parse_port
+from egress_router.common.values import parse_port, unmap_address
 from egress_router.errors import VariableError
 from egress_router.http_proxy.model.rules import RuleTable
 
@@ -91,7 +91,8 @@ def parse_listen(value: str, variable: str) -> tuple[str, ...]:
     out: list[str] = []
     for item in value.replace(",", " ").split():
         try:
-            address = ipaddress.ip_address(item.strip("[]"))
+            # ::ffff:a.b.c.d binds a.b.c.d: checked and bound as the IPv4 address it is
+            address = unmap_address(ipaddress.ip_address(item.strip("[]")))
         except ValueError:
             raise VariableError(variable, "not an IP address", text=item) from None
         if address.is_unspecified:
