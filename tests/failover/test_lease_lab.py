@@ -4,6 +4,7 @@ reaches it through a socat relay over a unix socket (the namespaces get no route
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -79,10 +80,11 @@ def test_lease_fenced_pair(relayed: tuple[Lab, Kube, str], kube_namespace: str) 
     assert procs.wait_for(lambda: " is active " in last_status(started[first]), 10)
     assert " is standby " in last_status(started[other])
 
-    started[first].stop(signal.SIGTERM)  # withdraws and releases the Lease
+    os.kill(started[first].pid, signal.SIGKILL)  # the guard withdraws, then releases the Lease
     assert procs.wait_for(lambda: " is active " in last_status(started[other]), 15), started[
         other
     ].output()
+    assert "lease released and heartbeat lost" in last_status(started[other])
     assert holder(kube, kube_namespace) == other
     lease = kube.read_lease(kube_namespace, "egress-router")
     assert lease is not None and lease.transitions >= 1

@@ -6,8 +6,8 @@ the reserved address and would keep answering ARP for it. The instance writes
 ``arm <monotonic deadline> <lease version>`` after every successful lease write and
 ``disarm`` after a withdrawal; the guard withdraws (``redirect.apply.withdraw``) when the
 deadline passes unextended, or at once when its stdin reaches end of file (the instance is
-gone), and then, for the file backend, marks the lease released (only if it is still at the
-version of the instance's last write) so a standby need not wait for it to expire.
+gone), and then marks the lease released (only if it is still at the version of the
+instance's last write) so a standby need not wait for it to expire.
 Must not: take the address or write the lease for itself; it only ever removes.
 
 Both processes read CLOCK_MONOTONIC of the same machine, so a deadline is comparable. The guard
@@ -25,8 +25,10 @@ import sys
 import time
 
 from egress_router.errors import EgressRouterError
-from egress_router.failover.store import FileStore
+from egress_router.failover.kube_store import KubeLeaseStore
+from egress_router.failover.store import FileStore, LeaseStore
 from egress_router.kernel.netlink import Netlink
+from egress_router.kube.client import Kube
 from egress_router.redirect.apply import remove_rules, withdraw_address
 
 MAX_LINE = 128  # "arm 123456.789012 <version>\n"
@@ -35,9 +37,10 @@ MAX_LINE = 128  # "arm 123456.789012 <version>\n"
 class GuardHandle:
     """The instance's side: start the guard and keep it informed."""
 
-    def __init__(self, macvlan: str, address: ipaddress.IPv4Interface, lease_file: str) -> None:
+    def __init__(self, macvlan: str, address: ipaddress.IPv4Interface, release: list[str]) -> None:
+        """``release``: ``["file", PATH]`` or ``["lease", NAMESPACE, NAME, DURATION]``."""
         argv = [sys.executable, "-m", "egress_router.failover.guard", macvlan, str(address)]
-        argv += [lease_file] if lease_file else []
+        argv += release
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, close_fds=True)
         assert self.proc.stdin is not None
         self.pipe = self.proc.stdin
@@ -76,9 +79,24 @@ def _withdraw(nl: Netlink, macvlan: str, address: ipaddress.IPv4Interface, why: 
         print(f"failover guard: {why}: withdraw failed: {exc}", flush=True)
 
 
+def _store(args: list[str]) -> LeaseStore:
+    if args[0] == "file":
+        return FileStore(args[1])
+    return KubeLeaseStore(Kube(), args[1], args[2], float(args[3]))
+
+
+def _release(store: LeaseStore, version: str) -> None:
+    """Mark the lease released if it is still at ``version`` (the instance's last write)."""
+    try:
+        done = store.write(version, "") is not None
+        print(f"failover guard: lease released: {done}", flush=True)
+    except EgressRouterError as exc:
+        print(f"failover guard: lease release failed: {exc}", flush=True)
+
+
 def main(argv: list[str]) -> int:
     macvlan, address = argv[0], ipaddress.IPv4Interface(argv[1])
-    lease_file = argv[2] if len(argv) == 3 else ""
+    store = _store(argv[2:])
     nl = Netlink()  # opened now, so a withdrawal does not wait for a socket
     fd = sys.stdin.fileno()
     deadline: float | None = None
@@ -103,8 +121,7 @@ def main(argv: list[str]) -> int:
         if eof:
             if deadline is not None:
                 _withdraw(nl, macvlan, address, "instance gone")
-                if lease_file:
-                    FileStore(lease_file).release(version)
+                _release(store, version)
             return 0
         if deadline is not None and time.monotonic() >= deadline:
             _withdraw(nl, macvlan, address, "renew deadline passed")

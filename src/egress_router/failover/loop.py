@@ -70,8 +70,17 @@ class Instance:
         self.metrics = metrics
         self.state = State(identity=settings.identity)
         self.heartbeats = Heartbeats(settings.heartbeat_port, settings.peers, settings.identity)
-        lease_file = settings.lease_file if settings.backend is Backend.FILE else ""
-        self.guard = GuardHandle(env.interfaces.macvlan, env.source.interface, lease_file)
+        release = (
+            ["file", settings.lease_file]
+            if settings.backend is Backend.FILE
+            else [
+                "lease",
+                settings.lease_namespace,
+                settings.lease_name,
+                str(settings.timing.lease_duration),
+            ]
+        )
+        self.guard = GuardHandle(env.interfaces.macvlan, env.source.interface, release)
         self.next_heartbeat = 0.0
         self.second_arp_at: float | None = None
 
