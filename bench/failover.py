@@ -11,26 +11,35 @@ standby (no flap-back). Printed per repetition: the gap (longest time between tw
 connections around the event), the holder before and after; then the median and worst gap,
 and whether two MACs ever answered the same ARP probe (two holders on the wire).
 
+``--backend lease`` fences with a Lease on a real kube-apiserver (started here from the binaries
+``scripts/control-plane`` built; each router namespace reaches it through a socat relay over a
+unix socket) instead of the lease file.
+
 ``--freeze-group`` freezes the instance's whole process group (its guard too, as a frozen
 pod's cgroup would), to show what the wire does when nothing in the pod can withdraw.
 
     sudo .venv/bin/python bench/failover.py [--reps 20] [--signal kill|stop|both]
+        [--backend file|lease] [--freeze-group]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from egress_router.kube.client import Kube
 from egress_router.lab import procs
+from egress_router.lab.controlplane import ControlPlane, binaries_dir
 from egress_router.lab.failover import ROUTER2_IP, add_router2, router_env
 from egress_router.lab.servers import Nginx
 from egress_router.lab.topology import Lab
@@ -43,9 +52,11 @@ FREEZE_S = 1.5  # a SIGSTOP lasts longer than the lease, so the standby must tak
 
 
 class Rig:
-    def __init__(self, lab: Lab, lease_file: str) -> None:
+    def __init__(self, lab: Lab, lease_file: str, kube: Kube | None, kubeconfig: str) -> None:
         self.lab = lab
         self.lease_file = lease_file
+        self.kube = kube
+        self.kubeconfig = kubeconfig
         self.roles = {"r1": "router", "r2": "router2"}
         self.peers = {"r1": [str(ROUTER2_IP)], "r2": [str(lab.addr.router_pod_ip)]}
         self.procs: dict[str, procs.Background] = {}
@@ -54,6 +65,8 @@ class Rig:
     def start(self, name: str) -> None:
         self.starts[name] += 1
         env = router_env(self.lab, name, self.peers[name], self.lease_file, DESTINATION)
+        if self.kube is not None:
+            env.update(EGRESS_ROUTER_FAILOVER="lease", KUBECONFIG=self.kubeconfig)
         self.procs[name] = self.lab.spawn(
             self.roles[name],
             [EGRESS_ROUTER, "setup"],
@@ -62,6 +75,9 @@ class Rig:
         )
 
     def holder(self) -> str:
+        if self.kube is not None:
+            lease = self.kube.read_lease("default", "egress-router")
+            return lease.holder if lease is not None else ""
         try:
             return str(json.loads(Path(self.lease_file).read_text()).get("holder", ""))
         except (OSError, ValueError):
@@ -104,12 +120,33 @@ def two_holders(path: Path) -> list[str]:
     return [f"round {r}: {sorted(m)}" for r, m in rounds.items() if len(m) > 1]
 
 
-def run(reps: int, how: str, group: bool, logs: Path) -> int:
-    lab = Lab(extra_roles=("router2",), workdir=logs / "lab")
-    with lab:
+def run(reps: int, how: str, group: bool, logs: Path, backend: str) -> int:
+    with contextlib.ExitStack() as stack:
+        kube: Kube | None = None
+        kubeconfig = ""
+        port = 0
+        if backend == "lease":
+            plane = stack.enter_context(ControlPlane(logs / "cp", bin_dir=binaries_dir()))
+            kubeconfig = str(plane.kubeconfig("admin"))
+            kube = Kube(kubeconfig)
+            stack.callback(kube.close)
+            port = int(plane.server.rsplit(":", 1)[1])
+            host_relay = subprocess.Popen(
+                ["socat", f"UNIX-LISTEN:{logs / 'api.sock'},fork", f"TCP:127.0.0.1:{port}"],
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            stack.callback(host_relay.wait, 5)
+            stack.callback(host_relay.terminate)
+        lab = stack.enter_context(Lab(extra_roles=("router2",), workdir=logs / "lab"))
         add_router2(lab)
         Nginx(lab, "web", ["203.0.113.25:80"]).start()
-        rig = Rig(lab, str(logs / "lease.json"))
+        if kube is not None:
+            for role in ("router", "router2"):
+                relay = f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr"
+                sock = f"UNIX-CONNECT:{logs / 'api.sock'}"
+                lab.spawn(role, ["socat", relay, sock], name=f"relay-{role}")
+        rig = Rig(lab, str(logs / "lease.json"), kube, kubeconfig)
         rig.start("r1")
         assert procs.wait_for(lambda: rig.holder() == "r1", 15.0), rig.procs["r1"].output()
         rig.start("r2")
@@ -181,6 +218,7 @@ def run(reps: int, how: str, group: bool, logs: Path) -> int:
             print("  " + line)
         bad = any(e[4] != "ok" for e in events)
         return 1 if bad or doubles else 0
+    return 1
 
 
 def main() -> int:
@@ -188,6 +226,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--signal", choices=["kill", "stop", "both"], default="both")
     parser.add_argument("--freeze-group", action="store_true")
+    parser.add_argument("--backend", choices=["file", "lease"], default="file")
     parser.add_argument("--logs", type=Path, default=None)
     args = parser.parse_args()
     logs = args.logs or Path(tempfile.mkdtemp(prefix="failover-bench-"))
@@ -195,7 +234,7 @@ def main() -> int:
     print(f"logs in {logs}", flush=True)
     if not 1 <= args.reps <= 200:
         parser.error("--reps must be 1..200 (bounded)")
-    return run(args.reps, args.signal, args.freeze_group, logs)
+    return run(args.reps, args.signal, args.freeze_group, logs, args.backend)
 
 
 if __name__ == "__main__":
