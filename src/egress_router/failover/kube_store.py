@@ -21,6 +21,7 @@ class KubeLeaseStore:
         self.namespace = namespace
         self.name = name
         self.duration_s = duration_s
+        self.last: tuple[str, str] | None = None  # (holder, version) of our own last write
 
     def read(self) -> LeaseRecord | None:
         try:
@@ -32,9 +33,16 @@ class KubeLeaseStore:
         return LeaseRecord(holder=lease.holder, version=lease.version)
 
     def write(self, expected: str, holder: str) -> str | None:
+        """A renewal of our own last write is one conditional patch; anything else (taking,
+        releasing) reads the Lease first to count its transitions."""
         try:
-            return self.kube.write_lease(
-                self.namespace, self.name, holder, expected, self.duration_s
-            )
+            if holder and self.last == (holder, expected):
+                version = self.kube.renew_lease(self.namespace, self.name, holder, expected)
+            else:
+                version = self.kube.write_lease(
+                    self.namespace, self.name, holder, expected, self.duration_s
+                )
         except KubeError as exc:
             raise DataplaneError(str(exc)) from exc
+        self.last = (holder, version) if version is not None else None
+        return version

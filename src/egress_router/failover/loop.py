@@ -82,6 +82,7 @@ class Instance:
         )
         self.guard = GuardHandle(env.interfaces.macvlan, env.source.interface, release)
         self.next_heartbeat = 0.0
+        self.version = ""  # the lease version of our last successful write
         self.second_arp_at: float | None = None
 
     def _changed(self) -> None:
@@ -125,10 +126,8 @@ class Instance:
 
     def _renew(self, sent: float) -> None:
         try:
-            record = self.store.read()
-            won = None
-            if record is not None and record.holder == self.state.identity:
-                won = self.store.write(record.version, self.state.identity)
+            # a compare-and-swap on our own last version: any other write in between loses it
+            won = self.store.write(self.version, self.state.identity)
         except EgressRouterError as exc:
             self.log(f"lease renewal failed: {exc}")
             self.state = machine.renew_failed(self.state, sent)
@@ -136,6 +135,7 @@ class Instance:
         if won is None:
             self._withdraw("lease taken by another instance")
             return
+        self.version = won
         self.state = machine.renewed(self.state, sent, self.timing)
         if time.monotonic() < self.state.valid_until:
             self.guard.arm(self.state.valid_until, won)
@@ -159,6 +159,7 @@ class Instance:
         if won is None:
             self.state = machine.acquire_failed(self.state, time.monotonic())
             return
+        self.version = won
         self.state = machine.acquired(self.state, sent, self.timing, why)
         if time.monotonic() >= self.state.valid_until:
             self._withdraw("lease won too late")
@@ -190,9 +191,7 @@ class Instance:
         if self.state.role is Role.ACTIVE:
             self._withdraw("stopping")
             try:
-                record = self.store.read()
-                if record is not None and record.holder == self.state.identity:
-                    self.store.write(record.version, "")
+                self.store.write(self.version, "")
             except EgressRouterError as exc:
                 self.log(f"lease release failed: {exc}")
         self.guard.close()

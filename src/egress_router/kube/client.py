@@ -185,6 +185,28 @@ class Kube:
             transitions=int(spec.get("leaseTransitions") or 0),
         )
 
+    def renew_lease(self, namespace: str, name: str, holder: str, expected: str) -> str | None:
+        """Renew in one request: a merge patch carrying ``expected`` as resourceVersion (the
+        API server applies it only if the Lease is still at that version); the new version,
+        or ``None`` on 409 Conflict."""
+        api = client.CoordinationV1Api(self.api)
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = {
+            "metadata": {"resourceVersion": expected},
+            "spec": {"holderIdentity": holder, "renewTime": now},
+        }
+        try:
+            raw = api.patch_namespaced_lease(
+                name, namespace, body, _preload_content=False, _request_timeout=LEASE_TIMEOUT_S
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise _wrap(f"renew Lease {namespace}/{name}", exc) from exc
+        except OSError as exc:
+            raise _wrap(f"renew Lease {namespace}/{name}", exc) from exc
+        return str(json.loads(raw.data)["metadata"]["resourceVersion"])
+
     def write_lease(
         self, namespace: str, name: str, holder: str, expected: str, duration_s: float
     ) -> str | None:
