@@ -35,6 +35,12 @@ def test_defaults() -> None:
     assert t.lease_duration > t.renew_deadline + t.withdraw_budget
 
 
+def test_lease_backend_defaults_give_the_api_server_time() -> None:
+    s = parse({"EGRESS_ROUTER_FAILOVER": "lease"}, "p")
+    assert s is not None and (s.timing.renew_deadline, s.timing.lease_duration) == (1.0, 1.3)
+    s.timing.check()
+
+
 def test_durations() -> None:
     s = parse(
         {**BASE, "EGRESS_ROUTER_LEASE_DURATION": "2s", "EGRESS_ROUTER_RENEW_DEADLINE": "1s"}, "p"

@@ -75,6 +75,11 @@ class Timing:
             )
 
 
+# An API server round trip (a loaded one, behind the pod network) takes far longer than a file
+# write: the Lease backend's defaults give a renewal (and a takeover) a second.
+LEASE_TIMING = Timing(renew_deadline=1.0, lease_duration=1.3)
+
+
 @dataclass(frozen=True)
 class FailoverSettings:
     """What the failover variables say; ``None`` from ``parse`` when failover is off."""
@@ -143,7 +148,7 @@ def parse(variables: Mapping[str, str], hostname: str) -> FailoverSettings | Non
     port_text = variables.get("EGRESS_ROUTER_HEARTBEAT_PORT", "").strip() or str(HEARTBEAT_PORT)
     if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
         raise VariableError("EGRESS_ROUTER_HEARTBEAT_PORT", "expected a port 1-65535")
-    base = Timing()
+    base = Timing() if backend is Backend.FILE else LEASE_TIMING
     timing = Timing(
         heartbeat_interval=_duration(
             variables, "EGRESS_ROUTER_HEARTBEAT_INTERVAL", base.heartbeat_interval
