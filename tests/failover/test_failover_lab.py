@@ -97,3 +97,12 @@ def test_bad_failover_variable_is_one_line_and_nothing_applied(lab2: Lab) -> Non
     assert "EGRESS_ROUTER_LEASE_FILE" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not has_address(lab2, "r1")
+
+
+def test_failover_outside_legacy_mode_is_refused(lab2: Lab, tmp_path: Path) -> None:
+    env = router_env(lab2, "r1", [], str(tmp_path / "lease.json"), "80 tcp 203.0.113.25")
+    env["EGRESS_ROUTER_MODE"] = "init"
+    result = lab2.exec("router", [EGRESS_ROUTER, "setup"], env=env)
+    assert result.returncode != 0
+    assert "EGRESS_ROUTER_FAILOVER" in result.stderr and "legacy" in result.stderr
+    assert not has_address(lab2, "r1")
