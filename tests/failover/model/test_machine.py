@@ -14,7 +14,7 @@ from egress_router.failover.model import machine
 from egress_router.failover.model.machine import Action, LeaseRecord, Role, State
 from egress_router.failover.model.settings import Timing
 
-T = Timing()  # heartbeat 0.05/0.15, renew 0.1/0.5, withdraw 0.2, lease 0.8
+T = Timing()  # heartbeat 0.05/0.15, renew 0.1/0.5, withdraw 0.3, lease 0.9
 
 
 def active(valid_until: float, last_renew: float = 0.0) -> State:
