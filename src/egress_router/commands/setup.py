@@ -9,6 +9,7 @@ Must not: parse variables or plan (``redirect.model``), or talk to the kernel di
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -129,14 +130,17 @@ def setup(
         return _run_failover(env, failover, variables, log)
 
     from egress_router.redirect import apply
+    from egress_router.runtime import logsink
 
-    log(f"mode {env.mode.value}, source {env.source}, gateway {env.gateway}")
-    stop = _stop_event() if env.mode is Mode.LEGACY else None
-    apply.configure(env, log)
-    if stop is not None:
-        return _wait_for_stop(stop, lambda: apply.announce_request(env, log), log)
-    apply.announce_request(env, log)
-    return 0
+    legacy = env.mode is Mode.LEGACY  # long-running: a stalled reader must not delay a SIGTERM
+    with logsink.installed() if legacy else contextlib.nullcontext():
+        log(f"mode {env.mode.value}, source {env.source}, gateway {env.gateway}")
+        stop = _stop_event() if legacy else None
+        apply.configure(env, log)
+        if stop is not None:
+            return _wait_for_stop(stop, lambda: apply.announce_request(env, log), log)
+        apply.announce_request(env, log)
+        return 0
 
 
 def _run_failover(
@@ -156,9 +160,12 @@ def _run_failover(
         registry = metrics.new_registry()
         failover_metrics = metrics.FailoverMetrics(registry)
         metrics.serve(host, port, registry)
-    stop = _stop_event()
-    instance = Instance(env, failover, open_store(failover), log, failover_metrics)
-    return instance.run(stop)
+    from egress_router.runtime import logsink
+
+    with logsink.installed():  # long-running: a stalled reader must not delay a SIGTERM
+        stop = _stop_event()
+        instance = Instance(env, failover, open_store(failover), log, failover_metrics)
+        return instance.run(stop)
 
 
 def register(app: typer.Typer) -> None:

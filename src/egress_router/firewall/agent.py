@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from egress_router.common.documents import MAX_CHARS
 from egress_router.errors import EgressRouterError, PolicyError
 from egress_router.firewall.model.decide import Address, NodeConfig
 from egress_router.firewall.model.dnsrules import DnsSettings
@@ -33,6 +33,7 @@ from egress_router.firewall.model.plan import Plan, compile_plan
 from egress_router.firewall.model.policy import Policy, index_by_namespace, parse_text
 from egress_router.firewall.model.render import FAMILY, TABLE, build, learn_commands
 from egress_router.kernel import nftables
+from egress_router.runtime import logsink
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -50,7 +51,8 @@ APPLY_LOOKUPS_IN_FLIGHT = 32
 
 
 def log(message: str) -> None:
-    print(f"egress-router firewall: {message}", file=sys.stderr, flush=True)
+    """One line on stderr; never blocks (from the event loop or a worker thread alike)."""
+    logsink.stderr().line(f"egress-router firewall: {message}")
 
 
 def load_policies(files: Sequence[Path], default_namespace: str | None) -> dict[str, Policy]:
@@ -58,7 +60,8 @@ def load_policies(files: Sequence[Path], default_namespace: str | None) -> dict[
     policies: list[Policy] = []
     for path in files:
         try:
-            text = path.read_text(encoding="utf-8")
+            with path.open(encoding="utf-8") as stream:
+                text = stream.read(MAX_CHARS + 1)  # one past the bound is refused as too large
         except (OSError, UnicodeDecodeError) as exc:
             raise PolicyError(f"cannot read: {exc.__class__.__name__}", source=str(path)) from exc
         policies += parse_text(text, str(path), default_namespace)
@@ -87,6 +90,7 @@ class Agent:
         # (namespace, pattern) -> address -> expiry (monotonic seconds)
         self.learned: dict[tuple[str, str], dict[Address, float]] = {}
         self.last_good: dict[str, tuple[list[Address], float]] = {}  # name -> (addrs, ttl)
+        self.failed_reloads = 0  # reloads refused since start (the previous rules stayed)
         self._lock = threading.Lock()
         self.metrics: FirewallMetrics | None = None
         self.registry: CollectorRegistry | None = None
