@@ -234,3 +234,32 @@ def test_router_the_plugin_cannot_serve_is_degraded_with_the_field(
         what="a warning event",
     )
     assert any(e.reason == "ReconcileFailed" and e.type == "Warning" for e in events)
+
+
+def test_router_made_invalid_keeps_its_objects_and_is_degraded(
+    kube_api: Any, kube_namespace: str, operator: None
+) -> None:
+    create_router(kube_api, kube_namespace, "f")
+    first = eventually(
+        lambda: (o := owned(kube_api, kube_namespace, "f")) and len(o) == 3 and o, what="objects"
+    )
+    second = {"ip": "192.168.13.99/24", "gateway": "192.168.13.1"}
+    addresses = [{"ip": "192.168.12.99/24", "gateway": "192.168.12.1"}, second]
+    custom(kube_api).patch_namespaced_custom_object(
+        GROUP, VERSION, kube_namespace, PLURAL, "f", {"spec": {"addresses": addresses}}
+    )
+    router = eventually(
+        lambda: (
+            (r := get_router(kube_api, kube_namespace, "f"))["status"]["observedGeneration"] == 2
+            and r
+        ),
+        what="status for generation 2",
+    )
+    degraded = condition(router, "Degraded")
+    assert degraded is not None and degraded["status"] == "True"
+    assert "spec.addresses[1]" in degraded["message"], degraded
+    # the last good objects stay in place
+    now = owned(kube_api, kube_namespace, "f")
+    assert {k: v["metadata"]["uid"] for k, v in now.items()} == {
+        k: v["metadata"]["uid"] for k, v in first.items()
+    }
