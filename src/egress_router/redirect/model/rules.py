@@ -127,7 +127,9 @@ def _body(
             COUNTER,
             {"reject": {"type": "tcp reset"}},
         ),
-        _T.rule("input", cluster, COUNTER, {"reject": {"type": "icmp", "expr": "port-unreachable"}}),
+        _T.rule(
+            "input", cluster, COUNTER, {"reject": {"type": "icmp", "expr": "port-unreachable"}}
+        ),
     ]
 
 
