@@ -133,6 +133,7 @@ def filtered(o: Observed) -> Observed:
         ("connect: no route", conns(Outcome.NO_ROUTE), Cause.MISSING_ROUTE),
         ("live default via another", default_via("198.19.123.7", "macvlan0"), Cause.WRONG_GATEWAY),
         ("ARP answered, nothing forwarded", conns(Outcome.TIMEOUT), Cause.WRONG_GATEWAY),
+        ("ARP answered, all prohibited", conns(Outcome.UNREACHABLE), Cause.WRONG_GATEWAY),
         ("gateway silent", no_arp, Cause.GATEWAY_NO_ARP),
         ("gateway answers another MAC only", filtered, Cause.MAC_FILTERED),
         ("table missing", table(False), Cause.RULESET_MISSING),

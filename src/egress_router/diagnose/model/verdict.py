@@ -16,7 +16,7 @@ thing that is broken (a down macvlan also loses its routes; it is reported as do
     gateway answers ARP              -> MAC_FILTERED (answers another MAC only), GATEWAY_NO_ARP
     our table present and current    -> RULESET_MISSING
     named destinations resolve       -> NAME_UNRESOLVED
-    test connections                 -> WRONG_GATEWAY (ARP answered, nothing forwarded),
+    test connections                 -> WRONG_GATEWAY (ARP answered, no destination reachable),
                                         MISSING_ROUTE, DESTINATION_REFUSING, DESTINATION_UNREACHABLE
     clients refused, no rule hit     -> RULE_NEVER_HIT
 """
@@ -228,12 +228,13 @@ def _connections(obs: Observed) -> list[Finding]:
     tested = [c for c in obs.connections if c.outcome is not Outcome.NOT_TESTED]
     found: list[Finding] = []
     arp_ok = obs.arp is not None and obs.arp.answered
-    if tested and arp_ok and all(c.outcome is Outcome.TIMEOUT for c in tested):
+    lost = (Outcome.TIMEOUT, Outcome.UNREACHABLE)
+    if tested and arp_ok and all(c.outcome in lost for c in tested):
         found.append(
             _fail(
                 "connect",
                 Cause.WRONG_GATEWAY,
-                "the gateway answers ARP but no destination answers through it: "
+                "the gateway answers ARP but no destination is reachable through it: "
                 "it does not forward (not the router of this network?)",
             )
         )
