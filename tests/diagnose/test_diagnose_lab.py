@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from egress_router.lab.dns import DnsServer
 from egress_router.lab.servers import Nginx
 from egress_router.lab.topology import Lab
 from tests.conftest import LAB_GATEWAY, LAB_SOURCE, cli, setup_router
@@ -154,3 +155,25 @@ def test_bad_input_is_one_line_and_exit_1(lab: Lab) -> None:
     assert result.stderr.count("\n") == 1 and "EGRESS_GATEWAY" in result.stderr
     result = cli("diagnose", "--netns", "no-such-ns-here", env=variables())
     assert result.returncode == 1 and "--netns" in result.stderr
+
+
+def test_dns_proxy_mode_resolves_names_through_the_pods_resolver(lab: Lab) -> None:
+    dns = DnsServer(lab, {"web.example.test": ["203.0.113.25"]}).start()
+    dns.use_from("router")
+    Nginx(lab, "web", WEB).start()
+    setup_router(lab, mode="dns-proxy")
+    env = {
+        **variables(mode="dns-proxy"),
+        "EGRESS_DNS_PROXY_DESTINATION": "8080 web.example.test 80\n8081 203.0.113.26 80",
+    }
+    result, doc = run_diagnose(lab, env)
+    assert result.returncode == 0, doc["verdict"]
+    assert doc["observed"]["resolutions"] == [
+        {"name": "web.example.test", "addresses": ["203.0.113.25"], "error": None}
+    ]
+    assert [c["outcome"] for c in doc["observed"]["connections"]] == ["connected", "connected"]
+    env["EGRESS_DNS_PROXY_DESTINATION"] += "\n8082 gone.example.test 80"
+    result, doc = run_diagnose(lab, env)
+    assert result.returncode == 3
+    assert doc["verdict"]["cause"] == "name not resolving", doc["verdict"]
+    assert "gone.example.test" in doc["verdict"]["summary"]
