@@ -17,7 +17,7 @@ from egress_router.lab.dns import DnsServer
 from egress_router.lab.servers import Nginx
 from egress_router.lab.topology import Lab
 from tests.hostile_documents import POLICY_BOMBS
-from tests.proxy.http.test_metrics_lab import sample
+from tests.http_proxy.test_metrics_lab import sample
 
 from .helpers import CLIENT, allow_name, deny, eventually, policy, reach, ruleset, start_agent
 
