@@ -9,8 +9,11 @@ Must not: decide anything (the operator's model does) or be imported by a pure `
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, config
@@ -23,6 +26,7 @@ from egress_router.errors import EgressRouterError
 
 FIELD_MANAGER = "egress-router-operator"
 STATUS_TIMEOUT = (5.0, 15.0)  # s: connect, read; a status write never hangs its caller for long
+LEASE_TIMEOUT_S = 1.0  # a Lease call that takes longer is useless to failover: fail it
 
 
 class KubeError(EgressRouterError):
@@ -43,6 +47,37 @@ def _wrap(action: str, exc: Exception) -> KubeError:
         except (ValueError, AttributeError):
             message = str(body)[:300]
     return KubeError(f"{action}: {message}", status)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A coordination.k8s.io/v1 Lease as failover reads it."""
+
+    holder: str  # spec.holderIdentity, "" when released
+    version: str  # metadata.resourceVersion
+    transitions: int  # spec.leaseTransitions
+
+
+def _lease_body(
+    namespace: str, name: str, holder: str, version: str, duration_s: float, transitions: int
+) -> dict[str, Any]:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if version:
+        metadata["resourceVersion"] = version
+    spec: dict[str, Any] = {
+        "holderIdentity": holder,
+        # The field counts whole seconds; the instances use their own (sub-second) setting.
+        "leaseDurationSeconds": max(1, math.ceil(duration_s)),
+        "renewTime": now,
+        "leaseTransitions": transitions,
+    }
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": metadata,
+        "spec": spec,
+    }
 
 
 class Kube:
@@ -170,6 +205,80 @@ class Kube:
             )
         except (ApiException, HTTPError, OSError) as exc:
             raise _wrap(f"update the status of {plural} {namespace}/{name}", exc) from exc
+
+    def read_lease(self, namespace: str, name: str) -> Lease | None:
+        """The Lease ``namespace/name``, or ``None`` when there is none."""
+        api = client.CoordinationV1Api(self.api)
+        try:
+            raw = api.read_namespaced_lease(
+                name, namespace, _preload_content=False, _request_timeout=LEASE_TIMEOUT_S
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _wrap(f"read Lease {namespace}/{name}", exc) from exc
+        except OSError as exc:
+            raise _wrap(f"read Lease {namespace}/{name}", exc) from exc
+        data = json.loads(raw.data)
+        spec = data.get("spec") or {}
+        return Lease(
+            holder=str(spec.get("holderIdentity") or ""),
+            version=str(data["metadata"]["resourceVersion"]),
+            transitions=int(spec.get("leaseTransitions") or 0),
+        )
+
+    def renew_lease(self, namespace: str, name: str, holder: str, expected: str) -> str | None:
+        """Renew in one request: a merge patch carrying ``expected`` as resourceVersion (the
+        API server applies it only if the Lease is still at that version); the new version,
+        or ``None`` on 409 Conflict."""
+        api = client.CoordinationV1Api(self.api)
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = {
+            "metadata": {"resourceVersion": expected},
+            "spec": {"holderIdentity": holder, "renewTime": now},
+        }
+        try:
+            raw = api.patch_namespaced_lease(
+                name, namespace, body, _preload_content=False, _request_timeout=LEASE_TIMEOUT_S
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise _wrap(f"renew Lease {namespace}/{name}", exc) from exc
+        except OSError as exc:
+            raise _wrap(f"renew Lease {namespace}/{name}", exc) from exc
+        return str(json.loads(raw.data)["metadata"]["resourceVersion"])
+
+    def write_lease(
+        self, namespace: str, name: str, holder: str, expected: str, duration_s: float
+    ) -> str | None:
+        """Set the holder if the Lease is still at ``expected`` ("" = create it); the new
+        resourceVersion, or ``None`` on a lost race (409 Conflict, or it already exists)."""
+        api = client.CoordinationV1Api(self.api)
+        try:
+            if not expected:
+                body = _lease_body(namespace, name, holder, "", duration_s, 0)
+                raw = api.create_namespaced_lease(
+                    namespace, body, _preload_content=False, _request_timeout=LEASE_TIMEOUT_S
+                )
+                return str(json.loads(raw.data)["metadata"]["resourceVersion"])
+            current = self.read_lease(namespace, name)
+            if current is None or current.version != expected:
+                return None
+            moved = int(current.holder != holder and holder != "")
+            body = _lease_body(
+                namespace, name, holder, expected, duration_s, current.transitions + moved
+            )
+            raw = api.replace_namespaced_lease(
+                name, namespace, body, _preload_content=False, _request_timeout=LEASE_TIMEOUT_S
+            )
+            return str(json.loads(raw.data)["metadata"]["resourceVersion"])
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise _wrap(f"write Lease {namespace}/{name}", exc) from exc
+        except OSError as exc:
+            raise _wrap(f"write Lease {namespace}/{name}", exc) from exc
 
     def close(self) -> None:
         self.api.close()
