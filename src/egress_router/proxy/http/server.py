@@ -83,14 +83,18 @@ def _serve(settings: ProxySettings) -> int:
     settings = raise_fd_limit(settings)
     groups = [[bind(a, settings.port) for a in settings.listen] for _ in range(settings.workers)]
     where = ", ".join(f"{a}:{settings.port}" for a in settings.listen)
-    print(
-        f"egress-router http-proxy: listening on {where} with {settings.workers} worker(s), "
-        f"{len(settings.rules.rules)} rule(s)",
-        file=sys.stderr,
-        flush=True,
-    )
+
+    def announce() -> None:  # only once every socket, /metrics included, accepts connections
+        print(
+            f"egress-router http-proxy: listening on {where} with {settings.workers} worker(s), "
+            f"{len(settings.rules.rules)} rule(s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
     if settings.workers == 1:
         _serve_metrics(settings)
+        announce()
         run_worker(settings, groups[0])
         return 0
 
@@ -106,6 +110,7 @@ def _serve(settings: ProxySettings) -> int:
             for sock in group:
                 sock.close()
         _serve_metrics(settings)  # after forking: the workers never inherit its thread
+        announce()
 
     on_exit = None
     if settings.metrics is not None:
