@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from egress_router.lab import procs
 from egress_router.lab.topology import ADDR
 from tests.conftest import cli
 from tests.proxy.http.conftest import ORIGIN, ROUTER_IP, WEB, ProxyLab
@@ -348,22 +349,30 @@ def test_upstream_timeouts_give_504(plab: ProxyLab) -> None:
 # -- shutdown ---------------------------------------------------------------------------------
 
 
+def _sockets(plab: ProxyLab, *ss_args: str) -> str:
+    return str(plab.lab.exec("router", ["ss", "-Htn", *ss_args], check=True).stdout)
+
+
 def test_sigterm_drains_in_flight_requests_then_exits_0(plab: ProxyLab) -> None:
     proxy = plab.start_proxy(8090, "*", {"EGRESS_HTTP_PROXY_WORKERS": "2"})
     slow = subprocess.Popen(
-        ["ip", "netns", "exec", plab.lab.ns("client"), "curl", "-sS", "--max-time", "10",
+        ["ip", "netns", "exec", plab.lab.ns("client"), "curl", "-sS", "--max-time", "30",
          "-x", f"http://{ROUTER_IP}:8090", f"http://{ORIGIN}/slow"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(0.7)
+        # In flight: the proxy read the request and opened its upstream connection (waited for,
+        # not slept for: curl and the proxy start late on a loaded machine).
+        upstream = ("state", "established", "dst", ORIGIN)
+        assert procs.wait_for(lambda: ORIGIN in _sockets(plab, *upstream), 20), _sockets(plab)
         proxy.popen.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        listening = ("state", "listening", "sport", "8090")
+        assert procs.wait_for(lambda: not _sockets(plab, *listening).strip(), 20)
         refused = plab.curl("-x", f"http://{ROUTER_IP}:8090", f"http://{WEB}/", timeout=3)
         assert refused.returncode == 7  # no longer accepting
-        out, err = slow.communicate(timeout=15)
+        out, err = slow.communicate(timeout=40)
         assert out == "slow but here\n", err
-        assert proxy.popen.wait(timeout=10) == 0
+        assert proxy.popen.wait(timeout=30) == 0
     finally:
         if slow.poll() is None:
             slow.kill()
