@@ -201,13 +201,16 @@ def run(
         watch_interval=watch_interval,
         metrics=metrics_listen,
     )
-    agent = Agent(config)
-    try:
-        import uvloop
+    from egress_router.runtime import logsink
 
-        uvloop.run(run(agent))
-    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
-        asyncio.run(run(agent))
+    agent = Agent(config)
+    with logsink.installed():  # a stalled log reader must not stop the DNS server or a reload
+        try:
+            import uvloop
+
+            uvloop.run(run(agent))
+        except ImportError:  # pragma: no cover - uvloop is a pinned dependency
+            asyncio.run(run(agent))
     return 0
 
 

@@ -9,6 +9,7 @@ Must not: parse variables or plan (``redirect.model``), or talk to the kernel di
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -112,15 +113,18 @@ def setup(
         return 0
 
     from egress_router.redirect import apply
+    from egress_router.runtime import logsink
 
     log: Log = _debug_log if env.debug else _quiet
-    log(f"mode {env.mode.value}, source {env.source}, gateway {env.gateway}")
-    stop = _stop_event() if env.mode is Mode.LEGACY else None
-    apply.configure(env, log)
-    if stop is not None:
-        return _wait_for_stop(stop, lambda: apply.announce_request(env, log), log)
-    apply.announce_request(env, log)
-    return 0
+    legacy = env.mode is Mode.LEGACY  # long-running: a stalled reader must not delay a SIGTERM
+    with logsink.installed() if legacy else contextlib.nullcontext():
+        log(f"mode {env.mode.value}, source {env.source}, gateway {env.gateway}")
+        stop = _stop_event() if legacy else None
+        apply.configure(env, log)
+        if stop is not None:
+            return _wait_for_stop(stop, lambda: apply.announce_request(env, log), log)
+        apply.announce_request(env, log)
+        return 0
 
 
 def register(app: typer.Typer) -> None:

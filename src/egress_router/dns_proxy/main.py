@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from collections.abc import Callable
 
 from egress_router.dns_proxy.forwarders import Forwarder, KernelForwarder, RelayForwarder
 from egress_router.dns_proxy.model.destinations import Forwarding, Settings
 from egress_router.dns_proxy.relay import Logger
 from egress_router.dns_proxy.service import DnsProxyService
+from egress_router.runtime import logsink
 from egress_router.runtime.resolver import Resolver
 from egress_router.runtime.workers import supervise
 
@@ -25,10 +25,12 @@ MAX_WORKERS = 16  # bound on processes (and on DNS queries: each worker follows 
 
 
 def stdout_logger(prefix: str = "dns-proxy") -> Logger:
+    """Lines on stdout through the log sink: never blocks; whole lines per write, so several
+    workers' lines never interleave."""
+    sink = logsink.stdout()
+
     def log(message: str) -> None:
-        # One write per line: lines from several workers never interleave (< PIPE_BUF).
-        sys.stdout.write(f"{prefix}: {message}\n")
-        sys.stdout.flush()
+        sink.line(f"{prefix}: {message}")
 
     return log
 
@@ -85,16 +87,18 @@ def run(settings: Settings, metrics: tuple[str, int] | None = None) -> int:
     """Blocking entry point used by the command; ``metrics``: serve /metrics there.
 
     With metrics on, every process writes them into a private directory (prometheus_client's
-    multi-process mode) and this process serves their combination; removed at exit."""
-    if metrics is None:
-        return _run(settings, None)
-    from egress_router.runtime import metrics as adapter
+    multi-process mode) and this process serves their combination; removed at exit.
+    Everything written to stdout/stderr goes through the non-blocking log sink."""
+    with logsink.installed():
+        if metrics is None:
+            return _run(settings, None)
+        from egress_router.runtime import metrics as adapter
 
-    path = adapter.enable_multiprocess()
-    try:
-        return _run(settings, metrics)
-    finally:
-        adapter.disable_multiprocess(path)
+        path = adapter.enable_multiprocess()
+        try:
+            return _run(settings, metrics)
+        finally:
+            adapter.disable_multiprocess(path)
 
 
 def _run(settings: Settings, metrics: tuple[str, int] | None) -> int:

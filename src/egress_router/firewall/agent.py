@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from egress_router.firewall.model.plan import Plan, compile_plan
 from egress_router.firewall.model.policy import Policy, index_by_namespace, parse_text
 from egress_router.firewall.model.render import FAMILY, TABLE, build, learn_commands
 from egress_router.kernel import nftables
+from egress_router.runtime import logsink
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -50,7 +50,8 @@ APPLY_LOOKUPS_IN_FLIGHT = 32
 
 
 def log(message: str) -> None:
-    print(f"egress-router firewall: {message}", file=sys.stderr, flush=True)
+    """One line on stderr; never blocks (from the event loop or a worker thread alike)."""
+    logsink.stderr().line(f"egress-router firewall: {message}")
 
 
 def load_policies(files: Sequence[Path], default_namespace: str | None) -> dict[str, Policy]:

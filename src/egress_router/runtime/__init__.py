@@ -1,1 +1,2 @@
-"""Shared non-kernel adapters: the worker supervisor, Prometheus metrics, the dnspython resolver."""
+"""Shared non-kernel adapters: the worker supervisor, Prometheus metrics, the dnspython resolver,
+the non-blocking log sink."""

@@ -26,6 +26,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from egress_router.common.values import parse_port
 from egress_router.errors import DataplaneError
+from egress_router.runtime import logsink
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CHILDREN_CACHE_MAX = 4096  # (method, status, rule) -> counter child, for the common cases
@@ -93,6 +94,28 @@ def new_registry() -> CollectorRegistry:
     return CollectorRegistry(auto_describe=True)
 
 
+# -- every component: the log sink ------------------------------------------------------------
+
+
+class LogMetrics:
+    """Log lines the process dropped because stdout or stderr was not read fast enough.
+
+    Every component's metrics create one, so the counter exists wherever metrics are on."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.dropped = Counter(
+            "egress_router_log_dropped_lines",
+            "Log lines dropped because stdout or stderr was not read fast enough, by stream.",
+            ["stream"],
+            registry=registry,
+        )
+        self._streams = {s: self.dropped.labels(s) for s in ("stdout", "stderr")}
+        logsink.observe(self.record)
+
+    def record(self, stream: str, lines: int) -> None:
+        self._streams[stream].inc(lines)
+
+
 # -- http-proxy --------------------------------------------------------------------------------
 
 
@@ -119,6 +142,7 @@ class HttpProxyMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry
+        self.log = LogMetrics(r)
         self.requests = Counter(
             "egress_router_http_requests",
             "Requests and CONNECT tunnels finished, by method, status and deciding rule.",
@@ -210,6 +234,7 @@ class DnsProxyMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry
+        self.log = LogMetrics(r)
         self.addresses = Gauge(
             "egress_router_dns_proxy_addresses",
             "Addresses new connections to this local port may go to now.",
@@ -310,6 +335,7 @@ class FirewallMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry
+        self.log = LogMetrics(r)
         self.policies = Gauge("egress_router_firewall_policies", "Policies in force.", registry=r)
         self.rules = Gauge("egress_router_firewall_rules", "Rules in force.", registry=r)
         self.reloads = Counter(

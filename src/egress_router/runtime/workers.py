@@ -16,6 +16,8 @@ import signal
 import sys
 from collections.abc import Callable
 
+from egress_router.runtime import logsink
+
 Work = Callable[[int], None]
 
 
@@ -38,8 +40,9 @@ def _child(index: int, work: Work, name: str, gate: int | None) -> None:
                 os._exit(1)
         work(index)
     except BaseException as exc:  # one line, as the CLI would print it
-        print(f"egress-router: {name} worker {index} failed: {exc}", file=sys.stderr, flush=True)
+        logsink.stderr().line(f"egress-router: {name} worker {index} failed: {exc}")
         code = _exit_code(exc)
+    logsink.drain_all()  # os._exit skips atexit; a stalled reader delays us a second at most
     os._exit(code)
 
 

@@ -37,6 +37,9 @@ def test_counters_move_with_allowed_and_denied_requests(plab: ProxyLab) -> None:
         "!*.example.com\n*\n",
         env={"EGRESS_HTTP_PROXY_METRICS": METRICS, "EGRESS_HTTP_PROXY_WORKERS": "2"},
     )
+    # the parent serves /metrics once its workers are forked, just after "listening on"
+    assert procs.wait_for(lambda: plab.lab.exec("router", ["curl", "-sS", "-o", "/dev/null",
+                          f"http://{METRICS}/metrics"]).returncode == 0, 10)  # fmt: skip
     before = scrape(plab)
     assert (
         "egress_router_http_requests_total" not in before

@@ -16,6 +16,7 @@ import sys
 from egress_router.errors import DataplaneError
 from egress_router.proxy.http.settings import ProxySettings
 from egress_router.proxy.http.worker import run_worker
+from egress_router.runtime import logsink
 from egress_router.runtime.workers import supervise
 
 FDS_PER_CONNECTION = 2  # the client's socket and the upstream's
@@ -60,16 +61,18 @@ def serve(settings: ProxySettings) -> int:
     """Run until SIGTERM/SIGINT; 0 when every worker drained and exited cleanly.
 
     With metrics on, every worker writes them into a private directory (prometheus_client's
-    multi-process mode) and this process serves their sum; the directory is removed at exit."""
-    if settings.metrics is None:
-        return _serve(settings)
-    from egress_router.runtime import metrics
+    multi-process mode) and this process serves their sum; the directory is removed at exit.
+    Everything written to stdout/stderr goes through the non-blocking log sink."""
+    with logsink.installed():
+        if settings.metrics is None:
+            return _serve(settings)
+        from egress_router.runtime import metrics
 
-    path = metrics.enable_multiprocess()
-    try:
-        return _serve(settings)
-    finally:
-        metrics.disable_multiprocess(path)
+        path = metrics.enable_multiprocess()
+        try:
+            return _serve(settings)
+        finally:
+            metrics.disable_multiprocess(path)
 
 
 def _serve_metrics(settings: ProxySettings) -> None:

@@ -10,9 +10,7 @@ does).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
-import os
 import signal
 import socket
 from collections.abc import Coroutine
@@ -20,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from egress_router.http_proxy.model.rules import Decision
 from egress_router.proxy.http.settings import ProxySettings
+from egress_router.runtime import logsink
 
 if TYPE_CHECKING:
     from egress_router.proxy.http.client import ClientProtocol
     from egress_router.runtime.metrics import HttpProxyMetrics
 
-LOG_FLUSH_BYTES = 3500  # below PIPE_BUF (4096): concurrent workers' writes never interleave
 NAME_CACHE_SIZE = 10_000  # decisions per host name kept (pure function of the name)
 
 
@@ -39,8 +37,7 @@ class Worker:
         self.connections: set[ClientProtocol] = set()
         self.now = loop.time()
         self.draining = False
-        self._log: list[str] = []
-        self._log_size = 0
+        self._log = logsink.stdout()  # never blocks: a stalled reader costs lines, not service
         self._names: dict[str, Decision | None] = {}
         self.via = settings.via.encode()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -74,21 +71,11 @@ class Worker:
     # -- access log ---------------------------------------------------------------------------
 
     def log(self, line: str) -> None:
-        if not self.settings.access_log:
-            return
-        self._log.append(line)
-        self._log_size += len(line)
-        if self._log_size >= LOG_FLUSH_BYTES:
-            self.flush_log()
+        if self.settings.access_log:
+            self._log.line(line, lazy=True)  # batched: written within a second
 
     def flush_log(self) -> None:
-        if not self._log:
-            return
-        data = "".join(self._log).encode("utf-8", "replace")
-        self._log.clear()
-        self._log_size = 0
-        with contextlib.suppress(OSError):  # a stuck or closed stdout must not stop the proxy
-            os.write(1, data)
+        self._log.flush()
 
     # -- timers -------------------------------------------------------------------------------
 
