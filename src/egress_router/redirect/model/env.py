@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from egress_router.common.values import IPv4Source, parse_ipv4, parse_ipv4_source
+from egress_router.common.values import IPv4Source, parse_ipv4, parse_ipv4_source, trim
 from egress_router.errors import VariableError
 from egress_router.redirect.model.destinations import Destination, parse_destination
 
@@ -71,7 +71,7 @@ def _invalid(exc: ValueError) -> str:
 
 
 def _source(value: str | None) -> IPv4Source:
-    text = (value or "").strip()
+    text = trim(value or "")
     try:
         return parse_ipv4_source(text)
     except ValueError as exc:
@@ -84,7 +84,7 @@ def _source(value: str | None) -> IPv4Source:
 
 
 def _gateway(value: str | None) -> ipaddress.IPv4Address:
-    text = (value or "").strip()
+    text = trim(value or "")
     try:
         return parse_ipv4(text)
     except ValueError as exc:
@@ -97,7 +97,7 @@ def _gateway(value: str | None) -> ipaddress.IPv4Address:
 
 
 def _mode(value: str | None) -> Mode:
-    text = (value or "").strip()
+    text = trim(value or "")
     if not text:
         return Mode.LEGACY
     try:

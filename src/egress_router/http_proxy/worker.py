@@ -1,0 +1,169 @@
+"""One proxy worker process: its event loop, listeners, timers, access log and shutdown.
+
+Owns: the state every connection of this process shares (settings, policy cache, connection
+set, coarse clock, log buffer), the once-a-second sweep that enforces the timeouts, and the
+graceful drain on SIGTERM.
+Must not: parse HTTP (``client``/``upstream`` do) or decide (``model.connection``, ``model.rules``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+import socket
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from egress_router.http_proxy.client import ClientProtocol
+from egress_router.http_proxy.model.connection import TUNNEL
+from egress_router.http_proxy.model.exchange import Exchange
+from egress_router.http_proxy.model.rules import Decision
+from egress_router.http_proxy.model.settings import ProxySettings
+from egress_router.runtime import logsink
+from egress_router.runtime.metrics import HttpProxyMetrics
+
+NAME_CACHE_SIZE = 10_000  # decisions per host name kept (pure function of the name)
+
+
+class Worker:
+    """Shared per-process state; the protocols hold a reference to it."""
+
+    def __init__(self, settings: ProxySettings, loop: asyncio.AbstractEventLoop) -> None:
+        self.settings = settings
+        self.rules = settings.rules
+        self.loop = loop
+        self.connections: set[ClientProtocol] = set()
+        self.now = loop.time()
+        self.draining = False
+        self._log = logsink.stdout()  # never blocks: a stalled reader costs lines, not service
+        self._names: dict[str, Decision | None] = {}
+        self.via = settings.via.encode()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.metrics: HttpProxyMetrics | None = None
+        if settings.metrics is not None:
+            self.metrics = HttpProxyMetrics()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task we keep a reference to until it ends."""
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- policy -------------------------------------------------------------------------------
+
+    def decide_name(self, host: str) -> Decision | None:
+        try:
+            return self._names[host]
+        except KeyError:
+            pass
+        if len(self._names) >= NAME_CACHE_SIZE:
+            self._names.clear()
+        decision = self._names[host] = self.rules.decide_name(host)
+        return decision
+
+    def decide_address(self, address: str, by_name: Decision | None) -> Decision:
+        return self.rules.decide_address(ipaddress.ip_address(address), by_name)
+
+    # -- connections --------------------------------------------------------------------------
+
+    def opened(self, conn: ClientProtocol) -> bool:
+        """A client connected: False (answer 503) past the limit or while draining."""
+        if len(self.connections) >= self.settings.max_connections or self.draining:
+            return False
+        self.connections.add(conn)
+        return True
+
+    def closed(self, conn: ClientProtocol) -> None:
+        self.connections.discard(conn)
+
+    def finished(self, ex: Exchange, peer: str) -> None:
+        """An exchange or tunnel is over: its access-log line and metrics."""
+        now = time.monotonic()
+        self.log(ex.log_line(peer, time.time(), now))
+        metrics = self.metrics
+        if metrics is not None:  # once per request or tunnel, from the log record
+            metrics.exchange(
+                ex.method.decode("latin-1"),
+                ex.status,
+                ex.rule,
+                ex.up_bytes,
+                ex.down_bytes,
+                now - ex.started,
+                ex.is_connect,
+            )
+
+    # -- access log ---------------------------------------------------------------------------
+
+    def log(self, line: str) -> None:
+        if self.settings.access_log:
+            self._log.line(line, lazy=True)  # batched: written within a second
+
+    def flush_log(self) -> None:
+        self._log.flush()
+
+    # -- timers -------------------------------------------------------------------------------
+
+    async def sweep(self) -> None:
+        """Once a second: advance the coarse clock, enforce timeouts, flush the log."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.now = self.loop.time()
+            for conn in list(self.connections):
+                conn.tick(self.now)
+            self.flush_log()
+            if self.metrics is not None:
+                self.sample_metrics()
+
+    def sample_metrics(self) -> None:
+        assert self.metrics is not None
+        tunnels = sum(1 for conn in self.connections if conn.core.phase is TUNNEL)
+        self.metrics.sample(len(self.connections), tunnels)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def serve(self, sockets: list[socket.socket]) -> None:
+        servers = [
+            await self.loop.create_server(
+                lambda: ClientProtocol(self), sock=sock, backlog=4096, start_serving=True
+            )
+            for sock in sockets
+        ]
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, stop.set)
+        sweeper = asyncio.ensure_future(self.sweep())
+        try:
+            await stop.wait()
+            # Graceful shutdown: no new clients, idle ones closed now, busy ones when done.
+            self.draining = True
+            for server in servers:
+                server.close()
+            for conn in list(self.connections):
+                conn.drain()
+            deadline = self.loop.time() + self.settings.shutdown_timeout
+            while self.connections and self.loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            for conn in list(self.connections):
+                conn.abort("shutdown")
+        finally:
+            sweeper.cancel()
+            self.flush_log()
+            if self.metrics is not None:
+                self.sample_metrics()
+
+
+def run_worker(settings: ProxySettings, sockets: list[socket.socket]) -> None:
+    """Run one worker to completion in this process (uvloop when available)."""
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but stay usable without
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(Worker(settings, loop).serve(sockets))
+    finally:
+        loop.close()
