@@ -53,7 +53,20 @@ def test_counters_move_with_allowed_and_denied_requests(plab: ProxyLab) -> None:
     assert denied.stdout == "403"
     tunnel = plab.curl("-k", "-o", "/dev/null", "https://web.test/", port=PORT)
     assert tunnel.returncode == 0, tunnel.stderr
-    text = scrape(plab)
+    # A worker records an exchange just after its last byte (a tunnel: once both sides closed),
+    # so curl can be done before the counters move: scrape until every exchange is in.
+    texts = [scrape(plab)]
+
+    def recorded() -> bool:
+        texts.append(scrape(plab))
+        kind = "egress_router_http_request_duration_seconds_count"
+        return (
+            sample(texts[-1], kind, kind="request") >= 4
+            and sample(texts[-1], "egress_router_http_requests_total", method="CONNECT") >= 1
+        )
+
+    procs.wait_for(recorded, 20, interval=0.2)
+    text = texts[-1]
     allowed = sample(
         text, "egress_router_http_requests_total", method="GET", status="200", rule="rule 2: *"
     )
