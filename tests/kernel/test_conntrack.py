@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from egress_router.kernel.conntrack import Flow, parse_event, subscribed
+from egress_router.kernel.conntrack import Flow, parse_entry, parse_event, subscribed
 from egress_router.kernel.netlink import create_netns, remove_netns
 from egress_router.lab import procs
 
@@ -46,3 +46,12 @@ def test_subscribed_tells_when_conntrack_listens_for_events() -> None:
             proc.wait(timeout=10)
     finally:
         remove_netns(name)
+
+
+def test_listing_lines() -> None:
+    listed = (
+        "tcp      6 431999 ESTABLISHED src=198.18.0.3 dst=198.18.0.2 sport=48004 dport=8080"
+        " src=203.0.113.26 dst=198.19.123.99 sport=80 dport=48004 [ASSURED] mark=0 use=1"
+    )
+    assert parse_entry(listed) == Flow("198.18.0.3", 48004, "198.18.0.2", 8080, "203.0.113.26", 80)
+    assert parse_entry("conntrack v1.4.7 (conntrack-tools): 1 flow entries") is None

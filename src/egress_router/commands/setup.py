@@ -12,12 +12,19 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from egress_router.errors import VariableError
+
+if TYPE_CHECKING:
+    from egress_router.failover.model.settings import FailoverSettings
+    from egress_router.redirect.model.env import RouterEnv
 
 MACVLAN_HELP = (
     "Macvlan interface in the pod (env EGRESS_ROUTER_MACVLAN_INTERFACE, default macvlan0)"
@@ -67,8 +74,6 @@ def _with_destination_file(env: dict[str, str], flag: str | None) -> dict[str, s
 
     A variable is limited to 128 KiB by execve, about 6,000 lines; a file is not.
     """
-    from egress_router.errors import VariableError
-
     name = "--destination-file" if flag is not None else FILE_VARIABLE
     path = flag if flag is not None else env.get(FILE_VARIABLE)
     if not path:
@@ -100,7 +105,8 @@ def setup(
 
     Variables: EGRESS_SOURCE, EGRESS_GATEWAY, EGRESS_DESTINATION,
     EGRESS_ROUTER_MODE (legacy, init, http-proxy, dns-proxy, unit-test),
-    EGRESS_ROUTER_DEBUG. See docs/redirect.md.
+    EGRESS_ROUTER_DEBUG; EGRESS_ROUTER_FAILOVER and friends for active/standby.
+    See docs/redirect.md and docs/failover.md.
     """
     from egress_router.redirect.model.env import Mode, parse_router_env
 
@@ -112,10 +118,20 @@ def setup(
         sys.stdout.write(render_plan(env))
         return 0
 
+    from egress_router.failover.model import settings as failover_settings
+
+    failover = failover_settings.parse(variables, socket.gethostname())
+    log: Log = _debug_log if env.debug else _quiet
+    if failover is not None:
+        if env.mode is not Mode.LEGACY:
+            raise VariableError(
+                "EGRESS_ROUTER_FAILOVER", "only the legacy redirect mode fails over"
+            )
+        return _run_failover(env, failover, variables, log)
+
     from egress_router.redirect import apply
     from egress_router.runtime import logsink
 
-    log: Log = _debug_log if env.debug else _quiet
     legacy = env.mode is Mode.LEGACY  # long-running: a stalled reader must not delay a SIGTERM
     with logsink.installed() if legacy else contextlib.nullcontext():
         log(f"mode {env.mode.value}, source {env.source}, gateway {env.gateway}")
@@ -125,6 +141,31 @@ def setup(
             return _wait_for_stop(stop, lambda: apply.announce_request(env, log), log)
         apply.announce_request(env, log)
         return 0
+
+
+def _run_failover(
+    env: RouterEnv, failover: FailoverSettings, variables: dict[str, str], log: Log
+) -> int:
+    """Legacy mode with EGRESS_ROUTER_FAILOVER: standby first, active when the lease allows."""
+    from egress_router.failover.loop import Instance, open_store
+    from egress_router.runtime import metrics
+
+    failover_metrics = None
+    listen = variables.get("EGRESS_ROUTER_FAILOVER_METRICS", "").strip()
+    if listen:
+        try:
+            host, port = metrics.parse_listen(listen)
+        except ValueError as exc:
+            raise VariableError("EGRESS_ROUTER_FAILOVER_METRICS", str(exc)) from None
+        registry = metrics.new_registry()
+        failover_metrics = metrics.FailoverMetrics(registry)
+        metrics.serve(host, port, registry)
+    from egress_router.runtime import logsink
+
+    with logsink.installed():  # long-running: a stalled reader must not delay a SIGTERM
+        stop = _stop_event()
+        instance = Instance(env, failover, open_store(failover), log, failover_metrics)
+        return instance.run(stop)
 
 
 def register(app: typer.Typer) -> None:

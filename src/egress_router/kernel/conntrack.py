@@ -1,7 +1,8 @@
 """New-connection events from the kernel's connection tracking (``conntrack -E``).
 
-Owns: running ``conntrack -E -e NEW -p tcp`` in the caller's network namespace and turning its
-lines into ``Flow`` values (client, the port it dialled, where NAT sent it).
+Owns: running ``conntrack -E -e NEW -p tcp`` (events) or ``conntrack -L`` (a listing) in the
+caller's network namespace and turning its lines into ``Flow`` values (client, the port it
+dialled, where NAT sent it).
 Must not: decide what to log or filter by configuration (the caller does).
 
 Used by the DNS proxy's kernel path for ``EGRESS_DNS_PROXY_DEBUG``: the kernel forwards the
@@ -14,6 +15,7 @@ import asyncio
 import os
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -68,6 +70,40 @@ def subscribed(pid: int) -> bool:
         and f"socket:[{row[9]}]" in held
         for row in rows
     )
+
+
+def parse_entry(line: str) -> Flow | None:
+    """One ``conntrack -L`` line -> Flow (original tuple, reply source), or None."""
+    tuples = _TUPLE.findall(line)
+    if len(tuples) < 2:
+        return None
+    (src, dst, sport, dport), (rsrc, _rdst, rsport, _rdport) = tuples[0], tuples[1]
+    return Flow(src, int(sport), dst, int(dport), rsrc, int(rsport))
+
+
+LIST_TIMEOUT_S = 10.0  # a table of a million entries lists in a few seconds
+MAX_LISTED = 100_000  # entries read at most (bounds memory on a busy router)
+
+
+def entries(protocol: str = "tcp") -> list[Flow]:
+    """The connections tracked in this namespace now (``conntrack -L``); read-only."""
+    binary = shutil.which("conntrack")
+    if binary is None:
+        raise DataplaneError("conntrack not found: install the conntrack package")
+    try:
+        proc = subprocess.run(
+            [binary, "-L", "-p", protocol],
+            capture_output=True,
+            text=True,
+            timeout=LIST_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DataplaneError(f"conntrack -L failed: {exc}") from exc
+    if proc.returncode != 0:
+        raise DataplaneError(f"conntrack -L failed: {' '.join(proc.stderr.split())[:300]}")
+    flows = (parse_entry(line) for line in proc.stdout.splitlines()[:MAX_LISTED])
+    return [f for f in flows if f is not None]
 
 
 async def new_flows(ready: asyncio.Event | None = None) -> AsyncIterator[Flow]:

@@ -29,6 +29,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from egress_router.errors import DataplaneError
 
 MAIN_TABLE = 254
+IFF_UP = 0x1
+IFF_RUNNING = 0x40
 AF_INET = 2
 # The kernel answers a netlink request at once; only a lost reply (or a process stopped in a
 # debugger) takes longer. 3 s keeps an interrupted lab demo inside its 5 s exit budget.
@@ -45,6 +47,7 @@ class Link:
     mac: str | None
     up: bool
     mtu: int
+    running: bool = False  # operationally up (IFF_RUNNING): has a carrier
 
 
 @dataclass(frozen=True)
@@ -201,8 +204,9 @@ class Netlink:
             name=str(msg.get("IFLA_IFNAME")),
             kind=kind,
             mac=msg.get("IFLA_ADDRESS"),
-            up=bool(msg["flags"] & 1),
+            up=bool(msg["flags"] & IFF_UP),
             mtu=int(msg.get("IFLA_MTU") or 0),
+            running=bool(msg["flags"] & IFF_RUNNING),
         )
 
     def link(self, name: str) -> Link | None:
@@ -341,6 +345,23 @@ class Netlink:
                 )
             )
         return out
+
+    def route_to(self, dst: ipaddress.IPv4Address) -> Route | None:
+        """The route the kernel would use for ``dst`` (``ip route get``), or None if none."""
+        try:
+            msgs = self._call(f"get route to {dst}", "route", "get", dst=str(dst))
+        except DataplaneError as exc:
+            if "errno 101" in str(exc) or "errno 113" in str(exc):  # unreachable
+                return None
+            raise
+        for m in msgs:
+            gw = m.get("RTA_GATEWAY")
+            return Route(
+                dst=ipaddress.IPv4Network(f"{dst}/32"),
+                gateway=ipaddress.IPv4Address(gw) if gw else None,
+                oif=m.get("RTA_OIF"),
+            )
+        return None
 
     def _route_args(
         self,

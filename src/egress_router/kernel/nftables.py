@@ -30,6 +30,7 @@ __all__ = [
     "check",
     "delete_table",
     "list_table",
+    "list_table_text",
     "list_tables",
     "replace_table_commands",
 ]
@@ -101,6 +102,16 @@ def list_table(family: str, name: str) -> list[dict[str, Any]] | None:
         raise
     items: list[dict[str, Any]] = json.loads(out).get("nftables", [])
     return [item for item in items if "metainfo" not in item]
+
+
+def list_table_text(family: str, name: str) -> str | None:
+    """One table as ``nft list`` prints it (with counters), or None if it does not exist."""
+    try:
+        return _run(["list", "table", family, name])
+    except DataplaneError as exc:
+        if "No such file or directory" in str(exc):
+            return None
+        raise
 
 
 def list_tables() -> list[tuple[str, str]]:

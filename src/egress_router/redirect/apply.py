@@ -15,6 +15,7 @@ Order (nothing partially applied):
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -110,8 +111,22 @@ def desired_ruleset(env: RouterEnv) -> list[nftables.Command] | None:
     return redirect_rules.redirect_ruleset(env.destination, env.source_ip, env.interfaces)
 
 
-def configure(env: RouterEnv, log: Log = _quiet) -> Outcome:
-    """Bring this namespace to the state ``env`` describes; idempotent."""
+def check_ruleset(env: RouterEnv) -> None:
+    """Have the kernel check our ruleset without applying it (``nft -c``)."""
+    desired = desired_ruleset(env)
+    if desired is not None:
+        nftables.check(nftables.replace_table_commands(*TABLE) + desired)
+
+
+TABLE = redirect_rules.FAMILY, redirect_rules.TABLE
+
+
+def configure(env: RouterEnv, log: Log = _quiet, *, checked: bool = False) -> Outcome:
+    """Bring this namespace to the state ``env`` describes; idempotent.
+
+    ``checked``: the ruleset was already checked by ``check_ruleset`` (failover does so once at
+    start, so a takeover does not spend a kernel check inside its deadline).
+    """
     outcome = Outcome()
     table = redirect_rules.FAMILY, redirect_rules.TABLE
     listing = nftables.list_table(*table)
@@ -119,8 +134,9 @@ def configure(env: RouterEnv, log: Log = _quiet) -> Outcome:
     swap: list[nftables.Command] = []
     if desired is not None and not redirect_rules.is_current(desired, listing):
         swap = nftables.replace_table_commands(*table) + desired
-        log(f"checking the ruleset with the kernel ({len(swap)} commands)")
-        nftables.check(swap)
+        if not checked:
+            log(f"checking the ruleset with the kernel ({len(swap)} commands)")
+            nftables.check(swap)
     elif desired is None and listing is not None:
         swap = nftables.replace_table_commands(*table)
     with Netlink() as nl:
@@ -159,3 +175,47 @@ def announce_request(env: RouterEnv, log: Log = _quiet) -> Announce:
     except DataplaneError as exc:
         log(f"ignored: {exc}")
     return request
+
+
+def withdraw(
+    macvlan: str, address: ipaddress.IPv4Interface, log: Log = _quiet, nl: Netlink | None = None
+) -> bool:
+    """Stop answering for ``address``: delete it (its routes go with it), then our table.
+
+    The address goes first: it is what makes the kernel answer ARP for the reserved IP, and
+    the macvlan's routes are flushed with it. Idempotent; ``True`` when the address was still
+    there. Used by failover on demotion and by its guard process (which passes a netlink
+    socket it opened in advance, so a withdrawal does not wait for one).
+    """
+    own = nl is None
+    link = Netlink() if nl is None else nl
+    try:
+        present = withdraw_address(link, macvlan, address, log)
+    finally:
+        if own:
+            link.close()
+    remove_rules(log)
+    return present
+
+
+def withdraw_address(
+    nl: Netlink, macvlan: str, address: ipaddress.IPv4Interface, log: Log = _quiet
+) -> bool:
+    """Delete ``address`` from ``macvlan`` and any route left through it; ``True`` if present."""
+    present = False
+    if nl.link(macvlan) is not None and address in nl.addresses(macvlan):
+        present = True
+        log(f"address del {address} dev {macvlan}")
+        nl.delete_address(macvlan, address)
+    index = link.index if (link := nl.link(macvlan)) is not None else None
+    for route in nl.routes():
+        if index is not None and route.oif == index and route.proto != 2:
+            nl.delete_route(route)
+    return present
+
+
+def remove_rules(log: Log = _quiet) -> None:
+    """Delete our nftables table if it is there."""
+    if nftables.list_table(*TABLE) is not None:
+        log(f"deleting table {TABLE[0]} {TABLE[1]}")
+        nftables.delete_table(*TABLE)

@@ -396,3 +396,36 @@ class FirewallMetrics:
         self.queries.labels("answered" if answered else "servfail").inc()
         if hold_seconds is not None:
             self.hold.observe(hold_seconds)
+
+
+# -- failover (legacy redirect, active/standby) ------------------------------------------------
+
+
+class FailoverMetrics:
+    """Per role transition of a failover instance (never per heartbeat)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry
+        self.active = Gauge(
+            "egress_router_failover_active",
+            "1 while this instance holds the reserved address, else 0.",
+            registry=r,
+        )
+        self.transitions = Gauge(
+            "egress_router_failover_transitions",
+            "Role transitions of this instance since it started.",
+            registry=r,
+        )
+        self.last_transition = Gauge(
+            "egress_router_failover_last_transition_timestamp_seconds",
+            "Wall-clock time of this instance's last role transition.",
+            registry=r,
+        )
+        self._seen = 0
+
+    def role(self, active: bool, transitions: int) -> None:
+        self.active.set(1 if active else 0)
+        if transitions != self._seen:
+            self._seen = transitions
+            self.last_transition.set_to_current_time()
+        self.transitions.set(transitions)

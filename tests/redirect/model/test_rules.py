@@ -78,8 +78,8 @@ def test_map_lookups_are_keyed_on_their_own_protocol() -> None:
     pre = rules_of(ruleset("80 tcp 10.0.0.1"), "prerouting")
     keys = [
         (
-            r["expr"][1]["dnat"]["addr"]["map"]["key"]["payload"]["protocol"],
-            r["expr"][1]["dnat"]["addr"]["map"]["data"],
+            r["expr"][-1]["dnat"]["addr"]["map"]["key"]["payload"]["protocol"],
+            r["expr"][-1]["dnat"]["addr"]["map"]["data"],
         )
         for r in pre
     ]

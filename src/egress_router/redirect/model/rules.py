@@ -9,18 +9,19 @@ Must not: run nft (``kernel.nftables`` applies it, prefixed by its atomic table 
       map dnat_tcp_port  local port -> remote port         (same keys)
       map dnat_udp_addr, dnat_udp_port                     (the same for UDP lines)
       chain prerouting (nat, dstnat)
-        iifname <cluster> dnat ip to tcp dport map @dnat_tcp_addr : tcp dport map @dnat_tcp_port
-        iifname <cluster> dnat ip to udp dport map @dnat_udp_addr : udp dport map @dnat_udp_port
-        iifname <cluster> dnat ip to <fallback>              only with a fallback line
+        iifname <cluster> tcp dport @dnat_tcp_addr counter dnat ip to tcp dport map ...
+        iifname <cluster> udp dport @dnat_udp_addr counter dnat ip to udp dport map ...
+        iifname <cluster> counter dnat ip to <fallback>      only with a fallback line
       chain postrouting (nat, srcnat)
         oifname <macvlan> snat ip to <bare source>               comment carries the fingerprint
       chain input (filter)
         ct state established,related accept
         iifname <cluster> icmp type echo-request accept
-        iifname <cluster> meta l4proto tcp reject with tcp reset   unmapped ports fail at once,
-        iifname <cluster> reject (icmp port-unreachable)           never reach the router itself
+        iifname <cluster> meta l4proto tcp counter reject with tcp reset  unmapped ports fail
+        iifname <cluster> counter reject (icmp port-unreachable)   at once, never reach the router
 
-Two hash lookups per new connection, whatever the number of lines. The maps' keys are
+Three hash lookups per new connection (one to count only mapped ports), whatever the number
+of lines. The maps' keys are
 ``tcp dport`` / ``udp dport``: nft adds the ``meta l4proto`` dependency, so a UDP packet can
 never match the TCP maps nor the reverse. NAT happens only on a connection's first packet; the
 rest follow conntrack. (One map with ``ipv4_addr . inet_service`` data would do the same with
@@ -47,6 +48,9 @@ FAMILY = "ip"
 TABLE = "egress_router"
 _T = Table(FAMILY, TABLE)
 FINGERPRINT_PREFIX = "egress-router config "
+# Every DNAT rule and every reject counts its packets: ``egress-router diagnose`` reads them
+# (new connections redirected vs refused because their port is in no line).
+COUNTER: Command = {"counter": None}
 MAP_NAMES: dict[AnyProtocol, str] = {
     Protocol.TCP: "dnat_tcp",
     Protocol.UDP: "dnat_udp",
@@ -72,6 +76,12 @@ def _dnat_map(protocol: AnyProtocol) -> Command:
     }
 
 
+def _in_map(protocol: AnyProtocol) -> Command:
+    """``<proto> dport @<map>_addr``: only mapped ports reach the counter (and the DNAT)."""
+    key = {"payload": {"protocol": protocol.value, "field": "dport"}}
+    return {"match": {"op": "==", "left": key, "right": f"@{MAP_NAMES[protocol]}_addr"}}
+
+
 def _maps(destination: Destination, protocol: AnyProtocol) -> list[Command]:
     rules = destination.by_protocol(protocol)
     name = MAP_NAMES[protocol]
@@ -88,11 +98,16 @@ def _body(
 ) -> list[Command]:
     cluster = match_meta("iifname", ifs.cluster)
     protocols = _protocols(destination)
-    prerouting = [_T.rule("prerouting", cluster, _dnat_map(p)) for p in protocols]
+    prerouting = [
+        _T.rule("prerouting", cluster, _in_map(p), COUNTER, _dnat_map(p)) for p in protocols
+    ]
     if destination.fallback is not None:
         prerouting.append(
             _T.rule(
-                "prerouting", cluster, {"dnat": {"family": "ip", "addr": str(destination.fallback)}}
+                "prerouting",
+                cluster,
+                COUNTER,
+                {"dnat": {"family": "ip", "addr": str(destination.fallback)}},
             )
         )
     established = {
@@ -114,8 +129,16 @@ def _body(
         *prerouting,
         _T.rule("input", established, {"accept": None}),
         _T.rule("input", cluster, echo, {"accept": None}),
-        _T.rule("input", cluster, match_meta("l4proto", "tcp"), {"reject": {"type": "tcp reset"}}),
-        _T.rule("input", cluster, {"reject": {"type": "icmp", "expr": "port-unreachable"}}),
+        _T.rule(
+            "input",
+            cluster,
+            match_meta("l4proto", "tcp"),
+            COUNTER,
+            {"reject": {"type": "tcp reset"}},
+        ),
+        _T.rule(
+            "input", cluster, COUNTER, {"reject": {"type": "icmp", "expr": "port-unreachable"}}
+        ),
     ]
 
 

@@ -1,0 +1,1 @@
+"""egress-router diagnose: troubleshoot a router namespace in one command (docs/diagnose.md)."""

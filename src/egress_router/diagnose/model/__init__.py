@@ -1,0 +1,1 @@
+"""The pure part of diagnose: observations in, findings and a verdict out."""

@@ -1,0 +1,1 @@
+"""Active/standby failover of the legacy redirect router (docs/failover.md)."""

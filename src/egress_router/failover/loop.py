@@ -1,0 +1,198 @@
+"""The failover loop of one ``egress-router setup`` instance (legacy redirect mode).
+
+Owns: running the role state machine against the real world — lease reads and writes through
+the store, heartbeats, taking the address (``redirect.apply.configure``: address, routes,
+rules, gratuitous ARP at once), withdrawing it (``redirect.apply.withdraw``), keeping the guard
+process armed with the current deadline, the status line on stdout and the role metric.
+Must not: decide anything itself (``model.machine``); parse variables (``model.settings``).
+
+One thread: each step waits on the heartbeat socket for at most ``TICK_S``, so heartbeats and
+deadlines are handled within that; a lease call is bounded by the store's own timeout, and a
+call that returns after the deadline is caught by the deadline check that starts every step.
+"""
+
+from __future__ import annotations
+
+import datetime
+import select
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from egress_router.errors import EgressRouterError
+from egress_router.failover.guard import GuardHandle
+from egress_router.failover.heartbeat import Heartbeats
+from egress_router.failover.model import machine
+from egress_router.failover.model.machine import Action, Role, State
+from egress_router.failover.model.settings import Backend, FailoverSettings
+from egress_router.failover.store import FileStore, LeaseStore
+from egress_router.redirect import apply
+from egress_router.redirect.model.env import RouterEnv
+from egress_router.runtime.metrics import FailoverMetrics
+
+TICK_S = 0.02  # the longest a step waits for a heartbeat before checking deadlines
+SECOND_ARP_DELAY_S = 2.0  # the request form of the gratuitous ARP follows (as the reference)
+
+Log = Callable[[str], None]
+
+
+def _status(state: State) -> None:
+    since = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+    print(machine.status_line(state, since), flush=True)
+
+
+def open_store(settings: FailoverSettings) -> LeaseStore:
+    if settings.backend is Backend.FILE:
+        return FileStore(settings.lease_file)
+    from egress_router.failover.kube_store import KubeLeaseStore
+    from egress_router.kube.client import Kube
+
+    return KubeLeaseStore(
+        Kube(), settings.lease_namespace, settings.lease_name, settings.timing.lease_duration
+    )
+
+
+class Instance:
+    def __init__(
+        self,
+        env: RouterEnv,
+        settings: FailoverSettings,
+        store: LeaseStore,
+        log: Log,
+        metrics: FailoverMetrics | None = None,
+    ) -> None:
+        self.env = env
+        self.settings = settings
+        self.timing = settings.timing
+        self.store = store
+        self.log = log
+        self.metrics = metrics
+        self.state = State(identity=settings.identity)
+        self.heartbeats = Heartbeats(settings.heartbeat_port, settings.peers, settings.identity)
+        release = (
+            ["file", settings.lease_file]
+            if settings.backend is Backend.FILE
+            else [
+                "lease",
+                settings.lease_namespace,
+                settings.lease_name,
+                str(settings.timing.lease_duration),
+            ]
+        )
+        self.guard = GuardHandle(env.interfaces.macvlan, env.source.interface, release)
+        self.next_heartbeat = 0.0
+        self.version = ""  # the lease version of our last successful write
+        self.second_arp_at: float | None = None
+
+    def _changed(self) -> None:
+        _status(self.state)
+        if self.metrics is not None:
+            self.metrics.role(self.state.role is Role.ACTIVE, self.state.transitions)
+
+    def _withdraw(self, why: str) -> None:
+        try:
+            apply.withdraw(self.env.interfaces.macvlan, self.env.source.interface, self.log)
+        finally:
+            self.guard.disarm()
+            self.state = machine.withdrawn(self.state, why)
+            self.second_arp_at = None
+            self._changed()
+
+    def start(self) -> None:
+        """Begin as standby: whatever an earlier run of this instance left is withdrawn."""
+        apply.check_ruleset(self.env)
+        apply.withdraw(self.env.interfaces.macvlan, self.env.source.interface, self.log)
+        self._changed()
+
+    def step(self) -> None:
+        now = time.monotonic()
+        for _identity, role in self.heartbeats.drain():
+            if role == Role.ACTIVE.value:
+                self.state = machine.heard(self.state, now)
+        if now >= self.next_heartbeat:
+            self.heartbeats.send(self.state.role.value)
+            self.next_heartbeat = now + self.timing.heartbeat_interval
+        action = machine.decide(self.state, now, self.timing)
+        if action is Action.WITHDRAW:
+            self._withdraw("renew deadline passed")
+        elif action is Action.RENEW:
+            self._renew(now)
+        elif self.state.role is Role.STANDBY:
+            self._standby(now)
+        if self.second_arp_at is not None and now >= self.second_arp_at:
+            self.second_arp_at = None
+            apply.announce_request(self.env, self.log)
+
+    def _renew(self, sent: float) -> None:
+        try:
+            # a compare-and-swap on our own last version: any other write in between loses it
+            won = self.store.write(self.version, self.state.identity)
+        except EgressRouterError as exc:
+            self.log(f"lease renewal failed: {exc}")
+            self.state = machine.renew_failed(self.state, sent)
+            return
+        if won is None:
+            self._withdraw("lease taken by another instance")
+            return
+        self.version = won
+        self.state = machine.renewed(self.state, sent, self.timing)
+        if time.monotonic() < self.state.valid_until:
+            self.guard.arm(self.state.valid_until, won)
+
+    def _standby(self, now: float) -> None:
+        try:
+            record = self.store.read()
+        except EgressRouterError as exc:
+            self.log(f"lease read failed: {exc}")
+            return
+        self.state = machine.observe(self.state, record, now)
+        if machine.decide(self.state, now, self.timing) is not Action.ACQUIRE:
+            return
+        why = machine.takeover_reason(self.state, now)
+        sent = time.monotonic()
+        try:
+            won = self.store.write(self.state.seen_version or "", self.state.identity)
+        except EgressRouterError as exc:
+            self.log(f"lease write failed: {exc}")
+            return
+        if won is None:
+            self.state = machine.acquire_failed(self.state, time.monotonic())
+            return
+        self.version = won
+        self.state = machine.acquired(self.state, sent, self.timing, why)
+        if time.monotonic() >= self.state.valid_until:
+            self._withdraw("lease won too late")
+            return
+        self.guard.arm(self.state.valid_until, won)
+        apply.configure(self.env, self.log, checked=True)  # address, routes, rules, ARP
+        self.heartbeats.send(Role.ACTIVE.value)
+        self.log(f"took over in {time.monotonic() - sent:.3f}s after the lease write")
+        self.second_arp_at = time.monotonic() + SECOND_ARP_DELAY_S
+        self._changed()
+
+    def run(self, stop: threading.Event) -> int:
+        self.start()
+        try:
+            while not stop.is_set():
+                try:
+                    self.step()
+                except EgressRouterError as exc:
+                    print(f"egress-router: failover: {exc}", file=sys.stderr, flush=True)
+                    if self.state.role is Role.ACTIVE:
+                        self._withdraw(f"error: {exc}")
+                select.select([self.heartbeats], [], [], TICK_S)
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        """Clean stop (SIGTERM): withdraw, then release the lease so a standby takes at once."""
+        if self.state.role is Role.ACTIVE:
+            self._withdraw("stopping")
+            try:
+                self.store.write(self.version, "")
+            except EgressRouterError as exc:
+                self.log(f"lease release failed: {exc}")
+        self.guard.close()
+        self.heartbeats.close()

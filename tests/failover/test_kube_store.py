@@ -1,0 +1,42 @@
+"""The Lease backend against a real kube-apiserver: compare-and-swap, holder visible, release."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from egress_router.failover.kube_store import KubeLeaseStore
+from egress_router.kube.client import Kube
+
+
+@pytest.fixture
+def kube(control_plane: Any) -> Iterator[Kube]:
+    client = Kube(str(control_plane.kubeconfig("admin")))
+    yield client
+    client.close()
+
+
+def test_lease_compare_and_swap(kube: Kube, kube_namespace: str) -> None:
+    a = KubeLeaseStore(kube, kube_namespace, "egress-router", 0.65)
+    b = KubeLeaseStore(kube, kube_namespace, "egress-router", 0.65)
+    assert a.read() is None
+    first = a.write("", "router-a")
+    assert first is not None
+    assert b.write("", "router-b") is None  # it exists now: the create loses
+    record = b.read()
+    assert record is not None and (record.holder, record.version) == ("router-a", first)
+    renewed = a.write(first, "router-a")
+    assert renewed is not None and renewed != first
+    assert b.write(first, "router-b") is None  # a stale version loses (409 Conflict)
+    released = a.write(renewed, "")
+    assert released is not None
+    taken = b.write(released, "router-b")
+    assert taken is not None
+    lease = kube.read_lease(kube_namespace, "egress-router")
+    assert lease is not None and (lease.holder, lease.transitions) == ("router-b", 1)
+    raw = kube.get("coordination.k8s.io/v1", "Lease", kube_namespace, "egress-router")
+    assert raw is not None
+    assert raw["spec"]["holderIdentity"] == "router-b"  # what `kubectl get lease` shows
+    assert raw["spec"]["leaseDurationSeconds"] == 1
