@@ -84,9 +84,9 @@ def test_unresolvable_name_refuses_then_recovers(net: Lab, forwarding: str) -> N
 
     assert curl(net, 80).returncode == 0  # the other destination works meanwhile
     started = time.monotonic()
-    refused = curl(net, 81)
+    refused = curl(net, 81, timeout=20)
     assert refused.returncode == 7, refused.stderr  # connection refused, at once
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # far below a dropped SYN's 20 s, room for load
     assert "cannot resolve late.example" in proxy.output() or "late.example has no" in (
         proxy.output()
     )

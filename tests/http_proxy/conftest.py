@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +71,7 @@ class ProxyLab:
         proc = self.lab.spawn(
             "router", [EGRESS_ROUTER, "http-proxy"], name=f"proxy{port}", env=full
         )
-        if not procs.wait_for(lambda: "listening on" in proc.output() or not proc.alive(), 10):
+        if not procs.wait_for(lambda: "listening on" in proc.output() or not proc.alive(), 30):
             raise AssertionError(proc.output())
         assert proc.alive(), proc.output()
         self.proxies[port] = proc
@@ -129,7 +128,10 @@ def plab() -> Iterator[ProxyLab]:
         dns.use_from("router", "client")
         env = ProxyLab(lab, nginx, dns)
         env.start_proxy(8080, HTTP_PROXY)
-        time.sleep(0.3)
+        for port in (8000, 443):  # the origin and the TLS server: listening, not just started
+            listening = ["ss", "-Hltn", "sport", str(port)]
+            if not procs.wait_for(lambda a=listening: lab.exec("web", a, check=True).stdout, 30):
+                raise AssertionError(f"nothing listens on port {port} in the web pod")
         yield env
         for proc in env.proxies.values():
             proc.stop(signal.SIGTERM)

@@ -3,6 +3,8 @@ proxy from the client pod, /metrics fetched with curl inside the router pod."""
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 import signal
 
@@ -32,6 +34,9 @@ def scrape(plab: ProxyLab) -> str:
 
 
 def test_counters_move_with_allowed_and_denied_requests(plab: ProxyLab) -> None:
+    # /tmp is shared with every process on the machine (other proxies make such directories
+    # too): only the directory that appeared with this proxy is its own.
+    earlier = set(glob.glob("/tmp/egress-router-metrics-*"))
     proc = plab.start_proxy(
         PORT,
         "!*.example.com\n*\n",
@@ -53,7 +58,20 @@ def test_counters_move_with_allowed_and_denied_requests(plab: ProxyLab) -> None:
     assert denied.stdout == "403"
     tunnel = plab.curl("-k", "-o", "/dev/null", "https://web.test/", port=PORT)
     assert tunnel.returncode == 0, tunnel.stderr
-    text = scrape(plab)
+    # A worker records an exchange just after its last byte (a tunnel: once both sides closed),
+    # so curl can be done before the counters move: scrape until every exchange is in.
+    texts = [scrape(plab)]
+
+    def recorded() -> bool:
+        texts.append(scrape(plab))
+        kind = "egress_router_http_request_duration_seconds_count"
+        return (
+            sample(texts[-1], kind, kind="request") >= 4
+            and sample(texts[-1], "egress_router_http_requests_total", method="CONNECT") >= 1
+        )
+
+    procs.wait_for(recorded, 20, interval=0.2)
+    text = texts[-1]
     allowed = sample(
         text, "egress_router_http_requests_total", method="GET", status="200", rule="rule 2: *"
     )
@@ -68,11 +86,13 @@ def test_counters_move_with_allowed_and_denied_requests(plab: ProxyLab) -> None:
     assert count == 4
     assert "egress_router_http_client_connections" in text
     assert "egress_router_http_tunnels_open" in text
+    ours = set(glob.glob("/tmp/egress-router-metrics-*")) - earlier
+    assert ours  # multi-process mode: a private directory while running
     proc.stop(signal.SIGTERM)
     plab.proxies.pop(PORT)
     # the supervisor removed its private directory
     assert procs.wait_for(lambda: not proc.alive(), 10)
-    assert "egress-router-metrics-" not in plab.lab.exec("router", ["ls", "/tmp"]).stdout
+    assert not any(os.path.exists(path) for path in ours), ours
 
 
 def test_metrics_off_by_default(plab: ProxyLab) -> None:

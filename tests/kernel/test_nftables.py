@@ -23,11 +23,13 @@ cmds = nftables.replace_table_commands("ip", "er_sig") + [
     {"add": {"table": {"family": "ip", "name": "er_sig"}}}
 ]
 failures = 0
+# Installed before forking, so each child has it from its first instruction: one installed in
+# the child after setsid() left a window in which a slow child died of the signal itself.
+signal.signal(signal.SIGTERM, lambda *a: None)
 for trial in range(int(sys.argv[1])):
     pid = os.fork()
     if pid == 0:
         os.setsid()
-        signal.signal(signal.SIGTERM, lambda *a: None)
         code = 0
         for _ in range(3):
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from egress_router.lab.topology import Lab
@@ -18,9 +19,28 @@ WEB_LISTEN = [
 UDP_ECHO_PORT = 5353
 
 
-def snapshot(lab: Lab, role: str = "router") -> dict[str, Any]:
-    """Addresses, routes (all tables), the whole nftables ruleset and ip_forward of a pod."""
+SETTLE_SECONDS = 20.0  # generous: the kernel's deferred work runs late on a loaded machine
 
+
+def snapshot(lab: Lab, role: str = "router") -> dict[str, Any]:
+    """Addresses, routes (all tables), the whole nftables ruleset and ip_forward of a pod.
+
+    Taken once the kernel finished what it does on its own after a link comes up (operstate
+    from the link-watch work queue, then the IPv6 link-local address with its local, prefix and
+    multicast routes): two snapshots compared byte for byte must differ only by what a command
+    changed, never by when they were taken."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    current = _read(lab, role)
+    while True:
+        time.sleep(0.1)
+        previous, current = current, _read(lab, role)
+        if (current == previous and _settled(current["addresses"])) or (
+            time.monotonic() > deadline  # then the comparison shows what still moved
+        ):
+            return current
+
+
+def _read(lab: Lab, role: str) -> dict[str, Any]:
     def run_json(argv: list[str]) -> Any:
         return json.loads(lab.exec(role, argv, check=True).stdout or "null")
 
@@ -30,6 +50,26 @@ def snapshot(lab: Lab, role: str = "router") -> dict[str, Any]:
         "ruleset": run_json(["nft", "-j", "list", "ruleset"]),
         "ip_forward": lab.exec(role, ["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout,
     }
+
+
+def _settled(links: list[dict[str, Any]]) -> bool:
+    """Every link that is up with a carrier shows operstate UP and a final link-local address."""
+    for link in links:
+        flags = link.get("flags", [])
+        if "LOOPBACK" in flags or "UP" not in flags or "LOWER_UP" not in flags:
+            continue
+        if link.get("operstate") != "UP":
+            return False
+        final = [
+            a
+            for a in link.get("addr_info", [])
+            if a.get("family") == "inet6"
+            and str(a.get("local", "")).startswith("fe80:")
+            and not a.get("tentative")
+        ]
+        if not final:
+            return False
+    return True
 
 
 def curl(lab: Lab, url: str, role: str = "client", timeout: float = 3.0) -> tuple[int, str, str]:

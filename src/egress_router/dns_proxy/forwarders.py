@@ -53,9 +53,13 @@ class KernelForwarder:
 
     async def start(self, current: Current) -> None:
         await asyncio.to_thread(sysctl.write, "net.ipv4.ip_forward", "1")
+        if self.settings.debug:  # listening before forwarding starts: no connection unlogged
+            subscribed = asyncio.Event()
+            self._watch = asyncio.get_running_loop().create_task(self._log_flows(subscribed))
+            waiting = asyncio.ensure_future(subscribed.wait())
+            await asyncio.wait([waiting, self._watch], return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
         await asyncio.to_thread(nftables.apply, self._plan(current))
-        if self.settings.debug:
-            self._watch = asyncio.get_running_loop().create_task(self._log_flows())
 
     async def update(self, current: Current) -> None:
         await asyncio.to_thread(nftables.apply, self._plan(current))
@@ -67,9 +71,9 @@ class KernelForwarder:
                 await self._watch
         await asyncio.to_thread(nftables.apply, dns_nft.plan_delete())
 
-    async def _log_flows(self) -> None:
+    async def _log_flows(self, subscribed: asyncio.Event) -> None:
         try:
-            async for flow in conntrack.new_flows():
+            async for flow in conntrack.new_flows(subscribed):
                 host = self._names.get(flow.local_port)
                 if host is None or flow.destination == flow.local:
                     continue  # not one of our ports, or not DNATed (refused)

@@ -12,9 +12,11 @@ bytes, and this is how user space still learns about each connection.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -44,6 +46,30 @@ def parse_event(line: str) -> Flow | None:
         return None
     (src, dst, sport, dport), (rsrc, _rdst, rsport, _rdport) = tuples[0], tuples[1]
     return Flow(src, int(sport), dst, int(dport), rsrc, int(rsport))
+
+
+NETLINK_NETFILTER = 12  # the netlink protocol conntrack events come on
+SUBSCRIBE_TIMEOUT_S = 10.0  # conntrack starts in milliseconds; slack for a loaded machine
+
+
+def subscribed(pid: int) -> bool:
+    """Whether process ``pid`` holds a netfilter netlink socket joined to an event group.
+
+    Read from ``/proc/PID/net/netlink`` (its namespace's sockets: Eth, Groups and Inode
+    columns) and its descriptors: the moment ``conntrack -E`` can no longer miss an event."""
+    try:
+        held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        with open(f"/proc/{pid}/net/netlink", encoding="ascii") as table:
+            rows = [line.split() for line in table.readlines()[1:]]
+    except OSError:
+        return False
+    return any(
+        len(row) >= 10
+        and row[1] == str(NETLINK_NETFILTER)
+        and int(row[3], 16) != 0
+        and f"socket:[{row[9]}]" in held
+        for row in rows
+    )
 
 
 def parse_entry(line: str) -> Flow | None:
@@ -80,8 +106,11 @@ def entries(protocol: str = "tcp") -> list[Flow]:
     return [f for f in flows if f is not None]
 
 
-async def new_flows() -> AsyncIterator[Flow]:
-    """Yield every new TCP connection tracked in this namespace until cancelled."""
+async def new_flows(ready: asyncio.Event | None = None) -> AsyncIterator[Flow]:
+    """Yield every new TCP connection tracked in this namespace until cancelled.
+
+    ``ready`` is set once ``conntrack -E`` is subscribed (every connection from then on is
+    seen), or after ``SUBSCRIBE_TIMEOUT_S`` if that cannot be told."""
     binary = shutil.which("conntrack")
     if binary is None:
         raise DataplaneError("conntrack not found: install the conntrack package")
@@ -97,6 +126,13 @@ async def new_flows() -> AsyncIterator[Flow]:
         raise DataplaneError(f"cannot run conntrack: {exc}") from exc
     assert proc.stdout is not None
     try:
+        if ready is not None:
+            deadline = time.monotonic() + SUBSCRIBE_TIMEOUT_S
+            while not subscribed(proc.pid) and time.monotonic() < deadline:
+                if proc.returncode is not None:
+                    break
+                await asyncio.sleep(0.02)
+            ready.set()
         while True:
             raw = await proc.stdout.readline()
             if not raw:

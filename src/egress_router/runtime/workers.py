@@ -1,9 +1,10 @@
 """Worker processes for the user-space proxies: fork, forward signals, reap, report one status.
 
 Owns: forking N workers that each run ``work(index)``, forwarding SIGTERM/SIGINT to them,
-running ``after_fork`` in the parent once they exist (e.g. the metrics endpoint: a thread the
-workers must not inherit), stopping the others when one dies unexpectedly (the pod restarts us
-whole), and turning the workers' exit statuses into ours.
+running ``after_fork`` in the parent once they exist and before they start working (e.g. the
+metrics endpoint: a thread the workers must not inherit, listening before any worker says it is
+ready), stopping the others when one dies unexpectedly (the pod restarts us whole), and turning
+the workers' exit statuses into ours.
 Must not: know what the workers do (the HTTP proxy and the TCP relay both use it).
 """
 
@@ -25,10 +26,18 @@ def _exit_code(exc: BaseException) -> int:
     return code if isinstance(code, int) and code > 0 else 1
 
 
-def _child(index: int, work: Work, name: str) -> None:
-    """Run one worker and leave the process; never returns into the parent's code."""
+def _child(index: int, work: Work, name: str, gate: int | None) -> None:
+    """Run one worker and leave the process; never returns into the parent's code.
+
+    ``gate``: a pipe's read end; the worker starts only once the parent wrote to it (its
+    ``after_fork`` finished, so nothing a worker announces precedes e.g. /metrics listening)."""
     code = 0
     try:
+        if gate is not None:
+            go = os.read(gate, 1)
+            os.close(gate)
+            if not go:  # the parent failed in after_fork: it reports why
+                os._exit(1)
         work(index)
     except BaseException as exc:  # one line, as the CLI would print it
         logsink.stderr().line(f"egress-router: {name} worker {index} failed: {exc}")
@@ -53,11 +62,16 @@ def supervise(
     sys.stdout.flush()
     sys.stderr.flush()
     children: list[int] = []
+    gate, opened = os.pipe() if after_fork is not None else (None, None)
     for index in range(workers):
         pid = os.fork()
         if pid == 0:
-            _child(index, work, name)
+            if opened is not None:
+                os.close(opened)
+            _child(index, work, name, gate)
         children.append(pid)
+    if gate is not None:
+        os.close(gate)
 
     stopping = False
 
@@ -70,15 +84,19 @@ def supervise(
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    if after_fork is not None:
+    if after_fork is not None and opened is not None:
         try:
             after_fork()
         except BaseException:
+            os.close(opened)  # the workers read end-of-file and leave without working
             forward(signal.SIGTERM, None)
             for child in children:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(child, 0)
             raise
+        with contextlib.suppress(BrokenPipeError):  # every worker already stopped by a signal
+            os.write(opened, b"g" * len(children))
+        os.close(opened)
     status = 0
     remaining = set(children)
     while remaining:

@@ -1,0 +1,47 @@
+"""The worker supervisor: workers start only after the parent's ``after_fork`` finished."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from egress_router.runtime.workers import supervise
+
+
+@pytest.fixture(autouse=True)
+def _keep_handlers() -> Iterator[None]:
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_workers_start_after_after_fork_returned(tmp_path: Path) -> None:
+    ready = tmp_path / "metrics-listening"
+
+    def after_fork() -> None:
+        time.sleep(0.3)  # a slow start of the parent's endpoint
+        ready.write_text("yes")
+
+    def work(index: int) -> None:
+        (tmp_path / f"worker{index}").write_text("saw ready" if ready.exists() else "too early")
+
+    status = supervise(2, work, name="test", after_fork=after_fork)
+    assert status == 1  # the workers ended on their own, not on a signal
+    assert [(tmp_path / f"worker{i}").read_text() for i in range(2)] == ["saw ready"] * 2
+
+
+def test_a_failing_after_fork_stops_workers_before_they_work(tmp_path: Path) -> None:
+    def after_fork() -> None:
+        raise OSError("cannot serve metrics")
+
+    def work(index: int) -> None:
+        (tmp_path / f"worker{index}").write_text("worked")
+
+    with pytest.raises(OSError, match="cannot serve metrics"):
+        supervise(2, work, name="test", after_fork=after_fork)
+    assert list(tmp_path.iterdir()) == []
