@@ -1,8 +1,8 @@
 """CLI front end for ``egress-router setup``: the router image's entry point.
 
 Owns: reading the environment, the interface-name flags, dispatching on EGRESS_ROUTER_MODE
-(legacy waits for SIGTERM/SIGINT, init and the proxy modes exit, unit-test prints the plan)
-and the debug log on stderr.
+(legacy stays up and reloads, see ``redirect.legacy``; init and the proxy modes exit;
+unit-test prints the plan) and the debug log on stderr.
 Must not: parse variables or plan (``redirect.model``), or talk to the kernel directly
 (``redirect.apply``).
 """
@@ -24,9 +24,11 @@ MACVLAN_HELP = (
 )
 CLUSTER_HELP = "Cluster-side interface (env EGRESS_ROUTER_CLUSTER_INTERFACE, default eth0)"
 FILE_VARIABLE = "EGRESS_DESTINATION_FILE"
-FILE_HELP = "Read EGRESS_DESTINATION from this file (env EGRESS_DESTINATION_FILE)"
+FILE_HELP = (
+    "Read EGRESS_DESTINATION from this file (env EGRESS_DESTINATION_FILE); "
+    "legacy mode reloads it when it changes"
+)
 MAX_DESTINATION_BYTES = 16 * 1024 * 1024  # ~700,000 lines; bounds memory on a wrong path
-SECOND_ARP_DELAY_S = 2.0  # as the reference: the request form follows the reply after 2 s
 
 
 Log = Callable[[str], None]
@@ -40,26 +42,21 @@ def _debug_log(line: str) -> None:
     print(f"egress-router: debug: {line}", file=sys.stderr, flush=True)
 
 
-def _stop_event() -> threading.Event:
-    """An event set by SIGTERM or SIGINT (installed before configuring, so none is lost)."""
-    stop = threading.Event()
+def _signals() -> tuple[threading.Event, threading.Event]:
+    """Events set by SIGTERM/SIGINT (stop) and SIGHUP (reload), installed before configuring
+    so none is lost."""
+    stop, hup = threading.Event(), threading.Event()
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def on_stop(signum: int, _frame: object) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    return stop
+    def on_hup(signum: int, _frame: object) -> None:
+        hup.set()
 
-
-def _wait_for_stop(stop: threading.Event, second_arp: Callable[[], object], log: Log) -> int:
-    """Legacy mode: block until SIGTERM or SIGINT, then exit 0 (nothing is undone)."""
-    if not stop.wait(SECOND_ARP_DELAY_S):
-        second_arp()
-    while not stop.wait(3600.0):
-        pass
-    log("stopping on signal")
-    return 0
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    return stop, hup
 
 
 def _with_destination_file(env: dict[str, str], flag: str | None) -> dict[str, str]:
@@ -102,10 +99,13 @@ def setup(
     EGRESS_ROUTER_MODE (legacy, init, http-proxy, dns-proxy, unit-test),
     EGRESS_ROUTER_DEBUG. See docs/redirect.md.
     """
-    from egress_router.redirect.model.env import Mode, parse_router_env
+    from egress_router.redirect.model.env import Mode, RouterEnv, parse_router_env
 
-    variables = _with_destination_file(dict(os.environ), destination_file)
-    env = parse_router_env(variables, macvlan=macvlan_interface, cluster=cluster_interface)
+    def reparse() -> RouterEnv:
+        variables = _with_destination_file(dict(os.environ), destination_file)
+        return parse_router_env(variables, macvlan=macvlan_interface, cluster=cluster_interface)
+
+    env = reparse()
     if env.mode is Mode.UNIT_TEST:
         from egress_router.redirect.report import render_plan
 
@@ -119,12 +119,17 @@ def setup(
     legacy = env.mode is Mode.LEGACY  # long-running: a stalled reader must not delay a SIGTERM
     with logsink.installed() if legacy else contextlib.nullcontext():
         log(f"mode {env.mode.value}, source {env.source}, gateway {env.gateway}")
-        stop = _stop_event() if legacy else None
+        if not legacy:
+            apply.configure(env, log)
+            apply.announce_request(env, log)
+            return 0
+        from egress_router.redirect import legacy as legacy_mode
+
+        stop, hup = _signals()
         apply.configure(env, log)
-        if stop is not None:
-            return _wait_for_stop(stop, lambda: apply.announce_request(env, log), log)
-        apply.announce_request(env, log)
-        return 0
+        router = legacy_mode.LegacyRouter(env, reparse, log)
+        watched = destination_file or os.environ.get(FILE_VARIABLE) or None
+        return legacy_mode.run(router, stop, hup, watched)
 
 
 def register(app: typer.Typer) -> None:
