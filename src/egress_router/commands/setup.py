@@ -28,7 +28,6 @@ FILE_HELP = (
     "Read EGRESS_DESTINATION from this file (env EGRESS_DESTINATION_FILE); "
     "legacy mode reloads it when it changes"
 )
-MAX_DESTINATION_BYTES = 16 * 1024 * 1024  # ~700,000 lines; bounds memory on a wrong path
 
 
 Log = Callable[[str], None]
@@ -59,29 +58,6 @@ def _signals() -> tuple[threading.Event, threading.Event]:
     return stop, hup
 
 
-def _with_destination_file(env: dict[str, str], flag: str | None) -> dict[str, str]:
-    """EGRESS_DESTINATION read from a file (a ConfigMap mounted as a volume), if one is named.
-
-    A variable is limited to 128 KiB by execve, about 6,000 lines; a file is not.
-    """
-    from egress_router.errors import VariableError
-
-    name = "--destination-file" if flag is not None else FILE_VARIABLE
-    path = flag if flag is not None else env.get(FILE_VARIABLE)
-    if not path:
-        return env
-    if env.get("EGRESS_DESTINATION"):
-        raise VariableError(name, "give either EGRESS_DESTINATION or a destination file, not both")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            env["EGRESS_DESTINATION"] = handle.read(MAX_DESTINATION_BYTES + 1)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise VariableError(name, f"cannot read {path}: {exc}") from None
-    if len(env["EGRESS_DESTINATION"]) > MAX_DESTINATION_BYTES:
-        raise VariableError(name, f"{path} is larger than {MAX_DESTINATION_BYTES} bytes")
-    return env
-
-
 def setup(
     macvlan_interface: Annotated[
         str | None, typer.Option("--macvlan-interface", help=MACVLAN_HELP)
@@ -100,9 +76,12 @@ def setup(
     EGRESS_ROUTER_DEBUG. See docs/redirect.md.
     """
     from egress_router.redirect.model.env import Mode, RouterEnv, parse_router_env
+    from egress_router.runtime.reload import with_variable_file
 
     def reparse() -> RouterEnv:
-        variables = _with_destination_file(dict(os.environ), destination_file)
+        variables = with_variable_file(
+            os.environ, "EGRESS_DESTINATION", FILE_VARIABLE, destination_file, "--destination-file"
+        )
         return parse_router_env(variables, macvlan=macvlan_interface, cluster=cluster_interface)
 
     env = reparse()

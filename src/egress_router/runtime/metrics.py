@@ -261,6 +261,13 @@ class DnsProxyMetrics:
             ["outcome"],
             registry=r,
         )
+        self.reloads = Counter(
+            "egress_router_dns_proxy_reloads",
+            "Configuration reloads (SIGHUP or a changed destination file), by result "
+            "(ok, failed: refused, the previous configuration stays).",
+            ["result"],
+            registry=r,
+        )
         self.relay_connections = Counter(
             "egress_router_dns_proxy_relay_connections",
             "Relay path: client connections accepted.",
@@ -307,6 +314,9 @@ class DnsProxyMetrics:
 
     def update(self, ok: bool) -> None:
         self.updates.labels("ok" if ok else "failed").inc()
+
+    def reload(self, ok: bool) -> None:
+        self.reloads.labels("ok" if ok else "failed").inc()
 
     # The relay reports each side once, when it closes (bytes read from the socket's TCP_INFO).
 

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from egress_router.errors import VariableError
+
 POLL_INTERVAL_S = 1.0  # how often a watched file is checked: a change applies within ~1 s
+MAX_FILE_BYTES = 16 * 1024 * 1024  # ~700,000 destination lines; bounds memory on a wrong path
 
 Signature = tuple[int, int, int, int] | None  # st_dev, st_ino, st_size, st_mtime_ns; None: gone
 
@@ -68,3 +72,31 @@ class ReloadCounts:
         else:
             self.failed += 1
             self.last_error = error
+
+
+def with_variable_file(
+    env: Mapping[str, str],
+    variable: str,
+    file_variable: str,
+    flag: str | None = None,
+    flag_name: str = "",
+) -> dict[str, str]:
+    """``env`` with ``variable`` read from the file named by ``flag`` or ``file_variable`` (a
+    ConfigMap mounted as a volume), if one is named. A variable is limited to 128 KiB by
+    execve, about 6,000 lines; a file to ``MAX_FILE_BYTES``. Giving both is an error."""
+    out = dict(env)
+    name = flag_name if flag is not None else file_variable
+    path = flag if flag is not None else out.get(file_variable)
+    if not path:
+        return out
+    if out.get(variable):
+        raise VariableError(name, f"give either {variable} or a destination file, not both")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read(MAX_FILE_BYTES + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VariableError(name, f"cannot read {path}: {exc}") from None
+    if len(text) > MAX_FILE_BYTES:
+        raise VariableError(name, f"{path} is larger than {MAX_FILE_BYTES} bytes")
+    out[variable] = text
+    return out
