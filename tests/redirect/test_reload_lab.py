@@ -131,3 +131,30 @@ def test_bad_file_is_refused_and_the_ruleset_stays(
         "egress-router: reload refused, keeping the previous configuration: EGRESS_DESTINATION"
     ), refused
     assert "line 2" in refused[0]
+
+
+def test_health_endpoints_answer_through_a_fallback_redirect(lab: Lab) -> None:
+    """The probes' port is exempt from the redirect (a fallback would DNAT every port)."""
+    Nginx(lab, "web", WEB_LISTEN).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EGRESS_")}
+    env |= {
+        "EGRESS_SOURCE": LAB_SOURCE,
+        "EGRESS_GATEWAY": LAB_GATEWAY,
+        "EGRESS_DESTINATION": "203.0.113.25",
+        "EGRESS_ROUTER_HEALTH_PORT": "8081",
+    }
+    argv = ["ip", "netns", "exec", lab.ns("router"), EGRESS_ROUTER, "setup"]
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lab, "203.0.113.25:80 198.19.123.99")
+        assert curl(lab, f"http://{ROUTER_IP}:8081/healthz")[1] == "ok"
+        status, body, _ = curl(lab, f"http://{ROUTER_IP}:8081/readyz")
+        assert status == 0 and body.splitlines() == ["ready", "reloads ok 0 failed 0"]
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "reloads ok 1" not in curl(lab, f"http://{ROUTER_IP}:8081/readyz")[1]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0

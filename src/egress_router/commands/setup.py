@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -29,6 +29,10 @@ FILE_HELP = (
     "legacy mode reloads it when it changes"
 )
 
+
+if TYPE_CHECKING:
+    from egress_router.redirect.model.env import RouterEnv
+    from egress_router.runtime.health import Health
 
 Log = Callable[[str], None]
 
@@ -58,6 +62,17 @@ def _signals() -> tuple[threading.Event, threading.Event]:
     return stop, hup
 
 
+def _health(env: RouterEnv) -> Health | None:
+    """Serve the probes (alive, not ready) before configuring, if EGRESS_ROUTER_HEALTH_PORT."""
+    if env.health is None:
+        return None
+    from egress_router.runtime.health import Health, serve
+
+    health = Health()
+    serve(*env.health, health)
+    return health
+
+
 def setup(
     macvlan_interface: Annotated[
         str | None, typer.Option("--macvlan-interface", help=MACVLAN_HELP)
@@ -73,9 +88,10 @@ def setup(
 
     Variables: EGRESS_SOURCE, EGRESS_GATEWAY, EGRESS_DESTINATION,
     EGRESS_ROUTER_MODE (legacy, init, http-proxy, dns-proxy, unit-test),
-    EGRESS_ROUTER_DEBUG. See docs/redirect.md.
+    EGRESS_ROUTER_DEBUG, EGRESS_ROUTER_HEALTH_PORT (legacy: /healthz, /readyz).
+    Legacy mode reloads on SIGHUP or a changed destination file. See docs/redirect.md.
     """
-    from egress_router.redirect.model.env import Mode, RouterEnv, parse_router_env
+    from egress_router.redirect.model.env import Mode, parse_router_env
     from egress_router.runtime.reload import with_variable_file
 
     def reparse() -> RouterEnv:
@@ -103,10 +119,15 @@ def setup(
             apply.announce_request(env, log)
             return 0
         from egress_router.redirect import legacy as legacy_mode
+        from egress_router.runtime.health import State as health_state
 
         stop, hup = _signals()
+        health = _health(env)
         apply.configure(env, log)
         router = legacy_mode.LegacyRouter(env, reparse, log)
+        if health is not None:
+            health.counts = router.counts
+            health.set_state(health_state.READY)
         watched = destination_file or os.environ.get(FILE_VARIABLE) or None
         return legacy_mode.run(router, stop, hup, watched)
 
