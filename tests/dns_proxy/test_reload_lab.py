@@ -102,3 +102,27 @@ def test_sighup_rereads_the_file(lab: Lab, tmp_path: Path, forwarding: str) -> N
     os.kill(proxy.pid, signal.SIGHUP)  # the main process only, as `kill -HUP 1` in a pod
     assert eventually(lambda: server_of(lab, 8080) == S27, 10), proxy.output()
     assert proxy.alive()
+
+
+@pytest.mark.parametrize("forwarding", ["kernel", "relay"])
+def test_health_endpoints(lab: Lab, forwarding: str) -> None:
+    router_network(lab)
+    web(lab, S25)
+    extra = {"EGRESS_ROUTER_HEALTH_PORT": "8081", **EXTRA}
+    proxy = start_proxy(lab, FIRST, forwarding=forwarding, debug=False, extra=extra)
+    assert curl(lab, 8081, "/healthz").stdout == "ok\n"
+
+    def ready() -> bool:
+        return bool(curl(lab, 8081, "/readyz").stdout == "ready\n")
+
+    assert eventually(ready, 20), (curl(lab, 8081, "/readyz").stdout, proxy.output())
+    assert server_of(lab, 8080) == S25
+
+
+def test_health_port_must_not_be_a_destination_port(lab: Lab) -> None:
+    from tests.conftest import cli
+
+    env = {"EGRESS_DNS_PROXY_DESTINATION": FIRST, "EGRESS_ROUTER_HEALTH_PORT": "8080"}
+    result = cli("dns-proxy", env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("egress-router: EGRESS_ROUTER_HEALTH_PORT"), result.stderr

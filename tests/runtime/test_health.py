@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from egress_router.common.values import parse_health
-from egress_router.runtime.health import Health, State, serve
+from egress_router.runtime.health import Health, State, serve_health
 from egress_router.runtime.reload import ReloadCounts
 
 
@@ -32,7 +32,7 @@ def get(port: int, path: str) -> tuple[int, str]:
 def test_states_on_the_wire() -> None:
     health = Health(ReloadCounts())
     port = free_port()
-    server = serve("127.0.0.1", port, health)
+    server = serve_health("127.0.0.1", port, health)
     try:
         assert get(port, "/healthz") == (200, "ok\n")
         assert get(port, "/readyz") == (503, "starting\nreloads ok 0 failed 0\n")

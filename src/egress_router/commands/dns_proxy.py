@@ -63,7 +63,17 @@ def register(app: typer.Typer) -> None:
         if settings.unit_test:
             typer.echo(render_plan(settings), nl=False)
             return 0
+        from egress_router.common.values import HEALTH_VARIABLE, parse_health
         from egress_router.dns_proxy.main import Reload, run
 
+        health_text = os.environ.get(HEALTH_VARIABLE)
+        try:
+            health = parse_health(health_text)
+        except ValueError as exc:
+            raise VariableError(HEALTH_VARIABLE, str(exc), text=health_text or "") from None
+        if health is not None and health[1] in {d.local_port for d in settings.destinations}:
+            raise VariableError(
+                HEALTH_VARIABLE, f"port {health[1]} is also a destination's local port"
+            )
         watched = destination_file or os.environ.get(FILE_VARIABLE) or None
-        return run(settings, listen, Reload(reparse, watched))
+        return run(settings, listen, Reload(reparse, watched), health)

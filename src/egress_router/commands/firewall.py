@@ -164,6 +164,14 @@ def run(
             help="Serve Prometheus /metrics here [off].",
         ),
     ] = None,
+    health: Annotated[
+        str | None,
+        typer.Option(
+            metavar="[ADDR:]PORT",
+            envvar="EGRESS_ROUTER_HEALTH_PORT",
+            help="Serve /healthz and /readyz here [off].",
+        ),
+    ] = None,
 ) -> int:
     """Apply, then keep DNS-named rules current and reload on file change or SIGHUP."""
     import asyncio
@@ -191,6 +199,12 @@ def run(
             metrics_listen = parse_listen(metrics)
         except ValueError as exc:
             raise VariableError("--metrics", str(exc), text=metrics) from None
+    from egress_router.common.values import parse_health
+
+    try:
+        health_listen = parse_health(health)
+    except ValueError as exc:
+        raise VariableError("--health", str(exc), text=health or "") from None
     config = AgentConfig(
         policies,
         _node(pods, cluster_cidr, service_cidr),
@@ -200,6 +214,7 @@ def run(
         upstream=[_hostport("--dns-upstream", dns_upstream, 53)] if dns_upstream else None,
         watch_interval=watch_interval,
         metrics=metrics_listen,
+        health=health_listen,
     )
     from egress_router.runtime import logsink
 

@@ -66,10 +66,10 @@ def _health(env: RouterEnv) -> Health | None:
     """Serve the probes (alive, not ready) before configuring, if EGRESS_ROUTER_HEALTH_PORT."""
     if env.health is None:
         return None
-    from egress_router.runtime.health import Health, serve
+    from egress_router.runtime.health import Health, serve_health
 
     health = Health()
-    serve(*env.health, health)
+    serve_health(*env.health, health)
     return health
 
 

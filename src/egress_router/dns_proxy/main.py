@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from egress_router.dns_proxy.relay import Logger
 from egress_router.dns_proxy.service import DnsProxyService
 from egress_router.errors import EgressRouterError
 from egress_router.runtime import logsink
+from egress_router.runtime.health import Health, serve_health
 from egress_router.runtime.reload import POLL_INTERVAL_S, FileWatch
 from egress_router.runtime.resolver import Resolver
 from egress_router.runtime.workers import supervise
@@ -93,8 +95,10 @@ async def serve(
     metrics: bool = False,
     reload: Reload | None = None,
     report: bool = True,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT; forwarding is removed on the way out."""
+    """Run until SIGTERM/SIGINT; forwarding is removed on the way out. ``on_ready`` is called
+    once forwarding is on (the readiness probe)."""
     observer = None
     if metrics:  # created in this process (after a fork): multi-process mode is already on
         from egress_router.runtime.metrics import DnsProxyMetrics
@@ -115,6 +119,8 @@ async def serve(
     try:
         await service.start()
         log(f"ready: {len(settings.destinations)} port(s), {settings.forwarding.value} forwarding")
+        if on_ready is not None:
+            on_ready()
         if reload is not None and reload.watched:
             watcher = loop.create_task(_watch(reload, changed))
         while not stop.is_set():
@@ -146,6 +152,7 @@ def _run_loop(
     metrics: tuple[str, int] | None,
     reload: Reload | None = None,
     report: bool = True,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     try:
         import uvloop
@@ -162,6 +169,7 @@ def _run_loop(
                 metrics=metrics is not None,
                 reload=reload,
                 report=report,
+                on_ready=on_ready,
             )
         )
 
@@ -174,59 +182,112 @@ def workers_for(settings: Settings) -> int:
 
 
 def run(
-    settings: Settings, metrics: tuple[str, int] | None = None, reload: Reload | None = None
+    settings: Settings,
+    metrics: tuple[str, int] | None = None,
+    reload: Reload | None = None,
+    health: tuple[str, int] | None = None,
 ) -> int:
     """Blocking entry point used by the command; ``metrics``: serve /metrics there;
-    ``reload``: how to reload on SIGHUP or a file change (None: SIGHUP is ignored).
+    ``reload``: how to reload on SIGHUP or a file change (None: SIGHUP is ignored);
+    ``health``: serve /healthz and /readyz there (ready once every process forwards).
 
     With metrics on, every process writes them into a private directory (prometheus_client's
     multi-process mode) and this process serves their combination; removed at exit.
     Everything written to stdout/stderr goes through the non-blocking log sink."""
     with logsink.installed():
         if metrics is None:
-            return _run(settings, None, reload)
+            return _run(settings, None, reload, health)
         from egress_router.runtime import metrics as adapter
 
         path = adapter.enable_multiprocess()
         try:
-            return _run(settings, metrics, reload)
+            return _run(settings, metrics, reload, health)
         finally:
             adapter.disable_multiprocess(path)
 
 
-def _run(settings: Settings, metrics: tuple[str, int] | None, reload: Reload | None) -> int:
+def _run(
+    settings: Settings,
+    metrics: tuple[str, int] | None,
+    reload: Reload | None,
+    health: tuple[str, int] | None,
+) -> int:
     workers = workers_for(settings)
     if workers == 1:
         if metrics is not None:
             from egress_router.runtime.metrics import serve as serve_metrics
 
             serve_metrics(*metrics)
-        _run_loop(settings, stdout_logger(), False, metrics, reload)
+        on_ready = None
+        if health is not None:
+            state = Health()
+            serve_health(*health, state)
+            on_ready = state.ready
+        _run_loop(settings, stdout_logger(), False, metrics, reload, on_ready=on_ready)
         return 0
-    return _supervise(settings, workers, metrics, reload)
+    return _supervise(settings, workers, metrics, reload, health)
+
+
+def _ready_when_all(workers: int, pipe: int, state: Health) -> None:
+    """Parent thread: one byte per worker once it forwards; then ready."""
+    got = 0
+    with os.fdopen(pipe, "rb", buffering=0) as reader:
+        while got < workers:
+            chunk = reader.read(workers - got)
+            if not chunk:
+                return  # every worker gone before all were ready: stay not ready
+            got += len(chunk)
+    state.ready()
 
 
 def _supervise(
-    settings: Settings, workers: int, metrics: tuple[str, int] | None, reload: Reload | None
+    settings: Settings,
+    workers: int,
+    metrics: tuple[str, int] | None,
+    reload: Reload | None,
+    health: tuple[str, int] | None,
 ) -> int:
     """Fork ``workers`` relay processes; stop them all on a signal or when one dies. Each
-    worker reloads by itself (SIGHUP is passed on; each polls the file); worker 0 reports."""
+    worker reloads by itself (SIGHUP is passed on; each polls the file); worker 0 reports.
+    The endpoints (metrics, health) are served by this process after forking: workers never
+    inherit their threads; each worker reports readiness with one byte on a pipe."""
+    ready_r, ready_w = os.pipe() if health is not None else (-1, -1)
 
     def work(index: int) -> None:
         log = stdout_logger(f"dns-proxy[{index}]")
-        _run_loop(settings, log, True, metrics, reload, report=index == 0)
+        on_ready = None
+        if ready_w >= 0:
+            os.close(ready_r)
 
-    hup = reload is not None
-    if metrics is None:
-        return supervise(workers, work, name="dns-proxy", forward_hup=hup)
-    from egress_router.runtime import metrics as adapter
+            def on_ready() -> None:
+                os.write(ready_w, b"r")
+                os.close(ready_w)
 
-    address, port = metrics  # served by this process after forking: workers never inherit it
+        _run_loop(settings, log, True, metrics, reload, report=index == 0, on_ready=on_ready)
+
+    def after_fork() -> None:
+        if health is not None:
+            os.close(ready_w)
+            state = Health()
+            serve_health(*health, state)
+            threading.Thread(
+                target=_ready_when_all, args=(workers, ready_r, state), daemon=True
+            ).start()
+        if metrics is not None:
+            from egress_router.runtime import metrics as adapter
+
+            adapter.serve(*metrics)
+
+    on_exit = None
+    if metrics is not None:
+        from egress_router.runtime import metrics as adapter
+
+        on_exit = adapter.process_exited
     return supervise(
         workers,
         work,
         name="dns-proxy",
-        after_fork=lambda: adapter.serve(address, port),
-        on_exit=adapter.process_exited,
-        forward_hup=hup,
+        after_fork=after_fork,
+        on_exit=on_exit,
+        forward_hup=reload is not None,
     )

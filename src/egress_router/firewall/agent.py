@@ -76,6 +76,7 @@ class AgentConfig:
     upstream: list[tuple[str, int]] | None = None
     watch_interval: float = 1.0  # seconds between policy-file checks
     metrics: tuple[str, int] | None = None  # serve Prometheus /metrics here (``firewall.loop``)
+    health: tuple[str, int] | None = None  # serve /healthz and /readyz here (``firewall.loop``)
 
 
 class Agent:

@@ -40,6 +40,9 @@ class Health:
     def set_state(self, state: State) -> None:
         self.state = state
 
+    def ready(self) -> None:
+        self.state = State.READY
+
     def readiness(self) -> tuple[int, str]:
         body = f"{self.state.value}\n"
         if self.counts is not None:
@@ -79,7 +82,7 @@ class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-def serve(address: str, port: int, health: Health) -> ThreadingHTTPServer:
+def serve_health(address: str, port: int, health: Health) -> ThreadingHTTPServer:
     """Start answering probes on ``address:port`` from a daemon thread."""
     kind = _Server6 if ":" in address else _Server
     try:
