@@ -11,7 +11,8 @@ Layout (see docs/architecture.md); layers run one way, cli -> commands -> featur
   dns_proxy/   the dns-proxy mode: model/ (destinations, nft), forwarders, service, relay
   firewall/    the egress firewall: model/ (policy, decide, plan, render, dnsrules), agent,
                loop, dns_server, resolver
-  http_proxy/  the HTTP proxy: model/ (rules); its asyncio adapters are still in proxy/http
+  http_proxy/  the HTTP proxy: model/ (rules, messages, settings, exchange core), client,
+               upstream, dial, splice, worker, server
   lab/         network-namespace topologies for the demo, tests and benchmarks
   commands/    the typer commands;  cli.py  the command line
 """

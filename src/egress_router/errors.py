@@ -18,6 +18,9 @@ and the offending text, so an operator can fix the input without reading code.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 EXIT_OK = 0
 EXIT_CONFIG = 1  # bad input: the reference images die with status 1 too
 EXIT_DATAPLANE = 2  # the kernel refused what we asked
@@ -30,8 +33,85 @@ class EgressRouterError(Exception):
     exit_code: int = EXIT_CONFIG
 
     def one_line(self) -> str:
-        """The message as a single line (newlines and CRs made visible)."""
-        return str(self).replace("\r", "\\r").replace("\n", "\\n")
+        """The message as one safe line: every non-printable character escaped, length bounded."""
+        return escape(str(self), MAX_LINE)
+
+
+MAX_LINE = 2000  # characters of one error line: enough for any real message, never a flood
+MAX_VALUE = 80  # characters of an offending value quoted inside a message
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(ch: str) -> str:
+    if ch in _NAMED:
+        return _NAMED[ch]
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def escape(text: str, limit: int = MAX_LINE) -> str:
+    """``text`` with control, format, separator and other non-printable characters escaped
+    (``\\x1b``, ``\\u2028``), cut to ``limit`` characters with ``...``.
+
+    Error lines reach terminals and logs: a raw ESC could rewrite the screen, a raw line
+    separator could forge a log line.
+    """
+    if len(text) > limit * 4:  # never escape megabytes to keep a few hundred characters
+        text = text[: limit * 4]
+    out = "".join(_escape_char(ch) if not ch.isprintable() else ch for ch in text)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def brief(value: Any, limit: int = MAX_VALUE, *, as_json: bool = False) -> str:
+    """A short, safe rendering of a decoded value for an error message, without ever walking
+    more of it than ``limit`` characters need (a YAML alias graph may expand to gigabytes).
+
+    Strings are quoted as Python does (``'Allow'``), or as JSON with ``as_json``; lists and
+    mappings show their first items and then ``...``; other values use ``repr`` (or JSON).
+    """
+    quote = json.dumps if as_json else repr
+    parts: list[str] = []
+    budget = [limit + 1]
+
+    def put(text: str) -> bool:
+        parts.append(text)
+        budget[0] -= len(text)
+        return budget[0] > 0
+
+    def walk(item: Any, depth: int) -> bool:
+        if depth > 20:
+            return put("...")
+        if isinstance(item, str):
+            return put(quote(item[: limit + 1]))
+        if isinstance(item, dict):
+            if not put("{"):
+                return False
+            for i, (key, val) in enumerate(item.items()):
+                if (i and not put(", ")) or not walk(key, depth + 1) or not put(": "):
+                    return False
+                if not walk(val, depth + 1):
+                    return False
+            return put("}")
+        if isinstance(item, (list, tuple)):
+            if not put("["):
+                return False
+            for i, val in enumerate(item):
+                if (i and not put(", ")) or not walk(val, depth + 1):
+                    return False
+            return put("]")
+        try:
+            scalar = isinstance(item, (bool, int, float)) or item is None
+            text = json.dumps(item) if as_json and scalar else repr(item)
+        except ValueError:  # an int beyond Python's digit limit
+            text = f"<{type(item).__name__}>"
+        return put(text[: limit + 1])
+
+    walk(value, 0)
+    return escape("".join(parts), limit)
 
 
 class ConfigError(EgressRouterError):

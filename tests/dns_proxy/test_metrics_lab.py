@@ -8,7 +8,7 @@ import pytest
 from egress_router.lab.dns import DnsServer
 from egress_router.lab.topology import Lab
 from tests.dns_proxy.helpers import ROUTER, curl, eventually, router_network, start_proxy, web
-from tests.proxy.http.test_metrics_lab import sample
+from tests.http_proxy.test_metrics_lab import sample
 
 pytestmark = pytest.mark.lab
 METRICS = f"{ROUTER}:9107"

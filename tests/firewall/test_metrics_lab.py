@@ -7,7 +7,7 @@ import pytest
 
 from egress_router.lab.dns import DnsServer
 from egress_router.lab.topology import Lab
-from tests.proxy.http.test_metrics_lab import sample
+from tests.http_proxy.test_metrics_lab import sample
 
 from .helpers import CLIENT, allow_name, deny, eventually, policy, start_agent
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import os
 import secrets
 import sys
@@ -34,6 +33,8 @@ from egress_router.cni.model.config import (
     parse_config,
     parse_version,
 )
+from egress_router.common.documents import MAX_CHARS
+from egress_router.common.documents import load_json as decode_json
 from egress_router.common.values import IPv4Source
 from egress_router.errors import EgressRouterError
 from egress_router.redirect.model.env import Interfaces, Mode, RouterEnv
@@ -77,7 +78,7 @@ class Logger:
 
 def _log_path(raw_text: str, env: Mapping[str, str]) -> str:
     try:
-        raw = json.loads(raw_text)
+        raw = decode_json(raw_text)
         configured = raw.get("log_file") if isinstance(raw, dict) else None
     except ValueError:
         configured = None
@@ -258,7 +259,7 @@ def _run(env: Mapping[str, str], stdin: str, out: TextIO, err: TextIO, opened: l
             return 0
         if inv.command in ("STATUS", "GC"):  # frequent and read-only: not logged to the file
             with contextlib.suppress(ValueError, AttributeError, CniError):
-                version = parse_version(json.loads(stdin))
+                version = parse_version(decode_json(stdin))
             config = parse_config(stdin)
             cni_skel.check_allowed(config.cni_version, inv.command)
             if inv.command == "STATUS":
@@ -273,7 +274,7 @@ def _run(env: Mapping[str, str], stdin: str, out: TextIO, err: TextIO, opened: l
             return 0
         log.log(f"Called CNI {inv.command}")
         with contextlib.suppress(ValueError, AttributeError, CniError):
-            version = parse_version(json.loads(stdin))  # errors answer in the config's version
+            version = parse_version(decode_json(stdin))  # errors answer in the config's version
         config = parse_config(stdin)
         log.level = LOG_LEVELS.index(config.log_level)
         if inv.command == "CHECK":
@@ -293,7 +294,8 @@ def _run(env: Mapping[str, str], stdin: str, out: TextIO, err: TextIO, opened: l
 
 def main() -> int:
     """Console-script entry point (install as ``/opt/cni/bin/egress-router``)."""
-    stdin = "" if os.environ.get("CNI_COMMAND") == "VERSION" else sys.stdin.read()
+    # One character past the bound is enough to be refused as too large; never read more.
+    stdin = "" if os.environ.get("CNI_COMMAND") == "VERSION" else sys.stdin.read(MAX_CHARS + 1)
     return run(os.environ, stdin, sys.stdout, sys.stderr)
 
 

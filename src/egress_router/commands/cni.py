@@ -43,17 +43,24 @@ def render(
     ] = None,
 ) -> int:
     """Print the NetworkAttachmentDefinition and Deployment the CR renders to (YAML)."""
-    import yaml
-
     from egress_router.cni.model import egressrouter
+    from egress_router.common.documents import MAX_CHARS, DocumentError, load_any
     from egress_router.errors import ConfigError
 
     try:
-        doc = yaml.safe_load(path.read_text())
+        with path.open(encoding="utf-8") as stream:
+            text = stream.read(MAX_CHARS + 1)  # one past the bound is refused as too large
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not YAML: {' '.join(str(exc).split())}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read: not UTF-8") from None
+    try:
+        docs = load_any(text)
+    except DocumentError as exc:
+        raise ConfigError(f"{path}: not valid YAML or JSON: {exc}") from None
+    if len(docs) != 1:
+        raise ConfigError(f"{path}: expected one EgressRouter document, got {len(docs)}")
+    doc = docs[0]
     router = egressrouter.parse_egressrouter(doc, source=str(path))
     docs = egressrouter.render(
         router,

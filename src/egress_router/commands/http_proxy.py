@@ -3,7 +3,7 @@
 Owns: reading EGRESS_HTTP_PROXY_* (each knob also a flag; a flag wins over the variable),
 ``unit-test`` mode (print the parsed rule table), finding the cluster-side listen addresses
 through the netlink adapter, and starting the proxy.
-Must not: parse destinations (``http_proxy.model.rules``) or handle connections (``proxy.http``).
+Must not: parse destinations (``http_proxy.model.rules``) or handle connections (``http_proxy``).
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> A
     """``ProxySettings`` from flags (preferred) and the environment; raises VariableError."""
     from egress_router.common.values import parse_port
     from egress_router.errors import VariableError
+    from egress_router.http_proxy.model import settings as s
     from egress_router.http_proxy.model.rules import parse_destinations
-    from egress_router.proxy.http import settings as s
 
     def value(knob: str) -> tuple[str, str | None]:
         variable = KNOBS[knob][0]
@@ -200,6 +200,6 @@ def register(app: typer.Typer) -> None:
             typer.echo(parse_destinations(os.environ.get(DESTINATION)).render(), nl=False)
             return 0
         settings = build_settings(os.environ, flags)
-        from egress_router.proxy.http.server import serve
+        from egress_router.http_proxy.server import serve
 
         return serve(settings)

@@ -1,8 +1,12 @@
 """Strict parsers for the scalar values that appear in every grammar: addresses, prefixes, ports.
 
-Owns: what an IPv4 address, an IPv4 interface (address/prefix), a port and a DNS name are,
-and which IPv6 addresses are only another spelling of an IPv4 host (``ipv4_alias``), so every
-decision is made on the one address a connection would really reach.
+Owns: what an IPv4 address, an IPv6 address, an IPv4 interface (address/prefix), a prefix
+length, a port and a DNS name are. Numbers are ASCII digits only (``str.isdigit`` and ``int``
+also take ``١٩٨`` or ``²``), an IPv6 address never carries a zone (``fe80::1%eth0``), and a
+single-line value is trimmed of spaces, tabs, CR and LF only (``str.strip`` also eats NBSP,
+FS/GS/RS/US and NEL, which would then be accepted as part of a valid value). Also which IPv6
+addresses are only another spelling of an IPv4 host (``ipv4_alias``), so every decision is
+made on the one address a connection would really reach.
 Must not: know which variable a value came from; callers wrap ``ValueError`` into our
 ``VariableError``/``PolicyError`` with the variable, line and text.
 """
@@ -14,9 +18,10 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-_DOTTED_QUAD = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_DOTTED_QUAD = re.compile(r"\A[0-9]{1,3}(\.[0-9]{1,3}){3}\Z")
+_HEX_IPV6 = re.compile(r"\A[0-9A-Fa-f:.]+\Z")
 # RFC 1123 labels: letters, digits, hyphens; not starting/ending with a hyphen; <= 63 chars.
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"\A(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
 MAX_NAME_LENGTH = 253  # RFC 1035 limit on a presentation-format name without the root dot
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -98,6 +103,35 @@ def normalize_network(network: IPNetwork, kinds: frozenset[AliasKind] | None = N
     return ipaddress.IPv4Network(f"{alias.ipv4}/{network.prefixlen - 96}")
 
 
+def trim(text: str) -> str:
+    """A single-line value without surrounding spaces, tabs, CR or LF (and nothing else)."""
+    return text.strip(" \t\r\n")
+
+
+def is_decimal(text: str) -> bool:
+    """True when ``text`` is one or more ASCII digits (``isdigit`` alone accepts ``²``, ``٢``)."""
+    return text.isascii() and text.isdigit()
+
+
+def parse_prefixlen(text: str, maximum: int) -> int:
+    """A prefix length 0..``maximum`` in ASCII digits; ``ValueError`` says the range."""
+    if not is_decimal(text) or len(text) > 3 or int(text) > maximum:
+        raise ValueError(f"the prefix length must be 0-{maximum}")
+    return int(text)
+
+
+def parse_ipv6(text: str) -> ipaddress.IPv6Address:
+    """An IPv6 address in ASCII, without brackets, zone (``%eth0``) or prefix."""
+    if "%" in text:
+        raise ValueError("zone ids such as %eth0 are not allowed in an address")
+    if not _HEX_IPV6.match(text):
+        raise ValueError("not a valid IPv6 address")
+    try:
+        return ipaddress.IPv6Address(text)
+    except ValueError:
+        raise ValueError("not a valid IPv6 address") from None
+
+
 def parse_ipv4(text: str) -> ipaddress.IPv4Address:
     """A dotted-quad IPv4 address with every octet in 0..255 (no CIDR, no names)."""
     if not _DOTTED_QUAD.match(text):
@@ -130,16 +164,14 @@ def parse_ipv4_source(text: str) -> IPv4Source:
     address = parse_ipv4(address_text)
     if not slash:
         return IPv4Source(address, None)
-    if not prefix_text.isdigit() or int(prefix_text) > 32:
-        raise ValueError("the prefix length must be 0-32")
-    return IPv4Source(address, int(prefix_text))
+    return IPv4Source(address, parse_prefixlen(prefix_text, 32))
 
 
 def parse_port(text: str) -> int:
     """A decimal port number 1..65535 (leading zeros are read as decimal, never octal)."""
-    if not text.isdigit() or not text.isascii():
+    if not is_decimal(text):
         raise ValueError("a port must be a number from 1 to 65535")
-    port = int(text, 10)
+    port = int(text, 10) if len(text) <= 10 else 0  # int() of 5,000 digits raises its own text
     if not 1 <= port <= 65535:
         raise ValueError("a port must be in the range 1 to 65535")
     return port
@@ -178,7 +210,7 @@ def is_dns_name(text: str, *, min_labels: int = 1) -> bool:
     if not all(_LABEL.match(label) for label in labels):
         return False
     # An all-numeric last label would make it look like an address (1.2.3.4.5 is not a name).
-    return not labels[-1].isdigit()
+    return not is_decimal(labels[-1])
 
 
 _NOT_A_PEER = tuple(

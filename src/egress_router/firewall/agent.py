@@ -25,6 +25,7 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from egress_router.common.documents import MAX_CHARS
 from egress_router.errors import EgressRouterError, PolicyError
 from egress_router.firewall.model.decide import Address, NodeConfig
 from egress_router.firewall.model.dnsrules import DnsSettings
@@ -59,7 +60,8 @@ def load_policies(files: Sequence[Path], default_namespace: str | None) -> dict[
     policies: list[Policy] = []
     for path in files:
         try:
-            text = path.read_text(encoding="utf-8")
+            with path.open(encoding="utf-8") as stream:
+                text = stream.read(MAX_CHARS + 1)  # one past the bound is refused as too large
         except (OSError, UnicodeDecodeError) as exc:
             raise PolicyError(f"cannot read: {exc.__class__.__name__}", source=str(path)) from exc
         policies += parse_text(text, str(path), default_namespace)
@@ -89,6 +91,7 @@ class Agent:
         # (namespace, pattern) -> address -> expiry (monotonic seconds)
         self.learned: dict[tuple[str, str], dict[Address, float]] = {}
         self.last_good: dict[str, tuple[list[Address], float]] = {}  # name -> (addrs, ttl)
+        self.failed_reloads = 0  # reloads refused since start (the previous rules stayed)
         self._lock = threading.Lock()
         self.metrics: FirewallMetrics | None = None
         self.registry: CollectorRegistry | None = None

@@ -13,7 +13,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from egress_router.errors import ConfigError, EgressRouterError, ResolveError
+from egress_router.errors import ConfigError, EgressRouterError, ResolveError, escape
 from egress_router.firewall.agent import Agent, log, summary, warnings
 from egress_router.firewall.model.decide import Address
 from egress_router.firewall.resolver import Resolver
@@ -88,10 +88,22 @@ async def _watch(agent: Agent, reload: asyncio.Event) -> None:
 
 
 def _reload(agent: Agent) -> bool:
+    """Apply the files again; on ANY failure keep the running rules, the DNS proxy and the
+    pollers, log one line and count it (``agent.failed_reloads``, and the reload metric).
+
+    Parsing raises only our errors; anything else (a bug, MemoryError) must not end the agent
+    either: the rules in the kernel are the last good ones and stay correct.
+    """
     try:
         agent.apply()
-    except (ConfigError, EgressRouterError) as exc:
+    except EgressRouterError as exc:
+        agent.failed_reloads += 1
         log(f"reload failed, previous rules stay in force: {exc.one_line()}")
+        return False
+    except Exception as exc:
+        agent.failed_reloads += 1
+        detail = escape(" ".join(str(exc).split()), 200)
+        log(f"reload failed ({type(exc).__name__}: {detail}), previous rules stay in force")
         return False
     log(f"reloaded: {summary(agent)}")
     return True
@@ -168,8 +180,8 @@ async def run(agent: Agent) -> None:
 def _upstream(agent: Agent) -> tuple[str, int]:
     if agent.config.upstream:
         return agent.config.upstream[0]
-    for line in Path("/etc/resolv.conf").read_text().splitlines():
-        fields = line.split()
+    for line in Path("/etc/resolv.conf").read_text().split("\n"):  # LF ends a line, only
+        fields = line.strip(" \t\r").split()
         if len(fields) >= 2 and fields[0] == "nameserver":
             return fields[1], 53
     raise ConfigError("--dns-upstream: no nameserver in /etc/resolv.conf; give one")

@@ -23,19 +23,21 @@ shadow the rest in the reference). ``ip.fallbackIP`` becomes the catch-all when 
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from egress_router.common.values import parse_ipv4
-from egress_router.errors import ConfigError, VariableError
+from egress_router.common.documents import DocumentError
+from egress_router.common.documents import load_json as decode_json
+from egress_router.common.lines import bad_char, describe_char, split_fields
+from egress_router.common.values import is_decimal, parse_ipv4
+from egress_router.errors import ConfigError, VariableError, brief
 from egress_router.redirect.model.destinations import CNI_PROTOCOLS, Destination, parse_destination
 
 SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 PLUGIN_VERSION = "1.1.0"  # what VERSION reports, as the CNI library of that spec does
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+NAME_RE = re.compile(r"\A[a-zA-Z0-9][a-zA-Z0-9_.\-]*\Z")
 MACVLAN_MODES = ("bridge", "private", "vepa", "passthru")
 LOG_LEVELS = ("panic", "error", "verbose", "debug")
 DEFAULT_LOG_FILE = "/tmp/egress-router-log"
@@ -92,7 +94,7 @@ def _str(obj: Mapping[str, Any], key: str, where: str = "") -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise CniError(f"{where}{key}: must be a string, got {json.dumps(value)}")
+        raise CniError(f"{where}{key}: must be a string, got {brief(value, as_json=True)}")
     return value
 
 
@@ -101,7 +103,7 @@ def _obj(obj: Mapping[str, Any], key: str, where: str = "") -> dict[str, Any] | 
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise CniError(f"{where}{key}: must be an object, got {json.dumps(value)}")
+        raise CniError(f"{where}{key}: must be an object, got {brief(value, as_json=True)}")
     return value
 
 
@@ -110,16 +112,16 @@ def _str_list(obj: Mapping[str, Any], key: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise CniError(f"ip.{key}: must be a list of strings, got {json.dumps(value)}")
+        raise CniError(f"ip.{key}: must be a list of strings, got {brief(value, as_json=True)}")
     return value
 
 
 def _strip_mask(entry: str, index: int) -> str:
-    fields = entry.split()
+    fields = list(split_fields(entry.strip(" \t")))
     at = 0 if len(fields) == 1 else 2
     if at < len(fields) and "/" in fields[at]:
         ip, _, mask = fields[at].partition("/")
-        if not (mask.isascii() and mask.isdigit() and int(mask) <= 32):
+        if not (is_decimal(mask) and len(mask) <= 2 and int(mask) <= 32):
             raise CniError(f"ip.destinations[{index}]: '{entry}': bad mask '/{mask}'")
         fields[at] = ip
     return " ".join(fields)
@@ -129,8 +131,14 @@ def parse_destinations(entries: list[str], fallback_ip: str | None = None) -> De
     """The destination entries (plus an optional ``fallbackIP``) as our redirect plan."""
     cleaned = []
     for index, entry in enumerate(entries):
-        if not entry.strip() or "\n" in entry or "\r" in entry or "#" in entry:
-            raise CniError(f"ip.destinations[{index}]: invalid entry {json.dumps(entry)}")
+        ch = bad_char(entry)
+        if ch is not None:
+            raise CniError(
+                f"ip.destinations[{index}]: character {describe_char(ch)} is not allowed"
+                " (fields are separated by spaces or tabs)"
+            )
+        if not entry.strip(" \t") or "#" in entry:
+            raise CniError(f"ip.destinations[{index}]: invalid entry {brief(entry, as_json=True)}")
         cleaned.append(_strip_mask(entry, index))
     destination = Destination(rules=())
     if cleaned:
@@ -199,7 +207,12 @@ def _interface_args(raw: Mapping[str, Any]) -> tuple[str | None, str, int | None
     mtu: int | None = None
     if mtu_raw is not None and mtu_raw != "":
         text = str(mtu_raw)
-        if isinstance(mtu_raw, bool) or not text.isdigit() or not 68 <= int(text) <= 65535:
+        if (
+            isinstance(mtu_raw, bool)
+            or not is_decimal(text)
+            or len(text) > 5
+            or not 68 <= int(text) <= 65535
+        ):
             raise CniError(f"interfaceArgs.mtu: '{text}' must be an integer 68-65535")
         mtu = int(text)
     return master, mode, mtu
@@ -221,14 +234,14 @@ def parse_version(raw: Mapping[str, Any]) -> str:
 def load_json(text: str) -> dict[str, Any]:
     """Decode stdin (code 6) and check ``name`` (code 7), as the CNI skel does."""
     try:
-        raw = json.loads(text)
-    except ValueError as exc:
+        raw = decode_json(text)
+    except DocumentError as exc:
         raise CniError(f"error reading network config: {exc}", code=DECODE_FAILURE) from None
     if not isinstance(raw, dict):
         raise CniError("network config: must be a JSON object", code=DECODE_FAILURE)
     name = raw.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise CniError(f"name: invalid network name {json.dumps(name)}")
+        raise CniError(f"name: invalid network name {brief(name, as_json=True)}")
     return raw
 
 
@@ -255,3 +268,33 @@ def parse_config(text: str) -> CniConfig:
         log_level=level,
         dns=_obj(raw, "dns") or {},
     )
+
+
+def render_config(config: CniConfig) -> dict[str, Any]:
+    """The network configuration (JSON-ready) that parses back to ``config``."""
+    args: dict[str, Any] = {"mode": config.mode}
+    if config.master is not None:
+        args["master"] = config.master
+    if config.mtu is not None:
+        args["mtu"] = config.mtu
+    ip: dict[str, Any] = {
+        "addresses": [str(config.ip.address)],
+        "gateway": str(config.ip.gateway),
+        "destinations": list(config.ip.destinations),
+    }
+    if config.ip.destination.fallback is not None:
+        ip["fallbackIP"] = str(config.ip.destination.fallback)
+    raw: dict[str, Any] = {
+        "cniVersion": config.cni_version,
+        "name": config.name,
+        "type": "egress-router",
+        "interfaceType": "macvlan",
+        "interfaceArgs": args,
+        "ip": ip,
+        "log_level": config.log_level,
+    }
+    if config.log_file is not None:
+        raw["log_file"] = config.log_file
+    if config.dns:
+        raw["dns"] = dict(config.dns)
+    return raw

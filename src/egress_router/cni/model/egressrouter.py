@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from egress_router.cni.model.config import DEFAULT_LOG_FILE
-from egress_router.errors import PolicyError
+from egress_router.cni.model.config import DEFAULT_LOG_FILE, NAME_RE
+from egress_router.errors import PolicyError, brief
 
 API_VERSION = "network.operator.openshift.io/v1"
 KIND = "EgressRouter"
@@ -30,6 +31,11 @@ APP_LABEL = {"app": "egress-router-cni"}
 DEFAULT_IMAGE = "quay.io/openshift/origin-egress-router-cni:latest"
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 MACVLAN_MODES = ("Bridge", "Private", "VEPA", "Passthru")
+# Names and namespaces: the API server enforces DNS-1123; we only keep out what could not be
+# rendered back safely (blanks, control characters, more than 253 characters). The reference
+# templates use ``<ns>`` as a placeholder, which this accepts.
+_NAME = re.compile(r"\A[!-~]{1,253}\Z")
+_UID = re.compile(r"\A[A-Za-z0-9-]{1,64}\Z")
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ def _fail(path: str, message: str, source: str | None) -> PolicyError:
 
 def _map(value: Any, path: str, source: str | None, known: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _fail(path, f"must be an object, got {json.dumps(value, default=str)}", source)
+        raise _fail(path, f"must be an object, got {brief(value, as_json=True)}", source)
     for key in value:
         if key not in known:
             raise _fail(f"{path}.{key}", "unknown field", source)
@@ -74,7 +80,9 @@ def _ip(value: Any, path: str, source: str | None) -> str:
     try:
         address = ipaddress.ip_address(value if isinstance(value, str) else "")
     except ValueError:
-        raise _fail(path, f"must be an IP address, got {json.dumps(value)}", source) from None
+        raise _fail(
+            path, f"must be an IP address, got {brief(value, as_json=True)}", source
+        ) from None
     if address.version != 4:
         raise _fail(path, f"{value}: IPv6 egress routers are not supported", source)
     return str(address)
@@ -82,7 +90,7 @@ def _ip(value: Any, path: str, source: str | None) -> str:
 
 def _port(value: Any, path: str, source: str | None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise _fail(path, f"must be an integer 1-65535, got {json.dumps(value)}", source)
+        raise _fail(path, f"must be an integer 1-65535, got {brief(value, as_json=True)}", source)
     return value
 
 
@@ -92,7 +100,7 @@ def _rule(value: Any, path: str, source: str | None) -> RedirectRule:
         if key not in raw:
             raise _fail(f"{path}.{key}", "required", source)
     if raw["protocol"] not in PROTOCOLS:
-        got = json.dumps(raw["protocol"])
+        got = brief(raw["protocol"], as_json=True)
         raise _fail(f"{path}.protocol", f"must be one of {', '.join(PROTOCOLS)}, got {got}", source)
     target = raw.get("targetPort")
     return RedirectRule(
@@ -116,7 +124,7 @@ def _address(spec: Mapping[str, Any], source: str | None) -> tuple[str, str]:
             raise ValueError
         interface = ipaddress.ip_interface(ip)
     except ValueError:
-        got = json.dumps(ip)
+        got = brief(ip, as_json=True)
         raise _fail(
             "spec.addresses[0].ip", f"must be an address/prefix, got {got}", source
         ) from None
@@ -131,18 +139,27 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
     """Validate a decoded CR; every error names its field (``spec.redirect.redirectRules[1]``)."""
     top = _map(doc, "(document)", source, ("apiVersion", "kind", "metadata", "spec", "status"))
     if top.get("apiVersion") != API_VERSION or top.get("kind") != KIND:
-        got = f"{top.get('apiVersion')}/{top.get('kind')}"
+        got = f"{brief(top.get('apiVersion'))}/{brief(top.get('kind'))}"
         raise _fail("apiVersion/kind", f"must be {API_VERSION}/{KIND}, got {got}", source)
     meta = top.get("metadata")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
         raise _fail("metadata.name", "required", source)
+    if not _NAME.match(meta["name"]):
+        got = brief(meta["name"], as_json=True)
+        raise _fail("metadata.name", f"must be a Kubernetes object name, got {got}", source)
     namespace = meta.get("namespace") or "default"
+    if not isinstance(namespace, str) or not _NAME.match(namespace):
+        got = brief(namespace, as_json=True)
+        raise _fail("metadata.namespace", f"must be a namespace name, got {got}", source)
+    uid = meta.get("uid")
+    if uid is not None and (not isinstance(uid, str) or not _UID.match(uid)):
+        raise _fail("metadata.uid", f"must be a UID string, got {brief(uid, as_json=True)}", source)
     spec = _map(
         top.get("spec"), "spec", source, ("addresses", "mode", "networkInterface", "redirect")
     )
     mode = spec.get("mode", "Redirect")
     if mode != "Redirect":
-        raise _fail("spec.mode", f'must be "Redirect", got {json.dumps(mode)}', source)
+        raise _fail("spec.mode", f'must be "Redirect", got {brief(mode, as_json=True)}', source)
     address, gateway = _address(spec, source)
     if "redirect" not in spec:
         raise _fail("spec.redirect", "required when mode is Redirect", source)
@@ -164,16 +181,18 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
     )
     mac_mode = macvlan.get("mode", "Bridge")
     if mac_mode not in MACVLAN_MODES:
-        got = json.dumps(mac_mode)
+        got = brief(mac_mode, as_json=True)
         path = "spec.networkInterface.macvlan.mode"
         raise _fail(path, f"must be one of {', '.join(MACVLAN_MODES)}, got {got}", source)
     master = macvlan.get("master")
-    if master is not None and (not isinstance(master, str) or not master):
+    if master is not None and (
+        not isinstance(master, str) or len(master) > 15 or not NAME_RE.match(master)
+    ):
         raise _fail("spec.networkInterface.macvlan.master", "must be an interface name", source)
     return EgressRouter(
         name=meta["name"],
         namespace=namespace,
-        uid=meta.get("uid"),
+        uid=uid,
         address=address,
         gateway=gateway,
         rules=rules,
@@ -181,6 +200,40 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
         mode=mac_mode,
         master=master,
     )
+
+
+def render_cr(router: EgressRouter) -> dict[str, Any]:
+    """The CR (JSON/YAML-ready) that parses back to ``router``."""
+    meta: dict[str, Any] = {"name": router.name, "namespace": router.namespace}
+    if router.uid is not None:
+        meta["uid"] = router.uid
+    rules = []
+    for rule in router.rules:
+        item: dict[str, Any] = {
+            "destinationIP": rule.destination_ip,
+            "port": rule.port,
+            "protocol": rule.protocol,
+        }
+        if rule.target_port is not None:
+            item["targetPort"] = rule.target_port
+        rules.append(item)
+    redirect: dict[str, Any] = {"redirectRules": rules}
+    if router.fallback_ip is not None:
+        redirect["fallbackIP"] = router.fallback_ip
+    macvlan: dict[str, Any] = {"mode": router.mode}
+    if router.master is not None:
+        macvlan["master"] = router.master
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": meta,
+        "spec": {
+            "mode": "Redirect",
+            "addresses": [{"ip": router.address, "gateway": router.gateway}],
+            "redirect": redirect,
+            "networkInterface": {"macvlan": macvlan},
+        },
+    }
 
 
 def cni_config(router: EgressRouter) -> dict[str, Any]:

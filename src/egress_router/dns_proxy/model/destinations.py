@@ -27,11 +27,13 @@ from dataclasses import dataclass
 
 from egress_router.common.lines import meaningful_lines
 from egress_router.common.values import (
+    is_decimal,
     is_dns_name,
     is_peer,
     normalize_name,
     parse_ipv4,
     parse_port,
+    trim,
 )
 from egress_router.errors import VariableError
 
@@ -139,13 +141,13 @@ def _address(text: str, line: int, whole: str) -> tuple[str, ipaddress.IPv4Addre
 
 def parse_destinations(value: str | None) -> tuple[Destination, ...]:
     """Parse the whole variable; raise ``VariableError`` on the first bad line."""
-    if value is None or not value.strip():
+    if value is None or not trim(value):
         raise VariableError(DESTINATION_VAR, f"Must specify {DESTINATION_VAR}")
     result: list[Destination] = []
     used: dict[int, int] = {}
-    for line in meaningful_lines(value):
+    for line in meaningful_lines(value, DESTINATION_VAR):
         fields = line.fields
-        if len(fields) not in (2, 3) or not fields[0].isdigit():
+        if len(fields) not in (2, 3) or not is_decimal(fields[0]):
             raise _bad(line.number, line.text)
         host, address = _address(fields[1], line.number, line.text)
         local_port = _port(fields[0], line.number, line.text)
@@ -167,11 +169,20 @@ def parse_destinations(value: str | None) -> tuple[Destination, ...]:
     return tuple(result)
 
 
+def render_destinations(destinations: tuple[Destination, ...]) -> str:
+    """The value that parses back to ``destinations`` (each on its own line number)."""
+    out: list[str] = []
+    for d in destinations:
+        out += [""] * (d.line - 1 - len(out))
+        out.append(f"{d.local_port} {d.host} {d.remote_port}")
+    return "\n".join(out) + "\n"
+
+
 def _seconds(env: Mapping[str, str], var: str, default: int, minimum: int) -> int:
-    text = env.get(var, "").strip()
+    text = trim(env.get(var, ""))
     if not text:
         return default
-    if not text.isdigit() or not minimum <= int(text) <= MAX_TTL_SETTING_S:
+    if not is_decimal(text) or len(text) > 6 or not minimum <= int(text) <= MAX_TTL_SETTING_S:
         raise VariableError(
             var, "must be a whole number of seconds", text=text,
             expected=f"{minimum} to {MAX_TTL_SETTING_S}",
@@ -180,8 +191,8 @@ def _seconds(env: Mapping[str, str], var: str, default: int, minimum: int) -> in
 
 
 def _interface(env: Mapping[str, str], var: str, default: str) -> str:
-    text = env.get(var, "").strip() or default
-    if len(text) > 15 or not all(c.isalnum() or c in "-_.@" for c in text):
+    text = trim(env.get(var, "")) or default
+    if len(text) > 15 or not text.isascii() or not all(c.isalnum() or c in "-_.@" for c in text):
         raise VariableError(var, "not an interface name", text=text)
     return text
 
@@ -189,10 +200,10 @@ def _interface(env: Mapping[str, str], var: str, default: str) -> str:
 def parse_settings(env: Mapping[str, str]) -> Settings:
     """Validate every variable the DNS proxy reads (nothing is applied before this passes)."""
     destinations = parse_destinations(env.get(DESTINATION_VAR))
-    mode = env.get(MODE_VAR, "").strip()
+    mode = trim(env.get(MODE_VAR, ""))
     if mode not in ("", "unit-test"):
         raise VariableError(MODE_VAR, "unrecognised mode", text=mode, expected="'unit-test'")
-    forwarding_text = env.get(FORWARDING_VAR, "").strip().lower() or Forwarding.KERNEL.value
+    forwarding_text = trim(env.get(FORWARDING_VAR, "")).lower() or Forwarding.KERNEL.value
     try:
         forwarding = Forwarding(forwarding_text)
     except ValueError:
@@ -206,8 +217,12 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         raise VariableError(
             TTL_MAX_VAR, f"must not be below {TTL_MIN_VAR} ({ttl_min})", text=str(ttl_max)
         )
-    workers_text = env.get(WORKERS_VAR, "").strip() or "0"
-    if not workers_text.isdigit() or int(workers_text) > MAX_RELAY_WORKERS:
+    workers_text = trim(env.get(WORKERS_VAR, "")) or "0"
+    if (
+        not is_decimal(workers_text)
+        or len(workers_text) > 3
+        or int(workers_text) > MAX_RELAY_WORKERS
+    ):
         raise VariableError(
             WORKERS_VAR, "must be a number of processes", text=workers_text,
             expected=f"0 (one per CPU) to {MAX_RELAY_WORKERS}",
@@ -218,7 +233,7 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         raise VariableError(CLUSTER_IF_VAR, f"must differ from {EGRESS_IF_VAR}", text=cluster)
     return Settings(
         destinations=destinations,
-        debug=bool(env.get(DEBUG_VAR, "").strip()) and env.get(DEBUG_VAR, "").strip() != "0",
+        debug=bool(trim(env.get(DEBUG_VAR, ""))) and trim(env.get(DEBUG_VAR, "")) != "0",
         unit_test=mode == "unit-test",
         forwarding=forwarding,
         ttl_min_s=ttl_min,

@@ -48,7 +48,7 @@ class NodeConfig:
 def _cidrs(flag: str, text: str) -> list[Network]:
     out = []
     for part in text.split(","):
-        part = part.strip()
+        part = part.strip(" \t")
         try:
             out.append(parse_cidr(part if "/" in part else _host(part)))
         except ValueError as exc:

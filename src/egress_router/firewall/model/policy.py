@@ -15,30 +15,30 @@ not). At most ``MAX_RULES`` rules per policy and one policy per namespace.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import yaml
-
+from egress_router.common.documents import DocumentError, load_any
 from egress_router.common.values import (
     AliasKind,
     is_dns_name,
     normalize_name,
     normalize_network,
     parse_ipv4,
+    parse_ipv6,
+    parse_prefixlen,
 )
-from egress_router.errors import PolicyError
+from egress_router.errors import PolicyError, brief
 
 MAX_RULES = 8000  # the highest limit among the references (OVN-Kubernetes)
 ENP = "EgressNetworkPolicy"
 EF = "EgressFirewall"
 API_VERSIONS = {ENP: ("network.openshift.io/v1", "v1"), EF: ("k8s.ovn.org/v1",)}
 LIST_KINDS = ("List", "EgressNetworkPolicyList", "EgressFirewallList")
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # DNS-1123 label
+_NAMESPACE = re.compile(r"\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")  # DNS-1123 label
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -108,15 +108,12 @@ def _fail(message: str, where: dict[str, Any], *, rule: int | None = None, field
 
 
 def load_documents(text: str, source: str) -> list[Any]:
-    """The documents of one file: JSON (one value) or YAML (one or more documents)."""
-    stripped = text.lstrip()
+    """The documents of one file: JSON (one value) or YAML (one or more documents), decoded
+    within ``common.documents``' bounds (size, depth, alias expansion, duplicate keys)."""
     try:
-        if stripped.startswith(("{", "[")):
-            return [json.loads(text)]
-        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except (ValueError, yaml.YAMLError) as exc:
-        detail = " ".join(str(exc).split())[:200]
-        raise PolicyError(f"not valid JSON or YAML: {detail}", source=source) from exc
+        return load_any(text)
+    except DocumentError as exc:
+        raise PolicyError(f"not valid JSON or YAML: {exc}", source=source) from None
 
 
 def _flatten(docs: Iterable[Any], source: str) -> list[tuple[str, Any]]:
@@ -144,7 +141,7 @@ def parse_text(text: str, source: str, default_namespace: str | None = None) -> 
 
 def _str(value: Any, message: str, where: dict[str, Any], **kw: Any) -> str:
     if not isinstance(value, str) or not value:
-        _fail(f"{message}, got {value!r}", where, **kw)
+        _fail(f"{message}, got {brief(value)}", where, **kw)
     return str(value)
 
 
@@ -154,25 +151,27 @@ def parse_object(doc: Any, source: str, default_namespace: str | None = None) ->
     if not isinstance(doc, Mapping):
         _fail("the document must be an object", where)
     kind = doc.get("kind")
-    if kind not in API_VERSIONS:
-        _fail(f"must be {ENP} or {EF}, got {kind!r}", where, field="kind")
+    if not isinstance(kind, str) or kind not in API_VERSIONS:
+        _fail(f"must be {ENP} or {EF}, got {brief(kind)}", where, field="kind")
     api = doc.get("apiVersion")
     if api not in API_VERSIONS[kind]:
         want = " or ".join(API_VERSIONS[kind])
-        _fail(f"must be {want} for {kind}, got {api!r}", where, field="apiVersion")
+        _fail(f"must be {want} for {kind}, got {brief(api)}", where, field="apiVersion")
     meta = doc.get("metadata") or {}
     if not isinstance(meta, Mapping):
         _fail("must be an object", where, field="metadata")
     name = _str(meta.get("name"), "must be a non-empty string", where, field="metadata.name")
     if kind == EF and name != "default":
         _fail(
-            f"an EgressFirewall must be named 'default', got {name!r}", where, field="metadata.name"
+            f"an EgressFirewall must be named 'default', got {brief(name)}",
+            where,
+            field="metadata.name",
         )
     namespace = meta.get("namespace", default_namespace)
     if namespace is None:
         _fail("missing: give metadata.namespace or --namespace", where, field="metadata.namespace")
     if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
-        _fail(f"not a valid namespace name: {namespace!r}", where, field="metadata.namespace")
+        _fail(f"not a valid namespace name: {brief(namespace)}", where, field="metadata.namespace")
     where["namespace"] = namespace
     spec = doc.get("spec")
     if not isinstance(spec, Mapping):
@@ -196,7 +195,7 @@ def _rule(item: Any, index: int, kind: str, where: dict[str, Any]) -> Rule:
             _fail(f"unknown field{hint}", where, rule=index, field=str(key))
     action_text = item.get("type")
     if action_text not in ("Allow", "Deny"):
-        _fail(f"must be Allow or Deny, got {action_text!r}", where, rule=index, field="type")
+        _fail(f"must be Allow or Deny, got {brief(action_text)}", where, rule=index, field="type")
     to = item.get("to")
     if not isinstance(to, Mapping):
         _fail("must be an object with cidrSelector or dnsName", where, rule=index, field="to")
@@ -235,19 +234,14 @@ def parse_cidr(text: str, *, ipv6: bool = True) -> Network:
     if ":" in address:
         if not ipv6:
             raise ValueError("IPv6 needs kind EgressFirewall")
-        if not prefix.isdigit() or int(prefix) > 128:
-            raise ValueError("the IPv6 prefix length must be 0-128")
-        try:
-            network = ipaddress.IPv6Network(f"{address}/{int(prefix)}", strict=False)
-        except ValueError as exc:
-            raise ValueError("not an IPv6 address") from exc
+        network = ipaddress.IPv6Network(
+            f"{parse_ipv6(address)}/{parse_prefixlen(prefix, 128)}", strict=False
+        )
         # ::ffff:a.b.c.d/N+96 reaches IPv4 hosts, which the kernel sends as IPv4 packets: an
         # ip6 rule for it would match nothing, so it is the IPv4 rule a.b.c.d/N.
         return normalize_network(network, MAPPED_ONLY)
     v4 = parse_ipv4(address)
-    if not prefix.isdigit() or int(prefix) > 32:
-        raise ValueError("the prefix length must be 0-32")
-    return ipaddress.IPv4Network(f"{v4}/{int(prefix)}", strict=False)
+    return ipaddress.IPv4Network(f"{v4}/{parse_prefixlen(prefix, 32)}", strict=False)
 
 
 def _cidr(value: Any, kind: str, index: int, where: dict[str, Any]) -> Network:
@@ -255,7 +249,7 @@ def _cidr(value: Any, kind: str, index: int, where: dict[str, Any]) -> Network:
     try:
         return parse_cidr(text, ipv6=kind == EF)
     except ValueError as exc:
-        return _fail(f"{exc}: {text!r}", where, rule=index, field="to.cidrSelector")  # type: ignore[no-any-return]
+        return _fail(f"{exc}: {brief(text)}", where, rule=index, field="to.cidrSelector")  # type: ignore[no-any-return]
 
 
 def _dns_name(value: Any, index: int, where: dict[str, Any]) -> str:
@@ -264,7 +258,7 @@ def _dns_name(value: Any, index: int, where: dict[str, Any]) -> str:
     base = text[2:] if wildcard else text
     if not is_dns_name(base, min_labels=2 if wildcard else 1):
         what = "a wildcard needs *. and at least two labels" if wildcard else "not a DNS name"
-        _fail(f"{what}: {text!r}", where, rule=index, field="to.dnsName")
+        _fail(f"{what}: {brief(text)}", where, rule=index, field="to.dnsName")
     return ("*." if wildcard else "") + normalize_name(base)
 
 
@@ -278,15 +272,39 @@ def _ports(value: Any, index: int, where: dict[str, Any]) -> tuple[PortMatch, ..
             _fail("must be an object with protocol and port", where, rule=index, field=field)
         proto = entry.get("protocol")
         if proto not in PROTOCOLS:
-            msg = f"must be TCP, UDP or SCTP, got {proto!r}"
+            msg = f"must be TCP, UDP or SCTP, got {brief(proto)}"
             _fail(msg, where, rule=index, field=f"{field}.protocol")
         port = entry.get("port")
         if port is not None and (
             isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
         ):
-            _fail(f"must be 1-65535, got {port!r}", where, rule=index, field=f"{field}.port")
+            _fail(f"must be 1-65535, got {brief(port)}", where, rule=index, field=f"{field}.port")
         out.append(PortMatch(str(proto).lower(), port))
     return tuple(out)
+
+
+def render_policy(policy: Policy) -> dict[str, Any]:
+    """The document that parses back to ``policy`` (JSON- and YAML-ready plain data)."""
+    rules: list[dict[str, Any]] = []
+    for rule in policy.rules:
+        to = (
+            {"cidrSelector": str(rule.cidr)}
+            if rule.cidr is not None
+            else {"dnsName": str(rule.dns_name)}
+        )
+        item: dict[str, Any] = {"type": rule.action.value, "to": to}
+        if rule.ports:
+            item["ports"] = [
+                {"protocol": p.protocol.upper(), **({} if p.port is None else {"port": p.port})}
+                for p in rule.ports
+            ]
+        rules.append(item)
+    return {
+        "kind": policy.kind,
+        "apiVersion": API_VERSIONS[policy.kind][0],
+        "metadata": {"name": policy.name, "namespace": policy.namespace},
+        "spec": {"egress": rules},
+    }
 
 
 def index_by_namespace(policies: Iterable[Policy]) -> dict[str, Policy]:

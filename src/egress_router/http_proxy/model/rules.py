@@ -46,6 +46,9 @@ from egress_router.common.values import (
     normalize_name,
     normalize_network,
     parse_ipv4,
+    parse_ipv6,
+    parse_prefixlen,
+    trim,
 )
 from egress_router.errors import VariableError
 
@@ -184,6 +187,14 @@ class RuleTable:
             result = result or decision
         return by_name or result or Decision(False, DEFAULT_DENY)
 
+    def text(self) -> str:
+        """The variable's value that parses back to this table (each rule on its line)."""
+        out: list[str] = []
+        for rule in self.rules:
+            out += [""] * (rule.line - 1 - len(out))
+            out.append(rule.text)
+        return "\n".join(out) + "\n"
+
     def render(self) -> str:
         """The table printed by ``EGRESS_HTTP_PROXY_MODE=unit-test``."""
         out = [f"{'rule':>4}  {'line':>4}  {'action':<6}  {'kind':<7}  destination"]
@@ -209,21 +220,19 @@ def _network(text: str) -> IPNetwork:
     address_text, slash, prefix_text = text.partition("/")
     address: IPAddress
     if ":" in address_text:
-        if "%" in address_text or "[" in address_text or "]" in address_text:
-            raise ValueError("write IPv6 addresses without brackets or zone")
+        if "[" in address_text or "]" in address_text:
+            raise ValueError("write IPv6 addresses without brackets")
+        if "%" in address_text:
+            raise ValueError("zone ids such as %eth0 are not allowed in an address")
         try:
-            address = ipaddress.IPv6Address(address_text)
-        except ValueError:
-            raise ValueError("not a valid IPv6 address (ports and URLs are not allowed)") from None
+            address = parse_ipv6(address_text)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (ports and URLs are not allowed)") from None
     else:
         address = parse_ipv4(address_text)
     if not slash:
         return normalize_network(ipaddress.ip_network(address))
-    if not (prefix_text.isascii() and prefix_text.isdigit()) or len(prefix_text) > 3:
-        raise ValueError(f"the prefix length must be 0-{address.max_prefixlen}")
-    prefix = int(prefix_text)
-    if prefix > address.max_prefixlen:
-        raise ValueError(f"the prefix length must be 0-{address.max_prefixlen}")
+    prefix = parse_prefixlen(prefix_text, address.max_prefixlen)
     network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
     if network.network_address != address:
         raise ValueError(f"host bits set (did you mean {network}?)")
@@ -265,9 +274,9 @@ def parse_rule(text: str, number: int, line: int) -> Rule:
 
 def parse_destinations(value: str | None, variable: str = VARIABLE) -> RuleTable:
     """Parse the whole variable; raises ``VariableError`` naming the line and its text."""
-    if value is None or not value.strip():
+    if value is None or not trim(value):
         raise VariableError(variable, "is not set or empty", expected=EXPECTED)
-    lines = list(meaningful_lines(value))
+    lines = list(meaningful_lines(value, variable))
     if not lines:
         raise VariableError(variable, "has no destinations (only blank or comment lines)")
     rules: list[Rule] = []

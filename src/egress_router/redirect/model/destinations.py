@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from egress_router.common.lines import Line, meaningful_lines
-from egress_router.common.values import parse_ipv4, parse_port
+from egress_router.common.values import is_decimal, parse_ipv4, parse_port, trim
 from egress_router.errors import VariableError
 
 VARIABLE = "EGRESS_DESTINATION"
@@ -107,7 +107,7 @@ def _port(text: str, line: Line, variable: str, what: str) -> int:
     try:
         return parse_port(text)
     except ValueError:
-        if text.isascii() and text.isdigit():
+        if is_decimal(text):
             raise VariableError(
                 variable,
                 PORT_RANGE.format(port=text) + f" ({what} in '{line.text}')",
@@ -156,13 +156,13 @@ def parse_destination(
 
     ``protocols`` widens the accepted protocols (the CNI grammar adds ``sctp``).
     """
-    if value is None or not value.strip():
+    if value is None or not trim(value):
         raise VariableError(variable, "unspecified", expected=LINE_FORMS)
     rules: list[PortRule] = []
     seen: dict[tuple[int, AnyProtocol], int] = {}
     fallback: ipaddress.IPv4Address | None = None
     fallback_line = 0
-    for line in meaningful_lines(value):
+    for line in meaningful_lines(value, variable):
         if fallback is not None:
             raise VariableError(
                 variable,
@@ -188,3 +188,18 @@ def parse_destination(
         seen[key] = line.number
         rules.append(rule)
     return Destination(rules=tuple(rules), fallback=fallback)
+
+
+def render_destination(destination: Destination) -> str:
+    """The value that parses back to ``destination``: each rule on its own line number (blank
+    lines in between, so line numbers in errors and plans stay the same), then the fallback."""
+    out: list[str] = []
+    for rule in destination.rules:
+        out += [""] * (rule.line - 1 - len(out))
+        text = f"{rule.port} {rule.protocol.value} {rule.address}"
+        out.append(text if rule.remote_port == rule.port else f"{text} {rule.remote_port}")
+    if destination.fallback is not None:
+        out.append(str(destination.fallback))
+    if not out:
+        return "# no rules\n"  # a value of comments only parses to no rules; empty does not
+    return "\n".join(out) + "\n"

@@ -20,6 +20,7 @@ from egress_router.common.values import (
     parse_health,
     parse_ipv4,
     parse_ipv4_source,
+    trim,
 )
 from egress_router.errors import VariableError
 from egress_router.redirect.model.destinations import Destination, parse_destination
@@ -78,7 +79,7 @@ def _invalid(exc: ValueError) -> str:
 
 
 def _source(value: str | None) -> IPv4Source:
-    text = (value or "").strip()
+    text = trim(value or "")
     try:
         return parse_ipv4_source(text)
     except ValueError as exc:
@@ -91,7 +92,7 @@ def _source(value: str | None) -> IPv4Source:
 
 
 def _gateway(value: str | None) -> ipaddress.IPv4Address:
-    text = (value or "").strip()
+    text = trim(value or "")
     try:
         return parse_ipv4(text)
     except ValueError as exc:
@@ -104,7 +105,7 @@ def _gateway(value: str | None) -> ipaddress.IPv4Address:
 
 
 def _mode(value: str | None) -> Mode:
-    text = (value or "").strip()
+    text = trim(value or "")
     if not text:
         return Mode.LEGACY
     try:

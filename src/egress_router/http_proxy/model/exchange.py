@@ -1,15 +1,13 @@
 """One request/response exchange or one tunnel, and its access-log line.
 
-Owns: the per-exchange record the client and upstream protocols share (target, framing,
+Owns: the per-exchange record the connection core and the adapters share (target, framing,
 decision, byte counters, timing) and its one-line structured rendering.
-Must not: do I/O (the worker writes the lines).
+Must not: do I/O or read a clock (times are passed in; the worker writes the lines).
 """
 
 from __future__ import annotations
 
-import time
-
-from egress_router.proxy.http.messages import Head, Headers, Target
+from egress_router.http_proxy.model.messages import Head, Headers, Target
 
 
 class Exchange:
@@ -38,7 +36,7 @@ class Exchange:
         "version11",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, started: float) -> None:
         self.url = b""
         self.method = b""
         self.headers: Headers = []
@@ -57,19 +55,20 @@ class Exchange:
         self.error = ""
         self.up_bytes = 0  # client -> upstream (body or tunnel payload)
         self.down_bytes = 0  # upstream -> client
-        self.started = time.monotonic()
+        self.started = started  # event-loop time of the head's first byte
         self.logged = False
 
-    def log_line(self, client: str) -> str:
-        """``key=value`` fields, values without spaces (quoted when they could contain any)."""
+    def log_line(self, client: str, ts: float, now: float) -> str:
+        """``key=value`` fields, values without spaces (quoted when they could contain any);
+        ``ts`` is the wall-clock time to print, ``now`` the event-loop time (for ``ms``)."""
         target = self.target
         host = target.host if target else "-"
         port = target.port if target else 0
         method = self.method.decode("latin-1") or "-"
-        ms = (time.monotonic() - self.started) * 1000.0
+        ms = (now - self.started) * 1000.0
         rule = self.rule.replace('"', "'")
         line = (
-            f"ts={time.time():.3f} client={client} method={method} host={host} port={port} "
+            f"ts={ts:.3f} client={client} method={method} host={host} port={port} "
             f'address={self.address} rule="{rule}" status={self.status} '
             f"bytes_up={self.up_bytes} bytes_down={self.down_bytes} ms={ms:.2f}"
         )

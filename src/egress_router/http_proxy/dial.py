@@ -13,16 +13,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from typing import TYPE_CHECKING
 
 from egress_router.common.values import normalize_address
+from egress_router.http_proxy import splice
+from egress_router.http_proxy.contracts import ClientSide
+from egress_router.http_proxy.model.exchange import Exchange
 from egress_router.http_proxy.model.rules import Decision, connect_address, loops_to_self
-from egress_router.proxy.http import splice
-from egress_router.proxy.http.exchange import Exchange
-from egress_router.proxy.http.upstream import UpstreamProtocol
-
-if TYPE_CHECKING:
-    from egress_router.proxy.http.client import ClientProtocol
+from egress_router.http_proxy.upstream import UpstreamProtocol
 
 
 async def resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[str]:
@@ -38,8 +35,9 @@ def _name(decision: Decision) -> str:
     return decision.rule.describe() if decision.rule.number else decision.rule.text
 
 
-async def open_upstream(client: ClientProtocol, ex: Exchange, by_name: Decision | None) -> None:
-    """Resolve, check, connect; hands the connected protocol to ``client.attached``."""
+async def open_upstream(client: ClientSide, ex: Exchange, by_name: Decision | None) -> None:
+    """Resolve, check, connect; hands the connected protocol to ``client.adopt`` (a socket to
+    ``client.adopt_tunnel`` for a spliced CONNECT), failures to ``client.reject``."""
     worker = client.worker
     target = ex.target
     assert target is not None
@@ -90,21 +88,21 @@ async def open_upstream(client: ClientProtocol, ex: Exchange, by_name: Decision 
                     except OSError as exc:
                         error = exc
                         continue
-                    client.attached_tunnel(sock, ex)
+                    client.adopt_tunnel(sock, ex, address, rule)
                     return
                 addresses = []
             for address in addresses:
                 ex.address, ex.rule = address, rule
                 try:
                     _, protocol = await loop.create_connection(
-                        lambda: UpstreamProtocol(client, address, rule, target),  # noqa: B023
+                        lambda: UpstreamProtocol(client),
                         address,
                         target.port,
                     )
                 except OSError as exc:
                     error = exc
                     continue
-                client.attached(protocol, ex)
+                client.adopt(protocol, ex, address, rule)
                 return
             client.reject(ex, 502, f"cannot connect to {target.host} port {target.port}: {error}")
     except TimeoutError:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from egress_router.errors import ProtocolError
-from egress_router.proxy.http.messages import (
+from egress_router.http_proxy.model.messages import (
     Target,
     error_response,
     parse_absolute,

@@ -1,7 +1,8 @@
 """A small origin server for the HTTP proxy tests (run as a script in the lab's web namespace).
 
 Paths: /chunked (chunked answer), /close (close-delimited answer), /slow and /slower (answer
-after 2 s and 5 s), /badcl (two Content-Lengths: a smuggling-shaped answer),
+after 2 s and 5 s), /hang (answers only after 60 s: an upstream that never answers, as far as
+a test can tell), /badcl (two Content-Lengths: a smuggling-shaped answer),
 /headers (echoes the request head it received), /echo (echoes the request body, any framing).
 """
 
@@ -51,6 +52,9 @@ class Handler(BaseHTTPRequestHandler):
                 b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"
             )
             self.close_connection = True
+        elif self.path == "/hang":
+            time.sleep(60.0)
+            self._send(b"too late\n")
         elif self.path in ("/slow", "/slower"):
             time.sleep(2.0 if self.path == "/slow" else 5.0)
             self._send(b"slow but here\n")

@@ -16,11 +16,9 @@ import contextlib
 import fcntl
 import os
 import socket
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from egress_router.proxy.http.client import ClientProtocol
-    from egress_router.proxy.http.exchange import Exchange
+from egress_router.http_proxy.contracts import ClientSide
+from egress_router.http_proxy.model.exchange import Exchange
 
 AVAILABLE = hasattr(os, "splice") and hasattr(fcntl, "F_SETPIPE_SZ")
 # Bytes in flight per direction: large enough that one call moves a lot, small enough that
@@ -69,7 +67,7 @@ class Pump:
             self.writing = True
 
     def readable(self) -> None:
-        self.tunnel.client.activity = True
+        self.tunnel.client.core.activity = True
         try:
             n = os.splice(self.src, self.pw, PIPE_BYTES, flags=FLAGS)
         except BlockingIOError:
@@ -91,7 +89,7 @@ class Pump:
         self.drain()
 
     def writable(self) -> None:
-        self.tunnel.client.activity = True
+        self.tunnel.client.core.activity = True
         if self.prefix:
             try:
                 sent = os.write(self.dst, self.prefix)
@@ -145,13 +143,12 @@ class SpliceTunnel:
     """Both directions of one CONNECT tunnel; ``close`` is idempotent."""
 
     def __init__(
-        self, client: ClientProtocol, ex: Exchange, upstream: socket.socket, early: bytes
+        self, client: ClientSide, ex: Exchange, upstream: socket.socket, early: bytes
     ) -> None:
-        assert client.transport is not None
         self.client = client
         self.exchange = ex
         self.loop: asyncio.AbstractEventLoop = client.worker.loop
-        raw = client.transport.get_extra_info("socket")
+        raw = client.client_socket()
         # Our own descriptor for the client socket: the transport keeps its own (paused).
         self.client_sock = socket.socket(fileno=os.dup(raw.fileno()))
         self.upstream = upstream

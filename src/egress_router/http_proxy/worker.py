@@ -3,8 +3,7 @@
 Owns: the state every connection of this process shares (settings, policy cache, connection
 set, coarse clock, log buffer), the once-a-second sweep that enforces the timeouts, and the
 graceful drain on SIGTERM.
-Must not: parse HTTP (``client``/``upstream`` do) or decide policy (``http_proxy.model.rules``
-does).
+Must not: parse HTTP (``client``/``upstream`` do) or decide (``model.connection``, ``model.rules``).
 """
 
 from __future__ import annotations
@@ -13,16 +12,17 @@ import asyncio
 import ipaddress
 import signal
 import socket
+import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from egress_router.http_proxy.client import ClientProtocol
+from egress_router.http_proxy.model.connection import TUNNEL
+from egress_router.http_proxy.model.exchange import Exchange
 from egress_router.http_proxy.model.rules import Decision
-from egress_router.proxy.http.settings import ProxySettings
+from egress_router.http_proxy.model.settings import ProxySettings
 from egress_router.runtime import logsink
-
-if TYPE_CHECKING:
-    from egress_router.proxy.http.client import ClientProtocol
-    from egress_router.runtime.metrics import HttpProxyMetrics
+from egress_router.runtime.metrics import HttpProxyMetrics
 
 NAME_CACHE_SIZE = 10_000  # decisions per host name kept (pure function of the name)
 
@@ -43,8 +43,6 @@ class Worker:
         self.tasks: set[asyncio.Task[None]] = set()
         self.metrics: HttpProxyMetrics | None = None
         if settings.metrics is not None:
-            from egress_router.runtime.metrics import HttpProxyMetrics
-
             self.metrics = HttpProxyMetrics()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -68,6 +66,34 @@ class Worker:
     def decide_address(self, address: str, by_name: Decision | None) -> Decision:
         return self.rules.decide_address(ipaddress.ip_address(address), by_name)
 
+    # -- connections --------------------------------------------------------------------------
+
+    def opened(self, conn: ClientProtocol) -> bool:
+        """A client connected: False (answer 503) past the limit or while draining."""
+        if len(self.connections) >= self.settings.max_connections or self.draining:
+            return False
+        self.connections.add(conn)
+        return True
+
+    def closed(self, conn: ClientProtocol) -> None:
+        self.connections.discard(conn)
+
+    def finished(self, ex: Exchange, peer: str) -> None:
+        """An exchange or tunnel is over: its access-log line and metrics."""
+        now = time.monotonic()
+        self.log(ex.log_line(peer, time.time(), now))
+        metrics = self.metrics
+        if metrics is not None:  # once per request or tunnel, from the log record
+            metrics.exchange(
+                ex.method.decode("latin-1"),
+                ex.status,
+                ex.rule,
+                ex.up_bytes,
+                ex.down_bytes,
+                now - ex.started,
+                ex.is_connect,
+            )
+
     # -- access log ---------------------------------------------------------------------------
 
     def log(self, line: str) -> None:
@@ -85,23 +111,19 @@ class Worker:
             await asyncio.sleep(1.0)
             self.now = self.loop.time()
             for conn in list(self.connections):
-                conn.check_timeouts(self.now)
+                conn.tick(self.now)
             self.flush_log()
             if self.metrics is not None:
                 self.sample_metrics()
 
     def sample_metrics(self) -> None:
-        from egress_router.proxy.http.client import TUNNEL
-
         assert self.metrics is not None
-        tunnels = sum(1 for conn in self.connections if conn.phase == TUNNEL)
+        tunnels = sum(1 for conn in self.connections if conn.core.phase is TUNNEL)
         self.metrics.sample(len(self.connections), tunnels)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def serve(self, sockets: list[socket.socket]) -> None:
-        from egress_router.proxy.http.client import ClientProtocol
-
         servers = [
             await self.loop.create_server(
                 lambda: ClientProtocol(self), sock=sock, backlog=4096, start_serving=True

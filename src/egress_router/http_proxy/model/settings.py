@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 
+from egress_router.common.lines import bad_char, describe_char
 from egress_router.common.values import parse_port, unmap_address
 from egress_router.errors import VariableError
 from egress_router.http_proxy.model.rules import RuleTable
@@ -65,13 +67,26 @@ class ProxySettings:
     via: str = field(default="1.1 egress-router")
 
 
+def _checked(value: str, variable: str) -> str:
+    """The value trimmed of blanks, or an error for a control or non-ASCII blank character."""
+    ch = bad_char(value.strip(" \t\r\n"))
+    if ch is not None:
+        raise VariableError(variable, f"character {describe_char(ch)} is not allowed", text=value)
+    return value.strip(" \t\r\n")
+
+
+def _items(text: str) -> list[str]:
+    """Comma, space or tab separated items (no other blank separates)."""
+    return [item for item in re.split(r"[ \t,]+", text) if item]
+
+
 def parse_connect_ports(value: str, variable: str) -> frozenset[int] | None:
     """``443,8443 10000-10100``: ports and inclusive ranges, comma or space separated."""
-    text = value.strip()
+    text = _checked(value, variable)
     if not text or text == "*":
         return None
     ports: set[int] = set()
-    for item in text.replace(",", " ").split():
+    for item in _items(text):
         low_text, dash, high_text = item.partition("-")
         try:
             low = parse_port(low_text)
@@ -89,8 +104,10 @@ def parse_connect_ports(value: str, variable: str) -> frozenset[int] | None:
 def parse_listen(value: str, variable: str) -> tuple[str, ...]:
     """Explicit listen addresses (comma or space separated); the unspecified address is refused."""
     out: list[str] = []
-    for item in value.replace(",", " ").split():
+    for item in _items(_checked(value, variable)):
         try:
+            if not item.isascii() or "%" in item:
+                raise ValueError  # non-ASCII digits, a zone id
             # ::ffff:a.b.c.d binds a.b.c.d: checked and bound as the IPv4 address it is
             address = unmap_address(ipaddress.ip_address(item.strip("[]")))
         except ValueError:
@@ -109,8 +126,10 @@ def parse_listen(value: str, variable: str) -> tuple[str, ...]:
 
 
 def parse_positive(value: str, variable: str, *, integer: bool = False) -> float:
-    """A positive number (seconds, bytes or a count)."""
+    """A positive number (seconds, bytes or a count), in ASCII digits."""
     try:
+        if not value.isascii() or "_" in value:
+            raise ValueError  # int()/float() also take "１", "٥" and "1_000"
         number = int(value) if integer else float(value)
     except ValueError:
         raise VariableError(variable, "not a number", text=value) from None

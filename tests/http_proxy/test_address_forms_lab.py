@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from egress_router.lab import procs
-from tests.proxy.http.conftest import RECORDS, ROUTER_IP, ProxyLab
+from tests.http_proxy.conftest import RECORDS, ROUTER_IP, ProxyLab
 
 pytestmark = pytest.mark.lab
 

@@ -7,7 +7,7 @@ import re
 import signal
 
 from egress_router.lab import procs
-from tests.proxy.http.conftest import ROUTER_IP, WEB, ProxyLab
+from tests.http_proxy.conftest import ROUTER_IP, WEB, ProxyLab
 
 PORT = 8091
 METRICS = f"{ROUTER_IP}:9108"

@@ -13,7 +13,7 @@ import pytest
 
 from egress_router.lab.topology import ADDR
 from tests.conftest import cli
-from tests.proxy.http.conftest import ORIGIN, ROUTER_IP, WEB, ProxyLab
+from tests.http_proxy.conftest import ORIGIN, ROUTER_IP, WEB, ProxyLab
 
 pytestmark = pytest.mark.lab
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from egress_router.errors import VariableError
-from egress_router.proxy.http.settings import parse_listen
+from egress_router.http_proxy.model.settings import parse_listen
 
 VAR = "EGRESS_HTTP_PROXY_LISTEN_ADDRESS"
 

@@ -14,8 +14,8 @@ import socket
 import sys
 
 from egress_router.errors import DataplaneError
-from egress_router.proxy.http.settings import ProxySettings
-from egress_router.proxy.http.worker import run_worker
+from egress_router.http_proxy.model.settings import ProxySettings
+from egress_router.http_proxy.worker import run_worker
 from egress_router.runtime import logsink
 from egress_router.runtime.workers import supervise
 
@@ -86,14 +86,18 @@ def _serve(settings: ProxySettings) -> int:
     settings = raise_fd_limit(settings)
     groups = [[bind(a, settings.port) for a in settings.listen] for _ in range(settings.workers)]
     where = ", ".join(f"{a}:{settings.port}" for a in settings.listen)
-    print(
-        f"egress-router http-proxy: listening on {where} with {settings.workers} worker(s), "
-        f"{len(settings.rules.rules)} rule(s)",
-        file=sys.stderr,
-        flush=True,
-    )
+
+    def ready() -> None:  # once every socket listens and the metrics are served
+        print(
+            f"egress-router http-proxy: listening on {where} with {settings.workers} worker(s), "
+            f"{len(settings.rules.rules)} rule(s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
     if settings.workers == 1:
         _serve_metrics(settings)
+        ready()
         run_worker(settings, groups[0])
         return 0
 
@@ -109,6 +113,7 @@ def _serve(settings: ProxySettings) -> int:
             for sock in group:
                 sock.close()
         _serve_metrics(settings)  # after forking: the workers never inherit its thread
+        ready()
 
     on_exit = None
     if settings.metrics is not None:
