@@ -49,6 +49,10 @@ def register(app: typer.Typer) -> None:
             )
             return parse_settings(variables)
 
+        from egress_router.runtime.reload import Source, signature
+
+        watched = destination_file or os.environ.get(FILE_VARIABLE) or None
+        baseline = signature(watched) if watched else None  # before the first read
         settings = reparse()
         listen = None
         text = metrics if metrics is not None else os.environ.get(METRICS) or None
@@ -64,7 +68,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(render_plan(settings), nl=False)
             return 0
         from egress_router.common.values import HEALTH_VARIABLE, parse_health
-        from egress_router.dns_proxy.main import Reload, run
+        from egress_router.dns_proxy.main import run
 
         health_text = os.environ.get(HEALTH_VARIABLE)
         try:
@@ -75,5 +79,4 @@ def register(app: typer.Typer) -> None:
             raise VariableError(
                 HEALTH_VARIABLE, f"port {health[1]} is also a destination's local port"
             )
-        watched = destination_file or os.environ.get(FILE_VARIABLE) or None
-        return run(settings, listen, Reload(reparse, watched), health)
+        return run(settings, listen, Source(reparse, watched, baseline=baseline), health)

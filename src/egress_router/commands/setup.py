@@ -92,7 +92,7 @@ def setup(
     Legacy mode reloads on SIGHUP or a changed destination file. See docs/redirect.md.
     """
     from egress_router.redirect.model.env import Mode, parse_router_env
-    from egress_router.runtime.reload import with_variable_file
+    from egress_router.runtime.reload import signature, with_variable_file
 
     def reparse() -> RouterEnv:
         variables = with_variable_file(
@@ -100,6 +100,8 @@ def setup(
         )
         return parse_router_env(variables, macvlan=macvlan_interface, cluster=cluster_interface)
 
+    watched = destination_file or os.environ.get(FILE_VARIABLE) or None
+    baseline = signature(watched) if watched else None  # before the first read
     env = reparse()
     if env.mode is Mode.UNIT_TEST:
         from egress_router.redirect.report import render_plan
@@ -128,8 +130,7 @@ def setup(
         if health is not None:
             health.counts = router.counts
             health.set_state(health_state.READY)
-        watched = destination_file or os.environ.get(FILE_VARIABLE) or None
-        return legacy_mode.run(router, stop, hup, watched)
+        return legacy_mode.run(router, stop, hup, watched, baseline)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,6 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from egress_router.dns_proxy.forwarders import Forwarder, KernelForwarder, RelayForwarder
 from egress_router.dns_proxy.model.destinations import Forwarding, Settings
@@ -27,21 +26,14 @@ from egress_router.dns_proxy.service import DnsProxyService
 from egress_router.errors import EgressRouterError
 from egress_router.runtime import logsink
 from egress_router.runtime.health import Health, serve_health
-from egress_router.runtime.reload import POLL_INTERVAL_S, FileWatch
+from egress_router.runtime.reload import Source
 from egress_router.runtime.resolver import Resolver
 from egress_router.runtime.workers import supervise
 
 MAX_WORKERS = 16  # bound on processes (and on DNS queries: each worker follows every name)
 
 
-@dataclass(frozen=True)
-class Reload:
-    """How to re-read the configuration: ``reparse`` reads the variables (and the file) again;
-    ``watched`` is the destination file to poll (None: SIGHUP only)."""
-
-    reparse: Callable[[], Settings]
-    watched: str | None = None
-    interval_s: float = POLL_INTERVAL_S
+Reload = Source[Settings]  # how to re-read the configuration (``runtime.reload``)
 
 
 def stdout_logger(prefix: str = "dns-proxy") -> Logger:
@@ -79,8 +71,8 @@ async def _reload(
 
 
 async def _watch(reload: Reload, trigger: asyncio.Event) -> None:
-    assert reload.watched is not None
-    watch = FileWatch(reload.watched)
+    watch = reload.watch()
+    assert watch is not None
     while True:
         await asyncio.sleep(reload.interval_s)
         if watch.changed():

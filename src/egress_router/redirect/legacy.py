@@ -20,7 +20,13 @@ from collections.abc import Callable
 from egress_router.errors import EgressRouterError
 from egress_router.redirect import apply
 from egress_router.redirect.model.env import RouterEnv
-from egress_router.runtime.reload import POLL_INTERVAL_S, FileWatch, ReloadCounts, digest
+from egress_router.runtime.reload import (
+    POLL_INTERVAL_S,
+    FileWatch,
+    ReloadCounts,
+    Signature,
+    digest,
+)
 
 SECOND_ARP_DELAY_S = 2.0  # as the reference: the request form follows the reply after 2 s
 
@@ -73,10 +79,12 @@ def run(
     stop: threading.Event,
     hup: threading.Event,
     watched: str | None,
+    baseline: Signature = None,
     interval: float = POLL_INTERVAL_S,
 ) -> int:
-    """Block until ``stop``; reload on ``hup`` or a change of ``watched``; exit 0."""
-    watch = FileWatch(watched) if watched else None
+    """Block until ``stop``; reload on ``hup`` or a change of ``watched`` (since ``baseline``,
+    its signature before the first read); exit 0."""
+    watch = FileWatch(watched, baseline) if watched else None
     arp_at: float | None = time.monotonic() + SECOND_ARP_DELAY_S
     while not stop.wait(interval if arp_at is None else max(0.0, arp_at - time.monotonic())):
         if arp_at is not None and time.monotonic() >= arp_at:

@@ -143,6 +143,13 @@ class HttpProxyMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry
         self.log = LogMetrics(r)
+        self.reloads = Counter(
+            "egress_router_http_proxy_reloads",
+            "Rule-table reloads (SIGHUP or a changed destination file), by result "
+            "(ok, failed: refused, the previous rules stay).",
+            ["result"],
+            registry=r,
+        )
         self.requests = Counter(
             "egress_router_http_requests",
             "Requests and CONNECT tunnels finished, by method, status and deciding rule.",
@@ -223,6 +230,9 @@ class HttpProxyMetrics:
     def sample(self, connections: int, tunnels: int) -> None:
         self.connections.set(connections)
         self.tunnels.set(tunnels)
+
+    def reload(self, ok: bool) -> None:
+        self.reloads.labels("ok" if ok else "failed").inc()
 
 
 # -- dns-proxy ---------------------------------------------------------------------------------

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
 
 from egress_router.errors import VariableError
 
 POLL_INTERVAL_S = 1.0  # how often a watched file is checked: a change applies within ~1 s
 MAX_FILE_BYTES = 16 * 1024 * 1024  # ~700,000 destination lines; bounds memory on a wrong path
 
+T = TypeVar("T")
 Signature = tuple[int, int, int, int] | None  # st_dev, st_ino, st_size, st_mtime_ns; None: gone
 
 
@@ -40,15 +42,30 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-@dataclass
+@dataclass(frozen=True)
+class Source(Generic[T]):
+    """How a running mode re-reads its configuration: ``reparse`` reads the variables (and the
+    file) again and parses them (raising our errors); ``watched`` is the file to poll (None:
+    SIGHUP only)."""
+
+    reparse: Callable[[], T]
+    watched: str | None = None
+    interval_s: float = POLL_INTERVAL_S
+    baseline: Signature = None  # the watched file's signature before its first read
+
+    def watch(self) -> FileWatch | None:
+        return FileWatch(self.watched, self.baseline) if self.watched else None
+
+
 class FileWatch:
-    """One watched file: ``changed()`` is True once per new version of it (by stat)."""
+    """One watched file: ``changed()`` is True once per new version of it (by stat).
 
-    path: str
-    last: Signature = None
+    ``baseline``: the signature taken before the configuration in force was read (so a change
+    made while starting is not missed); default: now."""
 
-    def __post_init__(self) -> None:
-        self.last = signature(self.path)
+    def __init__(self, path: str, baseline: Signature | Literal["now"] = "now") -> None:
+        self.path = path
+        self.last = signature(path) if baseline == "now" else baseline
 
     def changed(self) -> bool:
         now = signature(self.path)
