@@ -109,3 +109,15 @@ def test_bad_file_refused_and_sighup(plab: ProxyLab, tmp_path: Path) -> None:
         lambda: status(plab, f"http://{OTHER}/", 8091) not in ("403", "000"), 10
     ), proxy.output()
     proxy.stop(signal.SIGTERM)
+
+
+def test_health_endpoints(plab: ProxyLab) -> None:
+    proxy = plab.start_proxy(8092, FIRST, {"EGRESS_ROUTER_HEALTH_PORT": "127.0.0.1:18082"})
+
+    def probe(path: str) -> str:
+        argv = ["curl", "-sS", "-m", "3", f"http://127.0.0.1:18082{path}"]
+        return str(plab.lab.exec("router", argv).stdout)
+
+    assert probe("/healthz") == "ok\n"
+    assert procs.wait_for(lambda: probe("/readyz") == "ready\n", 10)
+    proxy.stop(signal.SIGTERM)
