@@ -1,15 +1,20 @@
-"""Shared fixtures: the network-namespace lab (root only) and the CLI runner."""
+"""Shared fixtures: the network-namespace lab (root only), the real Kubernetes control plane
+(skipped with the reason when it is not built) and the CLI runner."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from egress_router.errors import ControlPlaneError
+from egress_router.lab.controlplane import ControlPlane, binaries_dir
 from egress_router.lab.topology import Lab
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +36,48 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     """A fresh blog topology in uniquely named namespaces, removed afterwards."""
     with Lab(workdir=tmp_path / "lab") as built:
         yield built
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A real etcd + kube-apiserver + kube-controller-manager on loopback, our CRDs installed.
+
+    Started once per session (about 10-30 s), stopped by PID at the end. Skipped, with the
+    reason, when scripts/control-plane could not build the binaries (no Go toolchain).
+    """
+    try:
+        bins = binaries_dir()
+    except ControlPlaneError as exc:
+        pytest.skip(f"no Kubernetes control plane: {exc}")
+    plane = ControlPlane(
+        workdir=tmp_path_factory.mktemp("control-plane"),
+        bin_dir=bins,
+        crd_dir=ROOT / "deploy" / "crds",
+    )
+    with plane:
+        yield plane
+
+
+@pytest.fixture(scope="session")
+def kube_api(control_plane: ControlPlane) -> Iterator[Any]:
+    """A ``kubernetes`` client (``ApiClient``) logged in as cluster admin."""
+    from kubernetes import config
+
+    client = config.new_client_from_config(config_file=str(control_plane.kubeconfig("admin")))
+    with client:
+        yield client
+
+
+@pytest.fixture
+def kube_namespace(kube_api: Any) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards (the controller-manager empties it)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube_api)
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    core.delete_namespace(name)
 
 
 def cli(

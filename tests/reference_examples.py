@@ -46,3 +46,118 @@ EGRESS_NETWORK_POLICY = (
     '{ "type": "Allow", "to": { "dnsName": "www.foo.com" } }, '
     '{ "type": "Deny", "to": { "cidrSelector": "0.0.0.0/0" } } ] } }'
 )
+
+# The EgressRouter of the OpenShift 4 docs and the network operator's docs (notes
+# egress-router-cni.md §5.3), with its optional fallbackIP filled in.
+EGRESS_ROUTER = """\
+apiVersion: network.operator.openshift.io/v1
+kind: EgressRouter
+metadata:
+  name: egress-router-redirect
+spec:
+  networkInterface:
+    macvlan:
+      mode: Bridge
+  addresses: [
+    {
+      ip: "192.168.12.99/24",
+      gateway: "192.168.12.1"
+    }
+  ]
+  mode: Redirect
+  redirect: {
+    redirectRules: [
+      {
+        destinationIP: "10.0.0.99",
+        port: 80,
+        protocol: UDP
+      },
+      {
+        destinationIP: "203.0.113.26",
+        port: 8080,
+        targetPort: 80,
+        protocol: TCP
+      },
+      {
+        destinationIP: "203.0.113.27",
+        port: 8443,
+        targetPort: 443,
+        protocol: TCP
+      }
+    ],
+    fallbackIP: "203.0.113.28"
+  }
+"""
+
+# The origin e2e fixtures egress-router-cni-v4-cr.yaml and -v6-cr.yaml (notes §10).
+EGRESS_ROUTER_E2E_V4 = """\
+apiVersion: network.operator.openshift.io/v1
+kind: EgressRouter
+metadata:
+  name: egress-router-cni-v4
+spec:
+  addresses:
+  - ip: 192.168.3.10/24
+    gateway: 192.168.3.1
+  mode: Redirect
+  redirect:
+    redirectRules:
+    - {destinationIP: 10.100.3.0, port: 80, protocol: UDP}
+    - {destinationIP: 203.0.113.26, port: 8080, targetPort: 80, protocol: SCTP}
+    - {destinationIP: 203.0.113.27, port: 8443, targetPort: 443, protocol: TCP}
+"""
+
+EGRESS_ROUTER_E2E_V6 = """\
+apiVersion: network.operator.openshift.io/v1
+kind: EgressRouter
+metadata:
+  name: egress-router-cni-v6
+spec:
+  addresses:
+  - ip: 192:168:3::10/64
+    gateway: 192:168:3::1
+  mode: Redirect
+  redirect:
+    redirectRules:
+    - {destinationIP: "10:100:3::0", port: 80, protocol: UDP}
+    - {destinationIP: "203:0:113::26", port: 8080, targetPort: 80, protocol: SCTP}
+    - {destinationIP: "203:0:113::27", port: 8443, targetPort: 443, protocol: TCP}
+"""
+
+# An EgressFirewall as the OVN-Kubernetes and OpenShift 4 docs write one (notes egress-firewall.md
+# §4.1): CIDR, DNS name, a one-label wildcard, ports, a node selector, and a final Deny.
+EGRESS_FIREWALL = """\
+apiVersion: k8s.ovn.org/v1
+kind: EgressFirewall
+metadata:
+  name: default
+spec:
+  egress:
+  - type: Allow
+    to:
+      cidrSelector: 1.2.3.0/24
+  - type: Allow
+    to:
+      dnsName: www.example.com
+  - type: Allow
+    to:
+      dnsName: "*.example.org"
+    ports:
+    - protocol: TCP
+      port: 443
+  - type: Allow
+    to:
+      nodeSelector:
+        matchLabels:
+          region: east
+  - type: Allow
+    to:
+      cidrSelector: 2001:db8::/32
+    ports:
+    - protocol: UDP
+      port: 53
+    - protocol: SCTP
+  - type: Deny
+    to:
+      cidrSelector: 0.0.0.0/0
+"""

@@ -12,7 +12,7 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from egress_router.commands import cni, dns_proxy, firewall, http_proxy, lab, setup
+from egress_router.commands import cni, dns_proxy, firewall, http_proxy, lab, operator, setup
 from egress_router.errors import EgressRouterError
 
 app = typer.Typer(
@@ -23,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for group in (setup, lab, http_proxy, dns_proxy, firewall, cni):
+for group in (setup, lab, http_proxy, dns_proxy, firewall, cni, operator):
     group.register(app)
 
 

@@ -8,6 +8,7 @@ Must not: import anything else from the package, or do I/O.
     │   ├── VariableError             an environment variable, optionally a line of it
     │   └── PolicyError               a policy document (file, namespace, rule index, field)
     ├── DataplaneError                the kernel refused (netlink, nftables, sysctl, raw sockets)
+    ├── ControlPlaneError             the lab's etcd/kube-apiserver is missing or would not start
     ├── ResolveError                  a DNS lookup failed (name, reason)
     ├── ProtocolError                 a peer spoke bad HTTP/TCP; carries the status to answer with
     └── Denied                        a policy decision said no; carries the rule that decided it
@@ -181,6 +182,12 @@ class PolicyError(ConfigError):
 
 class DataplaneError(EgressRouterError):
     """The kernel (netlink, nftables, sysctl, raw sockets) refused an operation."""
+
+    exit_code = EXIT_DATAPLANE
+
+
+class ControlPlaneError(EgressRouterError):
+    """The lab's Kubernetes control plane is not built, would not start or refused a request."""
 
     exit_code = EXIT_DATAPLANE
 

@@ -88,3 +88,25 @@ def test_explain_bad_flags(example, args, message):
     assert out.returncode == 1
     [line] = out.stderr.splitlines()
     assert message in line
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--node", "Bad_Name"], "--node"),
+        (["--node", "n1", "--debounce", "9"], "--debounce"),
+        (["--node", "n1", "--cluster-cidr", "10.0.0.0/99"], "--cluster-cidr"),
+    ],
+)
+def test_agent_refuses_bad_flags_in_one_line(args, flag):
+    result = cli("firewall", "agent", *args)
+    assert result.returncode == 1, result.stderr
+    assert flag in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_agent_without_api_server_fails_in_one_line(tmp_path):
+    result = cli("firewall", "agent", "--node", "n1", "--kubeconfig", str(tmp_path / "missing"))
+    assert result.returncode == 1, result.stderr
+    assert "cannot log in to the API server" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,22 +1,26 @@
-"""``egress-router firewall apply|run|explain|check``: the egress firewall node agent's CLI.
+"""``egress-router firewall apply|run|agent|explain|check``: the egress firewall's CLI.
 
 Owns: the flags (``--pods NAMESPACE=CIDR[,CIDR...]`` repeatable, ``--cluster-cidr`` and
 ``--service-cidr`` repeatable or comma lists, ``--namespace`` for policies without
-``metadata.namespace``, ``--dns-listen ADDR[:PORT]``) and printing results.
+``metadata.namespace``, ``--dns-listen ADDR[:PORT]``; ``agent --node NAME --kubeconfig``)
+and printing results.
 Must not: contain policy logic (``firewall.model``) or kernel access (``firewall.agent``).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from egress_router.errors import VariableError
 
 if TYPE_CHECKING:
+    from egress_router.firewall.agent import AgentConfig
     from egress_router.firewall.model.decide import Address, Members, NodeConfig
     from egress_router.firewall.model.policy import Rule
 
@@ -133,53 +137,54 @@ def apply(
     return 0
 
 
-@fw.command()
-def run(
-    policies: Policies,
-    pods: Pods = None,
-    cluster_cidr: Cluster = None,
-    service_cidr: Service = None,
-    namespace: Namespace = None,
-    dns_listen: Annotated[
-        str | None,
-        typer.Option(
-            metavar="ADDR[:PORT]", help="Serve DNS to pods here (learn before answering)."
-        ),
-    ] = None,
-    dns_upstream: Annotated[
-        str | None,
-        typer.Option(metavar="ADDR[:PORT]", help="Resolver to ask (default: /etc/resolv.conf)."),
-    ] = None,
-    ttl_floor: Annotated[float, typer.Option(help="Shortest refresh interval, s.")] = 5.0,
-    ttl_ceiling: Annotated[float, typer.Option(help="Longest refresh interval, s.")] = 1800.0,
-    grace: Annotated[float, typer.Option(help="Keep addresses this long past TTL, s.")] = 5.0,
-    retry_first: Annotated[float, typer.Option(help="Retry delay after a failure, s.")] = 5.0,
-    retry_max: Annotated[float, typer.Option(help="Cap of the retry back-off, s.")] = 120.0,
-    watch_interval: Annotated[float, typer.Option(help="Policy-file check interval, s.")] = 1.0,
-    metrics: Annotated[
-        str | None,
-        typer.Option(
-            metavar="ADDR:PORT",
-            envvar="EGRESS_FIREWALL_METRICS",
-            help="Serve Prometheus /metrics here [off].",
-        ),
-    ] = None,
-    health: Annotated[
-        str | None,
-        typer.Option(
-            metavar="[ADDR:]PORT",
-            envvar="EGRESS_ROUTER_HEALTH_PORT",
-            help="Serve /healthz and /readyz here [off].",
-        ),
-    ] = None,
-) -> int:
-    """Apply, then keep DNS-named rules current and reload on file change or SIGHUP."""
-    import asyncio
+DnsListen = Annotated[
+    str | None,
+    typer.Option(metavar="ADDR[:PORT]", help="Serve DNS to pods here (learn before answering)."),
+]
+DnsUpstream = Annotated[
+    str | None,
+    typer.Option(metavar="ADDR[:PORT]", help="Resolver to ask (default: /etc/resolv.conf)."),
+]
+TtlFloor = Annotated[float, typer.Option(help="Shortest refresh interval, s.")]
+TtlCeiling = Annotated[float, typer.Option(help="Longest refresh interval, s.")]
+Grace = Annotated[float, typer.Option(help="Keep addresses this long past TTL, s.")]
+RetryFirst = Annotated[float, typer.Option(help="Retry delay after a failure, s.")]
+RetryMax = Annotated[float, typer.Option(help="Cap of the retry back-off, s.")]
+Metrics = Annotated[
+    str | None,
+    typer.Option(
+        metavar="ADDR:PORT",
+        envvar="EGRESS_FIREWALL_METRICS",
+        help="Serve Prometheus /metrics here [off].",
+    ),
+]
+HealthListen = Annotated[
+    str | None,
+    typer.Option(
+        "--health",
+        metavar="[ADDR:]PORT",
+        envvar="EGRESS_ROUTER_HEALTH_PORT",
+        help="Serve /healthz and /readyz (ready once the rules are applied) here [off].",
+    ),
+]
 
-    from egress_router.firewall.agent import Agent, AgentConfig
-    from egress_router.firewall.loop import run
+
+def _config(
+    files: list[Path],
+    node: NodeConfig,
+    namespace: str | None,
+    dns_listen: str | None,
+    dns_upstream: str | None,
+    timing: tuple[float, float, float, float, float],
+    watch_interval: float,
+    metrics: str | None,
+    health: str | None = None,
+) -> AgentConfig:
+    """The agent's settings from the flags ``run`` and ``agent`` share."""
+    from egress_router.firewall.agent import AgentConfig
     from egress_router.firewall.model.dnsrules import DnsSettings
 
+    ttl_floor, ttl_ceiling, grace, retry_first, retry_max = timing
     if not 0 < ttl_floor <= ttl_ceiling or retry_first <= 0 or retry_max < retry_first:
         raise VariableError(
             "--ttl-floor", "need 0 < floor <= ceiling and 0 < retry-first <= retry-max"
@@ -205,9 +210,9 @@ def run(
         health_listen = parse_health(health)
     except ValueError as exc:
         raise VariableError("--health", str(exc), text=health or "") from None
-    config = AgentConfig(
-        policies,
-        _node(pods, cluster_cidr, service_cidr),
+    return AgentConfig(
+        files,
+        node,
         namespace,
         dns=settings,
         dns_listen=_hostport("--dns-listen", dns_listen, 53) if dns_listen else None,
@@ -216,16 +221,126 @@ def run(
         metrics=metrics_listen,
         health=health_listen,
     )
+
+
+def _serve(main: Coroutine[Any, Any, None]) -> None:
+    import asyncio
+
     from egress_router.runtime import logsink
 
-    agent = Agent(config)
     with logsink.installed():  # a stalled log reader must not stop the DNS server or a reload
         try:
             import uvloop
 
-            uvloop.run(run(agent))
+            uvloop.run(main)
         except ImportError:  # pragma: no cover - uvloop is a pinned dependency
-            asyncio.run(run(agent))
+            asyncio.run(main)
+
+
+@fw.command()
+def run(
+    policies: Policies,
+    pods: Pods = None,
+    cluster_cidr: Cluster = None,
+    service_cidr: Service = None,
+    namespace: Namespace = None,
+    dns_listen: DnsListen = None,
+    dns_upstream: DnsUpstream = None,
+    ttl_floor: TtlFloor = 5.0,
+    ttl_ceiling: TtlCeiling = 1800.0,
+    grace: Grace = 5.0,
+    retry_first: RetryFirst = 5.0,
+    retry_max: RetryMax = 120.0,
+    watch_interval: Annotated[float, typer.Option(help="Policy-file check interval, s.")] = 1.0,
+    metrics: Metrics = None,
+    health: HealthListen = None,
+) -> int:
+    """Apply, then keep DNS-named rules current and reload on file change or SIGHUP."""
+    from egress_router.firewall.agent import Agent
+    from egress_router.firewall.loop import run
+
+    config = _config(
+        policies,
+        _node(pods, cluster_cidr, service_cidr),
+        namespace,
+        dns_listen,
+        dns_upstream,
+        (ttl_floor, ttl_ceiling, grace, retry_first, retry_max),
+        watch_interval,
+        metrics,
+        health,
+    )
+    _serve(run(Agent(config)))
+    return 0
+
+
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")  # DNS-1123 subdomain
+
+
+@fw.command()
+def agent(
+    node: Annotated[
+        str,
+        typer.Option(
+            envvar="NODE_NAME", help="This node's name: its pods are filtered [env NODE_NAME]."
+        ),
+    ],
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(
+            help="kubeconfig file (default: the pod's service account, else $KUBECONFIG or "
+            "~/.kube/config)"
+        ),
+    ] = None,
+    cluster_cidr: Cluster = None,
+    service_cidr: Service = None,
+    dns_listen: DnsListen = None,
+    dns_upstream: DnsUpstream = None,
+    ttl_floor: TtlFloor = 5.0,
+    ttl_ceiling: TtlCeiling = 1800.0,
+    grace: Grace = 5.0,
+    retry_first: RetryFirst = 5.0,
+    retry_max: RetryMax = 120.0,
+    debounce: Annotated[
+        float, typer.Option(help="Quiet time after a change before applying, s.")
+    ] = 0.05,
+    metrics: Metrics = None,
+    health: HealthListen = None,
+) -> int:
+    """Watch policies, namespaces and this node's pods in the API server, and enforce them.
+
+    Every EgressFirewall / EgressNetworkPolicy of the cluster, applied to the pods scheduled
+    on --node (their status.podIPs); each policy's status gets this node's result.
+    """
+    from egress_router.firewall.agent import Agent
+    from egress_router.firewall.cluster import ClusterConfig, run
+    from egress_router.kube.client import Kube
+
+    if not _NODE_NAME.match(node):
+        raise VariableError("--node", "not a valid node name", text=node, expected="worker-1")
+    if not 0 <= debounce <= 5:
+        raise VariableError("--debounce", "must be 0-5 seconds", text=str(debounce))
+    exempt = _node([], cluster_cidr, service_cidr).exempt
+    config = _config(
+        [],
+        _node([], None, None),
+        None,
+        dns_listen,
+        dns_upstream,
+        (ttl_floor, ttl_ceiling, grace, retry_first, retry_max),
+        1.0,
+        metrics,
+        health,
+    )
+    config.precheck = False  # one all-or-nothing transaction per change (docs/firewall.md)
+    cluster = ClusterConfig(
+        node=node, exempt=exempt, debounce=debounce, debounce_max=max(4 * debounce, 0.2)
+    )
+    kube = Kube(kubeconfig)
+    try:
+        _serve(run(Agent(config), kube, cluster))
+    finally:
+        kube.close()
     return 0
 
 

@@ -18,14 +18,35 @@ lab_app = typer.Typer(
 
 
 @lab_app.command("up")
-def up() -> int:
+def up(
+    kubernetes: Annotated[
+        bool,
+        typer.Option(
+            "--kubernetes",
+            help="Also start a real control plane (etcd, kube-apiserver, "
+            "kube-controller-manager) on 127.0.0.1 with our CRDs, and print its kubeconfig",
+        ),
+    ] = False,
+) -> int:
     """Build a lab (namespaces node, router, client, gw, web) and leave it running."""
+    from egress_router.lab.controlplane import binaries_dir, start_for_lab
     from egress_router.lab.topology import Lab
 
+    if kubernetes:
+        binaries_dir()  # fail before building anything when the binaries are missing
     built = Lab().up()
+    if kubernetes:
+        try:
+            plane = start_for_lab(built.work)
+        except BaseException:
+            built.down()
+            raise
     print(built.lab_id)
     for role in built.roles:
         print(f"  {role:7} ip netns exec {built.ns(role)} ...")
+    if kubernetes:
+        print(f"  kubeconfig {plane.kubeconfig('admin')}")
+        print(f"  server     {plane.server}")
     return 0
 
 
@@ -76,6 +97,7 @@ def down(
     ] = False,
 ) -> int:
     """Remove a lab (or every lab this machine has state for) and its processes."""
+    from egress_router.lab.controlplane import stop_for_lab
     from egress_router.lab.topology import Lab, cleanup_stale
 
     ids = [lab_id] if lab_id else Lab.saved()
@@ -84,6 +106,7 @@ def down(
             lab = Lab.load(one)
         except (OSError, ValueError, KeyError):
             lab = Lab(lab_id=one)
+        stop_for_lab(lab.work)
         lab.down()
         print(f"removed lab {one}")
     if stale:

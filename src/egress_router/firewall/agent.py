@@ -78,7 +78,10 @@ class AgentConfig:
     upstream: list[tuple[str, int]] | None = None
     watch_interval: float = 1.0  # seconds between policy-file checks
     metrics: tuple[str, int] | None = None  # serve Prometheus /metrics here (``firewall.loop``)
-    health: tuple[str, int] | None = None  # serve /healthz and /readyz here (``firewall.loop``)
+    health: tuple[str, int] | None = None  # serve /healthz and /readyz here (``runtime.health``)
+    # Ask the kernel (``nft -c``) before applying. The transaction is all-or-nothing either way;
+    # the API-fed agent skips the check, which costs as much again as the apply.
+    precheck: bool = True
 
 
 class Agent:
@@ -115,13 +118,19 @@ class Agent:
             ]
         return out
 
-    def apply(self, policies: dict[str, Policy] | None = None) -> Plan:
-        """Validate (unless given) and replace our table atomically; raise and change nothing."""
+    def apply(
+        self, policies: dict[str, Policy] | None = None, node: NodeConfig | None = None
+    ) -> Plan:
+        """Validate (unless given) and replace our table atomically; raise and change nothing.
+
+        ``node`` replaces the configured pod addresses (the API-fed agent passes the pods it
+        watches); it becomes the agent's view only once the kernel has taken the table.
+        """
         if self.metrics is None:
-            return self._apply(policies)
+            return self._apply(policies, node)
         started = time.monotonic()
         try:
-            plan = self._apply(policies)
+            plan = self._apply(policies, node)
         except BaseException:
             self.metrics.applied(False, 0.0, 0, 0)
             raise
@@ -135,19 +144,22 @@ class Agent:
         self.metrics.learned_counts(counts, replace=True)
         return plan
 
-    def _apply(self, policies: dict[str, Policy] | None) -> Plan:
+    def _apply(self, policies: dict[str, Policy] | None, node: NodeConfig | None) -> Plan:
         if policies is None:
             policies = load_policies(self.config.files, self.config.default_namespace)
-        plan = compile_plan(policies, self.config.node)
+        if node is None:
+            node = self.config.node
+        plan = compile_plan(policies, node)
         with self._lock:
             if self.plan is None:
                 self._adopt_kernel_sets(plan)
             commands = build(
                 plan, self._learned_elements(plan), nftables.replace_table_commands(FAMILY, TABLE)
             )
-            nftables.check(commands)
+            if self.config.precheck:
+                nftables.check(commands)
             nftables.apply(commands)
-            self.policies, self.plan = policies, plan
+            self.policies, self.plan, self.config.node = policies, plan, node
         return plan
 
     def _adopt_kernel_sets(self, plan: Plan) -> None:

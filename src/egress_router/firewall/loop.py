@@ -19,7 +19,7 @@ from egress_router.firewall.model.decide import Address
 from egress_router.firewall.resolver import Resolver
 
 
-async def _poll(agent: Agent, name: str, resolver: Resolver) -> None:
+async def poll(agent: Agent, name: str, resolver: Resolver) -> None:
     settings = agent.config.dns
     failures = 0
     while True:
@@ -124,7 +124,7 @@ async def run(agent: Agent) -> None:
         for name in set(pollers) - wanted:
             pollers.pop(name).cancel()
         for name in wanted - set(pollers):
-            pollers[name] = asyncio.create_task(_poll(agent, name, resolver))
+            pollers[name] = asyncio.create_task(poll(agent, name, resolver))
 
     if agent.config.metrics is not None:
         from egress_router.runtime.metrics import serve
@@ -142,7 +142,7 @@ async def run(agent: Agent) -> None:
         from egress_router.firewall.dns_server import start_server
 
         # Bind first, so a busy or missing address fails before the kernel is changed.
-        proxy = await start_server(agent, agent.config.dns_listen, _upstream(agent))
+        proxy = await start_server(agent, agent.config.dns_listen, upstream(agent))
     try:
         agent.apply()  # blocking on purpose: no query is answered before the rules exist
     except BaseException:
@@ -177,7 +177,7 @@ async def run(agent: Agent) -> None:
         log("stopped; the rules stay in the kernel")
 
 
-def _upstream(agent: Agent) -> tuple[str, int]:
+def upstream(agent: Agent) -> tuple[str, int]:
     if agent.config.upstream:
         return agent.config.upstream[0]
     for line in Path("/etc/resolv.conf").read_text().split("\n"):  # LF ends a line, only

@@ -1,0 +1,175 @@
+"""The one adapter to the Kubernetes API (the ``kubernetes`` client library).
+
+Owns: logging in (a kubeconfig file, else the pod's service account), server-side apply of an
+object, reading one, deleting one, and patching (or server-side applying, per field manager) a
+custom resource's status subresource (watching is in ``kube.watch``); every
+library error wrapped into ``KubeError`` with the HTTP status and the API server's message.
+Must not: decide anything (the operator's model does) or be imported by a pure ``model``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError, ResourceNotFoundError
+from urllib3.exceptions import HTTPError
+
+from egress_router.errors import EgressRouterError
+
+FIELD_MANAGER = "egress-router-operator"
+STATUS_TIMEOUT = (5.0, 15.0)  # s: connect, read; a status write never hangs its caller for long
+
+
+class KubeError(EgressRouterError):
+    """The API server refused a request (``status`` is its HTTP status, 0 if unreachable)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+def _wrap(action: str, exc: Exception) -> KubeError:
+    status = int(getattr(exc, "status", 0) or 0)
+    body = getattr(exc, "body", None)
+    message = str(exc)
+    if body:
+        try:
+            message = str(json.loads(body).get("message", message))
+        except (ValueError, AttributeError):
+            message = str(body)[:300]
+    return KubeError(f"{action}: {message}", status)
+
+
+class Kube:
+    """A logged-in client; ``kubeconfig`` None means in-cluster, then ``~/.kube/config``."""
+
+    def __init__(self, kubeconfig: str | None = None) -> None:
+        try:
+            if kubeconfig:
+                self.api = config.new_client_from_config(config_file=kubeconfig)
+            else:
+                try:
+                    config.load_incluster_config()
+                except config.ConfigException:
+                    config.load_kube_config()
+                self.api = client.ApiClient()
+        except (config.ConfigException, OSError) as exc:
+            raise KubeError(f"cannot log in to the API server: {exc}") from exc
+        self._dynamic: DynamicClient | None = None
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        if self._dynamic is None:
+            try:
+                self._dynamic = DynamicClient(self.api)
+            except (ApiException, DynamicApiError, OSError) as exc:
+                raise _wrap("API discovery", exc) from exc
+        return self._dynamic
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        try:
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError as exc:
+            raise KubeError(f"the API server does not serve {kind} {api_version}", 404) from exc
+
+    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply ``obj`` (our field manager, conflicts forced); the stored object."""
+        meta = obj["metadata"]
+        what = f"apply {obj['kind']} {meta.get('namespace', '')}/{meta['name']}"
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        try:
+            stored = resource.server_side_apply(
+                body=dict(obj),
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
+        except (ApiException, DynamicApiError, OSError) as exc:
+            raise _wrap(what, exc) from exc
+        return dict(stored.to_dict())
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object, or ``None`` when it does not exist."""
+        resource = self._resource(api_version, kind)
+        try:
+            return dict(resource.get(name=name, namespace=namespace).to_dict())
+        except (ApiException, DynamicApiError) as exc:
+            if getattr(exc, "status", 0) == 404:
+                return None
+            raise _wrap(f"get {kind} {namespace}/{name}", exc) from exc
+        except OSError as exc:
+            raise _wrap(f"get {kind} {namespace}/{name}", exc) from exc
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        """Delete one object; ``False`` when it was already gone."""
+        resource = self._resource(api_version, kind)
+        try:
+            resource.delete(name=name, namespace=namespace)
+        except (ApiException, DynamicApiError) as exc:
+            if getattr(exc, "status", 0) == 404:
+                return False
+            raise _wrap(f"delete {kind} {namespace}/{name}", exc) from exc
+        except OSError as exc:
+            raise _wrap(f"delete {kind} {namespace}/{name}", exc) from exc
+        return True
+
+    def patch_status(
+        self, api_version: str, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        """Merge-patch the status subresource of a namespaced custom resource."""
+        group, _, version = api_version.partition("/")
+        api = client.CustomObjectsApi(self.api)
+        try:
+            api.patch_namespaced_custom_object_status(
+                group, version, namespace, plural, name, {"status": dict(status)}
+            )
+        except (ApiException, OSError) as exc:
+            raise _wrap(f"update the status of {plural} {namespace}/{name}", exc) from exc
+
+    def apply_status(
+        self,
+        api_version: str,
+        kind: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        field_manager: str,
+    ) -> None:
+        """Server-side apply of fields of a custom resource's status as ``field_manager``.
+
+        Each manager owns only what it applies: in a ``set`` list (as ``status.messages``)
+        every node keeps its own entry, and an entry it no longer applies is removed.
+        """
+        group, _, version = api_version.partition("/")
+        api = client.CustomObjectsApi(self.api)
+        body = {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+            "status": dict(status),
+        }
+        try:
+            api.patch_namespaced_custom_object_status(
+                group,
+                version,
+                namespace,
+                plural,
+                name,
+                body,
+                field_manager=field_manager,
+                force=True,
+                _content_type="application/apply-patch+yaml",
+                _request_timeout=STATUS_TIMEOUT,
+            )
+        except (ApiException, HTTPError, OSError) as exc:
+            raise _wrap(f"update the status of {plural} {namespace}/{name}", exc) from exc
+
+    def close(self) -> None:
+        self.api.close()

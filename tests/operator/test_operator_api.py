@@ -1,0 +1,265 @@
+"""The operator against the real API server, running as `egress-router operator` with exactly the
+permissions deploy/operator.yaml grants (the token of its ServiceAccount user): routers in, named
+objects out, status conditions written, deletion through the controller-manager's garbage
+collector, objects repaired when changed or deleted by hand."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+from egress_router.lab.controlplane import ControlPlane
+from tests import reference_examples as ref
+from tests.conftest import EGRESS_ROUTER
+from tests.deploy.helpers import DEPLOY, apply, documents
+
+# The session control plane may start inside the first test here (20-90 s on a busy machine).
+pytestmark = pytest.mark.timeout(300)
+
+T = TypeVar("T")
+GROUP, VERSION, PLURAL = "network.operator.openshift.io", "v1", "egressrouters"
+NAD = ("k8s.cni.cncf.io", "v1", "network-attachment-definitions")
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
+    """Poll ``probe`` until it returns something truthy (generous: the machine is shared)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def operator(control_plane: ControlPlane, kube_api: Any, tmp_path_factory: Any) -> Iterator[None]:
+    """`egress-router operator` as a separate process, logged in as its ServiceAccount."""
+    from kubernetes.client.rest import ApiException
+
+    for doc in documents(DEPLOY / "operator.yaml"):
+        if doc["kind"] in ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
+            try:
+                apply(kube_api, doc, "egress-router")
+            except ApiException as exc:  # pragma: no cover - shown when RBAC is refused
+                raise AssertionError(exc.body) from exc
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EGRESS_", "KUBE"))}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [EGRESS_ROUTER, "operator", "--kubeconfig", str(control_plane.kubeconfig("operator"))],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        text = log.read_text(errors="replace")
+        assert "Traceback" not in text, text[-3000:]
+
+
+def custom(api: Any) -> Any:
+    from kubernetes import client
+
+    return client.CustomObjectsApi(api)
+
+
+def create_router(api: Any, namespace: str, name: str, text: str = ref.EGRESS_ROUTER) -> None:
+    body = yaml.safe_load(text)
+    body["metadata"] = {"name": name}
+    custom(api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+
+def get_router(api: Any, namespace: str, name: str) -> dict[str, Any]:
+    return dict(custom(api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+
+
+def owned(api: Any, namespace: str, name: str) -> dict[str, Any]:
+    """The NAD, Deployment and Service named ``name`` that exist now (by kind)."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    found: dict[str, Any] = {}
+    readers: dict[str, Callable[[], Any]] = {
+        "NetworkAttachmentDefinition": lambda: custom(api).get_namespaced_custom_object(
+            *NAD[:2], namespace, NAD[2], name
+        ),
+        "Deployment": lambda: (
+            client.AppsV1Api(api).read_namespaced_deployment(name, namespace).to_dict()
+        ),
+        "Service": lambda: client.CoreV1Api(api).read_namespaced_service(name, namespace).to_dict(),
+    }
+    for kind, read in readers.items():
+        try:
+            found[kind] = read()
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    return found
+
+
+def condition(router: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for entry in (router.get("status") or {}).get("conditions") or []:
+        if entry["type"] == kind:
+            return dict(entry)
+    return None
+
+
+def test_router_gets_its_objects_and_status(
+    kube_api: Any, kube_namespace: str, operator: None
+) -> None:
+    create_router(kube_api, kube_namespace, "blue")
+    made = eventually(
+        lambda: (o := owned(kube_api, kube_namespace, "blue")) and len(o) == 3 and o,
+        what="NAD, Deployment and Service named blue",
+    )
+    for obj in made.values():
+        meta = obj["metadata"]
+        refs = meta.get("ownerReferences") or meta.get("owner_references")
+        assert refs[0]["kind"] == "EgressRouter" and refs[0]["name"] == "blue"
+    router = eventually(
+        lambda: (r := get_router(kube_api, kube_namespace, "blue")).get("status") and r,
+        what="status written",
+    )
+    assert router["status"]["observedGeneration"] == 1
+    # no kubelet runs the pod: progressing, not available, not degraded
+    assert condition(router, "Progressing")["status"] == "True"  # type: ignore[index]
+    assert condition(router, "Available")["status"] == "False"  # type: ignore[index]
+    assert condition(router, "Degraded")["status"] == "False"  # type: ignore[index]
+
+
+def test_two_routers_coexist_in_one_namespace(
+    kube_api: Any, kube_namespace: str, operator: None
+) -> None:
+    create_router(kube_api, kube_namespace, "a")
+    create_router(kube_api, kube_namespace, "b", ref.EGRESS_ROUTER_E2E_V4)
+    for name in ("a", "b"):
+        eventually(lambda n=name: len(owned(kube_api, kube_namespace, n)) == 3, what=name)  # type: ignore[misc]
+    nad_b = owned(kube_api, kube_namespace, "b")["NetworkAttachmentDefinition"]
+    assert "192.168.3.10/24" in nad_b["spec"]["config"]
+
+
+def test_change_is_reconciled(kube_api: Any, kube_namespace: str, operator: None) -> None:
+    from kubernetes import client
+
+    create_router(kube_api, kube_namespace, "c")
+    eventually(lambda: len(owned(kube_api, kube_namespace, "c")) == 3, what="objects")
+    patch = {"spec": {"redirect": {"redirectRules": [
+        {"destinationIP": "203.0.113.30", "port": 9000, "protocol": "TCP"}
+    ]}}}  # fmt: skip
+    custom(kube_api).patch_namespaced_custom_object(
+        GROUP, VERSION, kube_namespace, PLURAL, "c", patch
+    )
+    core = client.CoreV1Api(kube_api)
+    eventually(
+        lambda: (
+            [p.port for p in core.read_namespaced_service("c", kube_namespace).spec.ports] == [9000]
+        ),
+        what="Service ports follow the rules",
+    )
+    eventually(
+        lambda: get_router(kube_api, kube_namespace, "c")["status"]["observedGeneration"] == 2,
+        what="observedGeneration 2",
+    )
+
+
+def test_objects_deleted_by_hand_are_recreated(
+    kube_api: Any, kube_namespace: str, operator: None
+) -> None:
+    from kubernetes import client
+
+    create_router(kube_api, kube_namespace, "d")
+    first = eventually(
+        lambda: (o := owned(kube_api, kube_namespace, "d")) and len(o) == 3 and o, what="objects"
+    )
+    client.CoreV1Api(kube_api).delete_namespaced_service("d", kube_namespace)
+    again = eventually(
+        lambda: (
+            (o := owned(kube_api, kube_namespace, "d")).get("Service")
+            and o["Service"]["metadata"]["uid"] != first["Service"]["metadata"]["uid"]
+            and o
+        ),
+        what="Service re-created",
+    )
+    assert again["Service"]["spec"]["ports"]
+
+
+def test_deleting_the_router_deletes_its_objects(
+    kube_api: Any, kube_namespace: str, operator: None
+) -> None:
+    create_router(kube_api, kube_namespace, "e")
+    eventually(lambda: len(owned(kube_api, kube_namespace, "e")) == 3, what="objects")
+    custom(kube_api).delete_namespaced_custom_object(GROUP, VERSION, kube_namespace, PLURAL, "e")
+    # the controller-manager's garbage collector follows the owner references
+    eventually(lambda: not owned(kube_api, kube_namespace, "e"), 90, "objects garbage-collected")
+
+
+def test_router_the_plugin_cannot_serve_is_degraded_with_the_field(
+    kube_api: Any, kube_namespace: str, operator: None
+) -> None:
+    from kubernetes import client
+
+    create_router(kube_api, kube_namespace, "v6", ref.EGRESS_ROUTER_E2E_V6)
+    router = eventually(
+        lambda: (r := get_router(kube_api, kube_namespace, "v6")).get("status") and r,
+        what="status written",
+    )
+    degraded = condition(router, "Degraded")
+    assert degraded is not None and degraded["status"] == "True"
+    assert degraded["reason"] == "InvalidSpec"
+    assert "spec.addresses[0].ip" in degraded["message"], degraded
+    assert not owned(kube_api, kube_namespace, "v6")
+    events = eventually(
+        lambda: (
+            client.CoreV1Api(kube_api)
+            .list_namespaced_event(kube_namespace, field_selector="involvedObject.name=v6")
+            .items
+        ),
+        what="a warning event",
+    )
+    assert any(e.reason == "ReconcileFailed" and e.type == "Warning" for e in events)
+
+
+def test_router_made_invalid_keeps_its_objects_and_is_degraded(
+    kube_api: Any, kube_namespace: str, operator: None
+) -> None:
+    create_router(kube_api, kube_namespace, "f")
+    first = eventually(
+        lambda: (o := owned(kube_api, kube_namespace, "f")) and len(o) == 3 and o, what="objects"
+    )
+    second = {"ip": "192.168.13.99/24", "gateway": "192.168.13.1"}
+    addresses = [{"ip": "192.168.12.99/24", "gateway": "192.168.12.1"}, second]
+    custom(kube_api).patch_namespaced_custom_object(
+        GROUP, VERSION, kube_namespace, PLURAL, "f", {"spec": {"addresses": addresses}}
+    )
+    router = eventually(
+        lambda: (
+            (r := get_router(kube_api, kube_namespace, "f"))["status"]["observedGeneration"] == 2
+            and r
+        ),
+        what="status for generation 2",
+    )
+    degraded = condition(router, "Degraded")
+    assert degraded is not None and degraded["status"] == "True"
+    assert "spec.addresses[1]" in degraded["message"], degraded
+    # the last good objects stay in place
+    now = owned(kube_api, kube_namespace, "f")
+    assert {k: v["metadata"]["uid"] for k, v in now.items()} == {
+        k: v["metadata"]["uid"] for k, v in first.items()
+    }
