@@ -147,3 +147,17 @@ def test_run_refuses_bad_start_without_touching_the_kernel(fwlab, tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().endswith("--dns-listen 198.18.0.1:53: Address already in use")
     assert ruleset(lab) == before
+
+
+def test_health_endpoints_ready_once_applied(fwlab, tmp_path):
+    lab = fwlab
+    path = policy(tmp_path / "p.json", [deny(f"{WEB[0]}/32")])
+    agent = start_agent(lab, *PODS, "--health=127.0.0.1:18081", str(path), name="fw-health")
+
+    def probe(path: str) -> str:
+        url = f"http://127.0.0.1:18081{path}"
+        return lab.exec("node", ["curl", "-sS", "-m", "3", url]).stdout
+
+    assert probe("/healthz") == "ok\n"
+    assert probe("/readyz") == "ready\n"
+    assert agent.stop(signal.SIGTERM) == 0

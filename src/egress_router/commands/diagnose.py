@@ -77,7 +77,7 @@ def diagnose(
     """
     from rich.console import Console
 
-    from egress_router.commands.setup import _with_destination_file
+    from egress_router.commands.setup import FILE_VARIABLE
     from egress_router.diagnose import gather, report
     from egress_router.diagnose.model.expect import expected_from_env
     from egress_router.diagnose.model.verdict import diagnose as decide
@@ -85,6 +85,7 @@ def diagnose(
     from egress_router.kernel.netlink import enter_netns
     from egress_router.redirect.apply import desired_ruleset
     from egress_router.redirect.model.env import parse_router_env
+    from egress_router.runtime.reload import with_variable_file
 
     if not 0 < timeout <= MAX_CONNECT_TIMEOUT_S:
         raise VariableError(
@@ -93,7 +94,9 @@ def diagnose(
             text=str(timeout),
             expected=f"0 < s <= {MAX_CONNECT_TIMEOUT_S:g}",
         )
-    variables = _with_destination_file(dict(os.environ), destination_file)
+    variables = with_variable_file(
+        os.environ, "EGRESS_DESTINATION", FILE_VARIABLE, destination_file, "--destination-file"
+    )
     expected = expected_from_env(variables, macvlan=macvlan_interface, cluster=cluster_interface)
     desired = None
     if expected.table is not None:

@@ -12,6 +12,9 @@ from typing import Annotated
 import typer
 
 METRICS = "EGRESS_DNS_PROXY_METRICS"
+DESTINATION = "EGRESS_DNS_PROXY_DESTINATION"
+FILE_VARIABLE = "EGRESS_DNS_PROXY_DESTINATION_FILE"
+FILE_HELP = f"Read {DESTINATION} from this file, reloaded when it changes [env {FILE_VARIABLE}]"
 
 
 def register(app: typer.Typer) -> None:
@@ -25,13 +28,32 @@ def register(app: typer.Typer) -> None:
                 metavar="ADDR:PORT", help=f"Serve Prometheus /metrics here [off] [env {METRICS}]"
             ),
         ] = None,
+        destination_file: Annotated[
+            str | None, typer.Option("--destination-file", help=FILE_HELP)
+        ] = None,
     ) -> int:
         """Forward TCP ports to IPs or DNS names (EGRESS_DNS_PROXY_DESTINATION), following
-        each name's answers; see docs/dns-proxy.md."""
-        from egress_router.dns_proxy.model.destinations import parse_settings, render_plan
+        each name's answers; SIGHUP or a changed destination file reloads; see
+        docs/dns-proxy.md."""
+        from egress_router.dns_proxy.model.destinations import (
+            Settings,
+            parse_settings,
+            render_plan,
+        )
         from egress_router.errors import VariableError
+        from egress_router.runtime.reload import with_variable_file
 
-        settings = parse_settings(os.environ)
+        def reparse() -> Settings:
+            variables = with_variable_file(
+                os.environ, DESTINATION, FILE_VARIABLE, destination_file, "--destination-file"
+            )
+            return parse_settings(variables)
+
+        from egress_router.runtime.reload import Source, signature
+
+        watched = destination_file or os.environ.get(FILE_VARIABLE) or None
+        baseline = signature(watched) if watched else None  # before the first read
+        settings = reparse()
         listen = None
         text = metrics if metrics is not None else os.environ.get(METRICS) or None
         if text is not None and text.strip().lower() != "off":
@@ -45,6 +67,16 @@ def register(app: typer.Typer) -> None:
         if settings.unit_test:
             typer.echo(render_plan(settings), nl=False)
             return 0
+        from egress_router.common.values import HEALTH_VARIABLE, parse_health
         from egress_router.dns_proxy.main import run
 
-        return run(settings, listen)
+        health_text = os.environ.get(HEALTH_VARIABLE)
+        try:
+            health = parse_health(health_text)
+        except ValueError as exc:
+            raise VariableError(HEALTH_VARIABLE, str(exc), text=health_text or "") from None
+        if health is not None and health[1] in {d.local_port for d in settings.destinations}:
+            raise VariableError(
+                HEALTH_VARIABLE, f"port {health[1]} is also a destination's local port"
+            )
+        return run(settings, listen, Source(reparse, watched, baseline=baseline), health)

@@ -158,6 +158,15 @@ Metrics = Annotated[
         help="Serve Prometheus /metrics here [off].",
     ),
 ]
+HealthListen = Annotated[
+    str | None,
+    typer.Option(
+        "--health",
+        metavar="[ADDR:]PORT",
+        envvar="EGRESS_ROUTER_HEALTH_PORT",
+        help="Serve /healthz and /readyz (ready once the rules are applied) here [off].",
+    ),
+]
 
 
 def _config(
@@ -169,6 +178,7 @@ def _config(
     timing: tuple[float, float, float, float, float],
     watch_interval: float,
     metrics: str | None,
+    health: str | None = None,
 ) -> AgentConfig:
     """The agent's settings from the flags ``run`` and ``agent`` share."""
     from egress_router.firewall.agent import AgentConfig
@@ -194,6 +204,12 @@ def _config(
             metrics_listen = parse_listen(metrics)
         except ValueError as exc:
             raise VariableError("--metrics", str(exc), text=metrics) from None
+    from egress_router.common.values import parse_health
+
+    try:
+        health_listen = parse_health(health)
+    except ValueError as exc:
+        raise VariableError("--health", str(exc), text=health or "") from None
     return AgentConfig(
         files,
         node,
@@ -203,6 +219,7 @@ def _config(
         upstream=[_hostport("--dns-upstream", dns_upstream, 53)] if dns_upstream else None,
         watch_interval=watch_interval,
         metrics=metrics_listen,
+        health=health_listen,
     )
 
 
@@ -236,6 +253,7 @@ def run(
     retry_max: RetryMax = 120.0,
     watch_interval: Annotated[float, typer.Option(help="Policy-file check interval, s.")] = 1.0,
     metrics: Metrics = None,
+    health: HealthListen = None,
 ) -> int:
     """Apply, then keep DNS-named rules current and reload on file change or SIGHUP."""
     from egress_router.firewall.agent import Agent
@@ -250,6 +268,7 @@ def run(
         (ttl_floor, ttl_ceiling, grace, retry_first, retry_max),
         watch_interval,
         metrics,
+        health,
     )
     _serve(run(Agent(config)))
     return 0
@@ -286,6 +305,7 @@ def agent(
         float, typer.Option(help="Quiet time after a change before applying, s.")
     ] = 0.05,
     metrics: Metrics = None,
+    health: HealthListen = None,
 ) -> int:
     """Watch policies, namespaces and this node's pods in the API server, and enforce them.
 
@@ -310,6 +330,7 @@ def agent(
         (ttl_floor, ttl_ceiling, grace, retry_first, retry_max),
         1.0,
         metrics,
+        health,
     )
     config.precheck = False  # one all-or-nothing transaction per change (docs/firewall.md)
     cluster = ClusterConfig(

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 DESTINATION = "EGRESS_HTTP_PROXY_DESTINATION"
+FILE_VARIABLE = "EGRESS_HTTP_PROXY_DESTINATION_FILE"
 MODE = "EGRESS_HTTP_PROXY_MODE"
 CLUSTER_INTERFACE = "EGRESS_ROUTER_CLUSTER_INTERFACE"
 MACVLAN_INTERFACE = "EGRESS_ROUTER_MACVLAN_INTERFACE"  # as `egress-router setup` names it
@@ -82,6 +83,13 @@ def _refuse_reserved(listen: tuple[str, ...], variable: str, macvlan: str) -> No
                 f"refusing to listen on the reserved external address of {macvlan}",
                 text=address,
             )
+
+
+def with_file(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment with EGRESS_HTTP_PROXY_DESTINATION read from the file, if one is named."""
+    from egress_router.runtime.reload import with_variable_file
+
+    return with_variable_file(env, DESTINATION, FILE_VARIABLE)
 
 
 def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> Any:
@@ -192,14 +200,33 @@ def register(app: typer.Typer) -> None:
         metrics: Metrics = None,
     ) -> int:
         """HTTP/HTTPS forward proxy allowing the destinations in EGRESS_HTTP_PROXY_DESTINATION
-        (see docs/http-proxy.md)."""
+        (or the file EGRESS_HTTP_PROXY_DESTINATION_FILE, reloaded when it changes or on
+        SIGHUP); see docs/http-proxy.md."""
         flags = dict(locals())
-        if os.environ.get(MODE) == "unit-test":
-            from egress_router.http_proxy.model.rules import parse_destinations
+        from egress_router.http_proxy.model.rules import RuleTable, parse_destinations
+        from egress_router.runtime.reload import Source, signature
 
-            typer.echo(parse_destinations(os.environ.get(DESTINATION)).render(), nl=False)
+        watched = os.environ.get(FILE_VARIABLE) or None
+        baseline = signature(watched) if watched else None  # before the first read
+
+        if os.environ.get(MODE) == "unit-test":
+            text = with_file(os.environ).get(DESTINATION)
+            typer.echo(parse_destinations(text).render(), nl=False)
             return 0
-        settings = build_settings(os.environ, flags)
+        settings = build_settings(with_file(os.environ), flags)
+        from egress_router.common.values import HEALTH_VARIABLE, parse_health
+        from egress_router.errors import VariableError
         from egress_router.http_proxy.server import serve
 
-        return serve(settings)
+        health_text = os.environ.get(HEALTH_VARIABLE)
+        try:
+            health = parse_health(health_text)
+        except ValueError as exc:
+            raise VariableError(HEALTH_VARIABLE, str(exc), text=health_text or "") from None
+        if health is not None and health[1] == settings.port:
+            raise VariableError(HEALTH_VARIABLE, f"port {health[1]} is the proxy's own port")
+
+        def reparse() -> RuleTable:
+            return parse_destinations(with_file(os.environ).get(DESTINATION))
+
+        return serve(settings, Source(reparse, watched, baseline=baseline), health)

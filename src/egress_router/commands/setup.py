@@ -1,8 +1,8 @@
 """CLI front end for ``egress-router setup``: the router image's entry point.
 
 Owns: reading the environment, the interface-name flags, dispatching on EGRESS_ROUTER_MODE
-(legacy waits for SIGTERM/SIGINT, init and the proxy modes exit, unit-test prints the plan)
-and the debug log on stderr.
+(legacy stays up and reloads, see ``redirect.legacy``; init and the proxy modes exit;
+unit-test prints the plan) and the debug log on stderr.
 Must not: parse variables or plan (``redirect.model``), or talk to the kernel directly
 (``redirect.apply``).
 """
@@ -31,10 +31,15 @@ MACVLAN_HELP = (
 )
 CLUSTER_HELP = "Cluster-side interface (env EGRESS_ROUTER_CLUSTER_INTERFACE, default eth0)"
 FILE_VARIABLE = "EGRESS_DESTINATION_FILE"
-FILE_HELP = "Read EGRESS_DESTINATION from this file (env EGRESS_DESTINATION_FILE)"
-MAX_DESTINATION_BYTES = 16 * 1024 * 1024  # ~700,000 lines; bounds memory on a wrong path
-SECOND_ARP_DELAY_S = 2.0  # as the reference: the request form follows the reply after 2 s
+FILE_HELP = (
+    "Read EGRESS_DESTINATION from this file (env EGRESS_DESTINATION_FILE); "
+    "legacy mode reloads it when it changes"
+)
 
+
+if TYPE_CHECKING:
+    from egress_router.redirect.model.env import RouterEnv
+    from egress_router.runtime.health import Health
 
 Log = Callable[[str], None]
 
@@ -47,47 +52,32 @@ def _debug_log(line: str) -> None:
     print(f"egress-router: debug: {line}", file=sys.stderr, flush=True)
 
 
-def _stop_event() -> threading.Event:
-    """An event set by SIGTERM or SIGINT (installed before configuring, so none is lost)."""
-    stop = threading.Event()
+def _signals() -> tuple[threading.Event, threading.Event]:
+    """Events set by SIGTERM/SIGINT (stop) and SIGHUP (reload), installed before configuring
+    so none is lost."""
+    stop, hup = threading.Event(), threading.Event()
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def on_stop(signum: int, _frame: object) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    return stop
+    def on_hup(signum: int, _frame: object) -> None:
+        hup.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    return stop, hup
 
 
-def _wait_for_stop(stop: threading.Event, second_arp: Callable[[], object], log: Log) -> int:
-    """Legacy mode: block until SIGTERM or SIGINT, then exit 0 (nothing is undone)."""
-    if not stop.wait(SECOND_ARP_DELAY_S):
-        second_arp()
-    while not stop.wait(3600.0):
-        pass
-    log("stopping on signal")
-    return 0
+def _health(env: RouterEnv) -> Health | None:
+    """Serve the probes (alive, not ready) before configuring, if EGRESS_ROUTER_HEALTH_PORT."""
+    if env.health is None:
+        return None
+    from egress_router.runtime.health import Health, serve_health
 
-
-def _with_destination_file(env: dict[str, str], flag: str | None) -> dict[str, str]:
-    """EGRESS_DESTINATION read from a file (a ConfigMap mounted as a volume), if one is named.
-
-    A variable is limited to 128 KiB by execve, about 6,000 lines; a file is not.
-    """
-    name = "--destination-file" if flag is not None else FILE_VARIABLE
-    path = flag if flag is not None else env.get(FILE_VARIABLE)
-    if not path:
-        return env
-    if env.get("EGRESS_DESTINATION"):
-        raise VariableError(name, "give either EGRESS_DESTINATION or a destination file, not both")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            env["EGRESS_DESTINATION"] = handle.read(MAX_DESTINATION_BYTES + 1)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise VariableError(name, f"cannot read {path}: {exc}") from None
-    if len(env["EGRESS_DESTINATION"]) > MAX_DESTINATION_BYTES:
-        raise VariableError(name, f"{path} is larger than {MAX_DESTINATION_BYTES} bytes")
-    return env
+    health = Health()
+    serve_health(*env.health, health)
+    return health
 
 
 def setup(
@@ -105,13 +95,22 @@ def setup(
 
     Variables: EGRESS_SOURCE, EGRESS_GATEWAY, EGRESS_DESTINATION,
     EGRESS_ROUTER_MODE (legacy, init, http-proxy, dns-proxy, unit-test),
-    EGRESS_ROUTER_DEBUG; EGRESS_ROUTER_FAILOVER and friends for active/standby.
-    See docs/redirect.md and docs/failover.md.
+    EGRESS_ROUTER_DEBUG, EGRESS_ROUTER_HEALTH_PORT (legacy: /healthz, /readyz);
+    EGRESS_ROUTER_FAILOVER and friends for active/standby. Legacy mode reloads on SIGHUP or a
+    changed destination file. See docs/redirect.md and docs/failover.md.
     """
     from egress_router.redirect.model.env import Mode, parse_router_env
+    from egress_router.runtime.reload import signature, with_variable_file
 
-    variables = _with_destination_file(dict(os.environ), destination_file)
-    env = parse_router_env(variables, macvlan=macvlan_interface, cluster=cluster_interface)
+    def reparse() -> RouterEnv:
+        variables = with_variable_file(
+            os.environ, "EGRESS_DESTINATION", FILE_VARIABLE, destination_file, "--destination-file"
+        )
+        return parse_router_env(variables, macvlan=macvlan_interface, cluster=cluster_interface)
+
+    watched = destination_file or os.environ.get(FILE_VARIABLE) or None
+    baseline = signature(watched) if watched else None  # before the first read
+    env = reparse()
     if env.mode is Mode.UNIT_TEST:
         from egress_router.redirect.report import render_plan
 
@@ -120,14 +119,14 @@ def setup(
 
     from egress_router.failover.model import settings as failover_settings
 
-    failover = failover_settings.parse(variables, socket.gethostname())
+    failover = failover_settings.parse(dict(os.environ), socket.gethostname())
     log: Log = _debug_log if env.debug else _quiet
     if failover is not None:
         if env.mode is not Mode.LEGACY:
             raise VariableError(
                 "EGRESS_ROUTER_FAILOVER", "only the legacy redirect mode fails over"
             )
-        return _run_failover(env, failover, variables, log)
+        return _run_failover(env, failover, dict(os.environ), log)
 
     from egress_router.redirect import apply
     from egress_router.runtime import logsink
@@ -135,12 +134,21 @@ def setup(
     legacy = env.mode is Mode.LEGACY  # long-running: a stalled reader must not delay a SIGTERM
     with logsink.installed() if legacy else contextlib.nullcontext():
         log(f"mode {env.mode.value}, source {env.source}, gateway {env.gateway}")
-        stop = _stop_event() if legacy else None
+        if not legacy:
+            apply.configure(env, log)
+            apply.announce_request(env, log)
+            return 0
+        from egress_router.redirect import legacy as legacy_mode
+        from egress_router.runtime.health import State as health_state
+
+        stop, hup = _signals()
+        health = _health(env)
         apply.configure(env, log)
-        if stop is not None:
-            return _wait_for_stop(stop, lambda: apply.announce_request(env, log), log)
-        apply.announce_request(env, log)
-        return 0
+        router = legacy_mode.LegacyRouter(env, reparse, log)
+        if health is not None:
+            health.counts = router.counts
+            health.set_state(health_state.READY)
+        return legacy_mode.run(router, stop, hup, watched, baseline)
 
 
 def _run_failover(
@@ -163,7 +171,7 @@ def _run_failover(
     from egress_router.runtime import logsink
 
     with logsink.installed():  # long-running: a stalled reader must not delay a SIGTERM
-        stop = _stop_event()
+        stop, _hup = _signals()
         instance = Instance(env, failover, open_store(failover), log, failover_metrics)
         return instance.run(stop)
 

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from egress_router.common.nft import Command
 from egress_router.dns_proxy.model import nft as dns_nft
-from egress_router.dns_proxy.model.destinations import Settings
+from egress_router.dns_proxy.model.destinations import Destination, Settings
 from egress_router.dns_proxy.relay import Listener, Logger, RelayObserver, Route
 from egress_router.errors import DataplaneError
 from egress_router.kernel import conntrack, nftables, sysctl
@@ -30,6 +30,7 @@ Current = Mapping[int, Addresses]
 class Forwarder(Protocol):
     async def start(self, current: Current) -> None: ...
     async def update(self, current: Current) -> None: ...
+    async def reconfigure(self, settings: Settings, current: Current) -> None: ...
     async def stop(self) -> None: ...
 
 
@@ -63,6 +64,18 @@ class KernelForwarder:
 
     async def update(self, current: Current) -> None:
         await asyncio.to_thread(nftables.apply, self._plan(current))
+
+    async def reconfigure(self, settings: Settings, current: Current) -> None:
+        """New destinations: the whole table in one transaction (flows keep their conntrack
+        NAT); nothing changes if the kernel refuses it."""
+        previous = self.settings
+        self.settings = settings
+        try:
+            await self.update(current)
+        except BaseException:
+            self.settings = previous
+            raise
+        self._names = {d.local_port: d.host for d in settings.destinations}
 
     async def stop(self) -> None:
         if self._watch is not None:
@@ -108,21 +121,20 @@ class RelayForwarder:
     ) -> None:
         self.settings = settings
         self.bind = bind
-        log_connections = log if settings.debug else None
+        self.log = log
+        self.observer = observer
+        self.reuse_port = reuse_port
         self.listeners = {
-            d.local_port: Listener(
-                Route(
-                    d.local_port,
-                    d.host,
-                    d.remote_port,
-                    log_connections=log_connections,
-                    observer=observer,
-                ),
-                [],
-                reuse_port=reuse_port,
-            )
+            d.local_port: Listener(self._route(d), [], reuse_port=reuse_port)
             for d in settings.destinations
         }
+
+    def _route(self, d: Destination) -> Route:
+        log_connections = self.log if self.settings.debug else None
+        return Route(
+            d.local_port, d.host, d.remote_port, log_connections=log_connections,
+            observer=self.observer,
+        )  # fmt: skip
 
     async def start(self, current: Current) -> None:
         # A kernel-path table left by an earlier run in this pod would DNAT our ports away.
@@ -143,6 +155,37 @@ class RelayForwarder:
                 await listener.sync()
             except OSError as exc:
                 raise DataplaneError(f"cannot listen on port {port}: {exc.strerror}") from exc
+
+    async def reconfigure(self, settings: Settings, current: Current) -> None:
+        """New destinations: a removed port stops listening, a new one starts, a changed one
+        sends new connections to its new route. Established connections are not touched (they
+        hold their own sockets). A port that cannot be opened fails the reload before any
+        existing port changes (the new listeners are opened first)."""
+        self.settings = settings
+        wanted = {d.local_port: d for d in settings.destinations}
+        opened: dict[int, Listener] = {}
+        try:
+            for port in wanted.keys() - self.listeners.keys():
+                listener = Listener(self._route(wanted[port]), [], reuse_port=self.reuse_port)
+                listener.bind = self._bound()
+                listener.route.addresses = tuple(current.get(port, ()))
+                await listener.sync()
+                opened[port] = listener
+        except OSError as exc:
+            for listener in opened.values():
+                listener.close()
+            raise DataplaneError(f"cannot listen on port {port}: {exc.strerror}") from exc
+        for port in self.listeners.keys() - wanted.keys():
+            self.listeners.pop(port).close()  # established connections carry on
+        for port, listener in self.listeners.items():
+            d = wanted[port]
+            if (listener.route.host, listener.route.remote_port) != (d.host, d.remote_port):
+                listener.route = self._route(d)  # new connections only
+        self.listeners.update(opened)
+        await self.update(current)
+
+    def _bound(self) -> list[str]:
+        return next((ls.bind for ls in self.listeners.values() if ls.bind), self.bind or [])
 
     async def stop(self) -> None:
         for listener in self.listeners.values():

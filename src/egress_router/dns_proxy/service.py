@@ -63,7 +63,11 @@ class DnsProxyService:
         self._dirty = False  # the last forwarding update failed: retry on the next lookup
         self.metrics = metrics
         self._ports: dict[str, list[int]] = {}  # name -> the local ports it serves
-        for d in settings.destinations:
+        self._index_ports()
+
+    def _index_ports(self) -> None:
+        self._ports = {}
+        for d in self.settings.destinations:
             if d.address is None:
                 self._ports.setdefault(d.host, []).append(d.local_port)
 
@@ -142,7 +146,37 @@ class DnsProxyService:
             addrs = self.current()[d.local_port]
             shown = ", ".join(str(a) for a in addrs) or "no address yet: refusing"
             self.log(f"port {d.local_port} -> {d.host}:{d.remote_port} ({shown})")
-        self._tasks = [asyncio.get_running_loop().create_task(self._follow(n)) for n in names]
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._follow(n), name=n) for n in names]
+
+    async def reconfigure(self, settings: Settings) -> None:
+        """Apply new destinations (a reload): names that stay keep their state and their
+        follower; new names get one first lookup; then the forwarder switches in one step.
+        If the forwarder refuses, nothing changes (the old destinations stay in force)."""
+        async with self._apply_lock:
+            added = [n for n in settings.names if n not in self.states]
+            fresh = {name: NameState(name) for name in added}
+            saved = self.settings, self.states
+            self.settings, self.states = settings, {**self.states, **fresh}
+            try:
+                if added:
+                    await asyncio.gather(*(self._resolve_once(n) for n in added))
+                self.states = {n: self.states[n] for n in settings.names}
+                current = self.current()
+                await self.forwarder.reconfigure(settings, current)
+            except BaseException:
+                self.settings, self.states = saved
+                raise
+            self._index_ports()
+            self._updated(current)
+        loop = asyncio.get_running_loop()
+        kept = []
+        for task in self._tasks:
+            if task.get_name() in self.states:
+                kept.append(task)
+            else:
+                task.cancel()
+        self._tasks = kept + [loop.create_task(self._follow(n), name=n) for n in added]
 
     async def stop(self) -> None:
         for task in self._tasks:

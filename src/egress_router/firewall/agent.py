@@ -78,6 +78,7 @@ class AgentConfig:
     upstream: list[tuple[str, int]] | None = None
     watch_interval: float = 1.0  # seconds between policy-file checks
     metrics: tuple[str, int] | None = None  # serve Prometheus /metrics here (``firewall.loop``)
+    health: tuple[str, int] | None = None  # serve /healthz and /readyz here (``runtime.health``)
     # Ask the kernel (``nft -c``) before applying. The transaction is all-or-nothing either way;
     # the API-fed agent skips the check, which costs as much again as the apply.
     precheck: bool = True

@@ -202,6 +202,12 @@ async def run(agent: Agent, kube: Kube, config: ClusterConfig) -> None:
 
         proxy = await start_server(agent, agent.config.dns_listen, upstream(agent))
         log(f"DNS proxy listening on {agent.config.dns_listen[0]}:{agent.config.dns_listen[1]}")
+    health = None
+    if agent.config.health is not None:
+        from egress_router.runtime.health import Health, serve_health
+
+        health = Health()
+        serve_health(*agent.config.health, health)  # alive; ready once the rules are applied
     view = ClusterView(config.node)
     reconciler = Reconciler(agent, kube, config)
     start(watchers, threads_stop)
@@ -218,6 +224,8 @@ async def run(agent: Agent, kube: Kube, config: ClusterConfig) -> None:
             desired = reconciler.desire(view)
             retry = await asyncio.to_thread(reconciler.reconcile, view, desired, since)
             retry_failures = retry_failures + 1 if retry else 0
+            if health is not None and reconciler.applied is not None:
+                health.ready()
             sync_pollers()
     finally:
         threads_stop.set()

@@ -131,6 +131,12 @@ async def run(agent: Agent) -> None:
 
         serve(*agent.config.metrics, agent.registry)  # before any kernel change, like the proxy
         log(f"metrics on http://{agent.config.metrics[0]}:{agent.config.metrics[1]}/metrics")
+    health = None
+    if agent.config.health is not None:
+        from egress_router.runtime.health import Health, serve_health
+
+        health = Health()
+        serve_health(*agent.config.health, health)  # alive; ready once the rules are applied
     proxy = None
     if agent.config.dns_listen is not None:
         from egress_router.firewall.dns_server import start_server
@@ -144,6 +150,8 @@ async def run(agent: Agent) -> None:
             proxy.close()
         raise
     log(f"applied: {summary(agent)}")
+    if health is not None:
+        health.ready()
     for warning in warnings(agent):
         log(f"warning: {warning}")
     if agent.config.dns_listen is not None:

@@ -2,7 +2,8 @@
 
 Owns: binding every listen address once per worker (SO_REUSEPORT, so the kernel spreads
 connections over the workers), raising the descriptor limit, forking the workers and forwarding
-SIGTERM/SIGINT to them, and collecting their exit statuses.
+SIGTERM/SIGINT (and SIGHUP: each worker reloads its rules) to them, the health endpoint, and
+collecting their exit statuses.
 Must not: handle connections (``worker``/``client``/``upstream`` do).
 """
 
@@ -14,9 +15,12 @@ import socket
 import sys
 
 from egress_router.errors import DataplaneError
+from egress_router.http_proxy.model.rules import RuleTable
 from egress_router.http_proxy.model.settings import ProxySettings
 from egress_router.http_proxy.worker import run_worker
 from egress_router.runtime import logsink
+from egress_router.runtime.health import Health, serve_health
+from egress_router.runtime.reload import Source
 from egress_router.runtime.workers import supervise
 
 FDS_PER_CONNECTION = 2  # the client's socket and the upstream's
@@ -57,7 +61,11 @@ def bind(address: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: ProxySettings) -> int:
+def serve(
+    settings: ProxySettings,
+    reload: Source[RuleTable] | None = None,
+    health: tuple[str, int] | None = None,
+) -> int:
     """Run until SIGTERM/SIGINT; 0 when every worker drained and exited cleanly.
 
     With metrics on, every worker writes them into a private directory (prometheus_client's
@@ -65,12 +73,12 @@ def serve(settings: ProxySettings) -> int:
     Everything written to stdout/stderr goes through the non-blocking log sink."""
     with logsink.installed():
         if settings.metrics is None:
-            return _serve(settings)
+            return _serve(settings, reload, health)
         from egress_router.runtime import metrics
 
         path = metrics.enable_multiprocess()
         try:
-            return _serve(settings)
+            return _serve(settings, reload, health)
         finally:
             metrics.disable_multiprocess(path)
 
@@ -82,7 +90,17 @@ def _serve_metrics(settings: ProxySettings) -> None:
         metrics.serve(*settings.metrics)
 
 
-def _serve(settings: ProxySettings) -> int:
+def _serve_health(health: tuple[str, int] | None) -> None:
+    """Ready as soon as every listening socket is bound (the kernel queues connections)."""
+    if health is not None:
+        state = Health()
+        serve_health(*health, state)
+        state.ready()
+
+
+def _serve(
+    settings: ProxySettings, reload: Source[RuleTable] | None, health: tuple[str, int] | None
+) -> int:
     settings = raise_fd_limit(settings)
     groups = [[bind(a, settings.port) for a in settings.listen] for _ in range(settings.workers)]
     where = ", ".join(f"{a}:{settings.port}" for a in settings.listen)
@@ -97,8 +115,9 @@ def _serve(settings: ProxySettings) -> int:
 
     if settings.workers == 1:
         _serve_metrics(settings)
+        _serve_health(health)
         ready()
-        run_worker(settings, groups[0])
+        run_worker(settings, groups[0], reload)
         return 0
 
     def work(index: int) -> None:  # in the worker: keep only its own sockets
@@ -106,13 +125,14 @@ def _serve(settings: ProxySettings) -> int:
             if other != index:
                 for sock in group:
                     sock.close()
-        run_worker(settings, groups[index])
+        run_worker(settings, groups[index], reload, report=index == 0)
 
     def close_parent_sockets() -> None:
         for group in groups:
             for sock in group:
                 sock.close()
         _serve_metrics(settings)  # after forking: the workers never inherit its thread
+        _serve_health(health)
         ready()
 
     on_exit = None
@@ -121,5 +141,10 @@ def _serve(settings: ProxySettings) -> int:
 
         on_exit = metrics.process_exited
     return supervise(
-        settings.workers, work, name="http-proxy", after_fork=close_parent_sockets, on_exit=on_exit
+        settings.workers,
+        work,
+        name="http-proxy",
+        after_fork=close_parent_sockets,
+        on_exit=on_exit,
+        forward_hup=reload is not None,
     )

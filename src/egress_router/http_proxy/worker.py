@@ -1,14 +1,17 @@
 """One proxy worker process: its event loop, listeners, timers, access log and shutdown.
 
 Owns: the state every connection of this process shares (settings, policy cache, connection
-set, coarse clock, log buffer), the once-a-second sweep that enforces the timeouts, and the
-graceful drain on SIGTERM.
+set, coarse clock, log buffer), the once-a-second sweep that enforces the timeouts, the
+graceful drain on SIGTERM, and rule reloads (SIGHUP or a changed destination file: the new
+table is parsed, then swapped in for new requests; tunnels and requests in flight keep the
+decision they got; a bad table is refused with one line and the old one stays).
 Must not: parse HTTP (``client``/``upstream`` do) or decide (``model.connection``, ``model.rules``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import signal
 import socket
@@ -16,13 +19,15 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+from egress_router.errors import EgressRouterError
 from egress_router.http_proxy.client import ClientProtocol
 from egress_router.http_proxy.model.connection import TUNNEL
 from egress_router.http_proxy.model.exchange import Exchange
-from egress_router.http_proxy.model.rules import Decision
+from egress_router.http_proxy.model.rules import Decision, RuleTable
 from egress_router.http_proxy.model.settings import ProxySettings
 from egress_router.runtime import logsink
 from egress_router.runtime.metrics import HttpProxyMetrics
+from egress_router.runtime.reload import Source
 
 NAME_CACHE_SIZE = 10_000  # decisions per host name kept (pure function of the name)
 
@@ -30,8 +35,16 @@ NAME_CACHE_SIZE = 10_000  # decisions per host name kept (pure function of the n
 class Worker:
     """Shared per-process state; the protocols hold a reference to it."""
 
-    def __init__(self, settings: ProxySettings, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        settings: ProxySettings,
+        loop: asyncio.AbstractEventLoop,
+        reload: Source[RuleTable] | None = None,
+        report: bool = True,
+    ) -> None:
         self.settings = settings
+        self.reload_source = reload
+        self.report = report  # this worker logs and counts reloads (one of them does)
         self.rules = settings.rules
         self.loop = loop
         self.connections: set[ClientProtocol] = set()
@@ -65,6 +78,43 @@ class Worker:
 
     def decide_address(self, address: str, by_name: Decision | None) -> Decision:
         return self.rules.decide_address(ipaddress.ip_address(address), by_name)
+
+    def reload(self, forced: bool) -> None:
+        """Parse the rule table again and use it for new requests; keep the old on error."""
+        assert self.reload_source is not None
+        try:
+            rules = self.reload_source.reparse()
+        except EgressRouterError as exc:
+            if self.report:
+                logsink.stderr().line(
+                    "egress-router http-proxy: reload refused, keeping the previous rules: "
+                    + exc.one_line()
+                )
+                if self.metrics is not None:
+                    self.metrics.reload(False)
+            return
+        if not forced and rules.render() == self.rules.render():
+            return
+        self.rules = rules
+        self._names = {}  # decisions by name came from the old table
+        if self.report:
+            logsink.stderr().line(f"egress-router http-proxy: reloaded: {len(rules.rules)} rule(s)")
+            if self.metrics is not None:
+                self.metrics.reload(True)
+
+    async def watch(self, hup: asyncio.Event) -> None:
+        """Reload on SIGHUP (forced) or when the watched file changes."""
+        source = self.reload_source
+        assert source is not None
+        watch = source.watch()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(hup.wait(), source.interval_s)
+            if hup.is_set():
+                hup.clear()
+                self.reload(forced=True)
+            elif watch is not None and watch.changed():
+                self.reload(forced=False)
 
     # -- connections --------------------------------------------------------------------------
 
@@ -134,6 +184,11 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, stop.set)
         sweeper = asyncio.ensure_future(self.sweep())
+        watcher = None
+        if self.reload_source is not None:
+            hup = asyncio.Event()
+            self.loop.add_signal_handler(signal.SIGHUP, hup.set)
+            watcher = asyncio.ensure_future(self.watch(hup))
         try:
             await stop.wait()
             # Graceful shutdown: no new clients, idle ones closed now, busy ones when done.
@@ -149,12 +204,19 @@ class Worker:
                 conn.abort("shutdown")
         finally:
             sweeper.cancel()
+            if watcher is not None:
+                watcher.cancel()
             self.flush_log()
             if self.metrics is not None:
                 self.sample_metrics()
 
 
-def run_worker(settings: ProxySettings, sockets: list[socket.socket]) -> None:
+def run_worker(
+    settings: ProxySettings,
+    sockets: list[socket.socket],
+    reload: Source[RuleTable] | None = None,
+    report: bool = True,
+) -> None:
     """Run one worker to completion in this process (uvloop when available)."""
     try:
         import uvloop
@@ -164,6 +226,6 @@ def run_worker(settings: ProxySettings, sockets: list[socket.socket]) -> None:
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(Worker(settings, loop).serve(sockets))
+        loop.run_until_complete(Worker(settings, loop, reload, report).serve(sockets))
     finally:
         loop.close()

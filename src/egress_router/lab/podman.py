@@ -217,9 +217,10 @@ def pod_spec(yaml_text: str) -> PodSpec:
 
 
 def _container(c: dict[str, Any], maps: dict[str, dict[str, str]]) -> Container:
-    # readinessProbe: the tests wait for traffic themselves; nothing else is ignored.
+    # probes: the tests wait for traffic themselves (and query the health endpoint directly);
+    # nothing else is ignored.
     unknown = set(c) - {"name", "image", "env", "securityContext", "command", "args"}
-    unknown -= {"readinessProbe"}
+    unknown -= {"readinessProbe", "livenessProbe"}
     if unknown:
         raise PodmanError(f"container {c['name']}: unsupported fields {sorted(unknown)}")
     security = c.get("securityContext", {})

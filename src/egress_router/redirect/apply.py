@@ -108,7 +108,10 @@ def desired_ruleset(env: RouterEnv) -> list[nftables.Command] | None:
     """Our table's content for redirect modes; None for the proxy modes (no table)."""
     if env.destination is None:
         return None
-    return redirect_rules.redirect_ruleset(env.destination, env.source_ip, env.interfaces)
+    health_port = env.health[1] if env.health is not None else None
+    return redirect_rules.redirect_ruleset(
+        env.destination, env.source_ip, env.interfaces, health_port
+    )
 
 
 def check_ruleset(env: RouterEnv) -> None:

@@ -24,7 +24,9 @@ def render_plan(env: RouterEnv) -> str:
     out += [str(op) for op in plan_network(env, ObservedNetwork.empty())]
     out += [str(a) for a in announcements(env)]
     if env.destination is not None:
-        ruleset = redirect_rules.redirect_ruleset(env.destination, env.source_ip, ifs)
+        ruleset = redirect_rules.redirect_ruleset(
+            env.destination, env.source_ip, ifs, env.health[1] if env.health else None
+        )
         out.append(
             f"# nftables: table {redirect_rules.FAMILY} {redirect_rules.TABLE}, "
             "replaced in one transaction"

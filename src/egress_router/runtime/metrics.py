@@ -143,6 +143,13 @@ class HttpProxyMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry
         self.log = LogMetrics(r)
+        self.reloads = Counter(
+            "egress_router_http_proxy_reloads",
+            "Rule-table reloads (SIGHUP or a changed destination file), by result "
+            "(ok, failed: refused, the previous rules stay).",
+            ["result"],
+            registry=r,
+        )
         self.requests = Counter(
             "egress_router_http_requests",
             "Requests and CONNECT tunnels finished, by method, status and deciding rule.",
@@ -224,6 +231,9 @@ class HttpProxyMetrics:
         self.connections.set(connections)
         self.tunnels.set(tunnels)
 
+    def reload(self, ok: bool) -> None:
+        self.reloads.labels("ok" if ok else "failed").inc()
+
 
 # -- dns-proxy ---------------------------------------------------------------------------------
 
@@ -259,6 +269,13 @@ class DnsProxyMetrics:
             "egress_router_dns_proxy_forwarding_updates",
             "Forwarding updates (nftables transactions or relay route swaps), by outcome.",
             ["outcome"],
+            registry=r,
+        )
+        self.reloads = Counter(
+            "egress_router_dns_proxy_reloads",
+            "Configuration reloads (SIGHUP or a changed destination file), by result "
+            "(ok, failed: refused, the previous configuration stays).",
+            ["result"],
             registry=r,
         )
         self.relay_connections = Counter(
@@ -307,6 +324,9 @@ class DnsProxyMetrics:
 
     def update(self, ok: bool) -> None:
         self.updates.labels("ok" if ok else "failed").inc()
+
+    def reload(self, ok: bool) -> None:
+        self.reloads.labels("ok" if ok else "failed").inc()
 
     # The relay reports each side once, when it closes (bytes read from the socket's TCP_INFO).
 

@@ -1,10 +1,10 @@
 """Worker processes for the user-space proxies: fork, forward signals, reap, report one status.
 
-Owns: forking N workers that each run ``work(index)``, forwarding SIGTERM/SIGINT to them,
-running ``after_fork`` in the parent once they exist and before they start working (e.g. the
-metrics endpoint: a thread the workers must not inherit, listening before any worker says it is
-ready), stopping the others when one dies unexpectedly (the pod restarts us whole), and turning
-the workers' exit statuses into ours.
+Owns: forking N workers that each run ``work(index)``, forwarding SIGTERM/SIGINT (and, for
+workers that reload, SIGHUP) to them, running ``after_fork`` in the parent once they exist and
+before they start working (e.g. the metrics endpoint: a thread the workers must not inherit,
+listening before any worker says it is ready), stopping the others when one dies unexpectedly
+(the pod restarts us whole), and turning the workers' exit statuses into ours.
 Must not: know what the workers do (the HTTP proxy and the TCP relay both use it).
 """
 
@@ -53,14 +53,18 @@ def supervise(
     name: str,
     after_fork: Callable[[], None] | None = None,
     on_exit: Callable[[int], None] | None = None,
+    forward_hup: bool = False,
 ) -> int:
     """Fork ``workers`` processes running ``work(index)``; 0 when all stopped cleanly on a signal.
 
     ``after_fork`` runs in the parent after forking; if it raises, the workers are stopped and
     reaped and the exception propagates. ``on_exit(pid)`` runs for every reaped worker.
+    ``forward_hup``: pass SIGHUP on to the workers (they reload); otherwise it is left alone.
     """
     sys.stdout.flush()
     sys.stderr.flush()
+    if forward_hup:  # until a worker installs its own handler, SIGHUP must not kill it
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     children: list[int] = []
     gate, opened = os.pipe() if after_fork is not None else (None, None)
     for index in range(workers):
@@ -82,8 +86,15 @@ def supervise(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
 
+    def pass_on(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    if forward_hup:
+        signal.signal(signal.SIGHUP, pass_on)
     if after_fork is not None and opened is not None:
         try:
             after_fork()

@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from egress_router.common.values import IPv4Source, parse_ipv4, parse_ipv4_source, trim
+from egress_router.common.values import (
+    HEALTH_VARIABLE,
+    IPv4Source,
+    parse_health,
+    parse_ipv4,
+    parse_ipv4_source,
+    trim,
+)
 from egress_router.errors import VariableError
 from egress_router.redirect.model.destinations import Destination, parse_destination
 
@@ -58,6 +65,7 @@ class RouterEnv:
     destination: Destination | None
     interfaces: Interfaces
     debug: bool = False
+    health: tuple[str, int] | None = None  # EGRESS_ROUTER_HEALTH_PORT: probes' address, port
 
     @property
     def source_ip(self) -> ipaddress.IPv4Address:
@@ -159,6 +167,13 @@ def parse_router_env(
             f"must differ from EGRESS_SOURCE ({source.address})",
             text=env.get("EGRESS_GATEWAY", ""),
         )
+    try:
+        health = parse_health(env.get(HEALTH_VARIABLE))
+    except ValueError as exc:
+        raise VariableError(
+            HEALTH_VARIABLE, str(exc), text=env.get(HEALTH_VARIABLE, ""),
+            expected="a port (e.g. 8081), ADDR:PORT, or off",
+        ) from None  # fmt: skip
     return RouterEnv(
         source=source,
         gateway=gateway,
@@ -166,4 +181,5 @@ def parse_router_env(
         destination=destination,
         interfaces=interfaces,
         debug=bool(env.get("EGRESS_ROUTER_DEBUG")),
+        health=health,
     )

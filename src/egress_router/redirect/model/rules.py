@@ -9,6 +9,8 @@ Must not: run nft (``kernel.nftables`` applies it, prefixed by its atomic table 
       map dnat_tcp_port  local port -> remote port         (same keys)
       map dnat_udp_addr, dnat_udp_port                     (the same for UDP lines)
       chain prerouting (nat, dstnat)
+        iifname <cluster> tcp dport <health> accept          only with a health port: the
+                                                              kubelet's probes reach us
         iifname <cluster> tcp dport @dnat_tcp_addr counter dnat ip to tcp dport map ...
         iifname <cluster> udp dport @dnat_udp_addr counter dnat ip to udp dport map ...
         iifname <cluster> counter dnat ip to <fallback>      only with a fallback line
@@ -16,6 +18,7 @@ Must not: run nft (``kernel.nftables`` applies it, prefixed by its atomic table 
         oifname <macvlan> snat ip to <bare source>               comment carries the fingerprint
       chain input (filter)
         ct state established,related accept
+        iifname <cluster> tcp dport <health> accept            only with a health port
         iifname <cluster> icmp type echo-request accept
         iifname <cluster> meta l4proto tcp counter reject with tcp reset  unmapped ports fail
         iifname <cluster> counter reject (icmp port-unreachable)   at once, never reach the router
@@ -94,11 +97,25 @@ def _maps(destination: Destination, protocol: AnyProtocol) -> list[Command]:
 
 
 def _body(
-    destination: Destination, source: ipaddress.IPv4Address, ifs: Interfaces
+    destination: Destination,
+    source: ipaddress.IPv4Address,
+    ifs: Interfaces,
+    health_port: int | None = None,
 ) -> list[Command]:
     cluster = match_meta("iifname", ifs.cluster)
     protocols = _protocols(destination)
-    prerouting = [
+    probes: list[Command] = []
+    if health_port is not None:
+        dport = {
+            "match": {
+                "op": "==",
+                "left": {"payload": {"protocol": "tcp", "field": "dport"}},
+                "right": health_port,
+            }
+        }
+        probes = [cluster, dport, {"accept": None}]
+    prerouting = [_T.rule("prerouting", *probes)] if probes else []
+    prerouting += [
         _T.rule("prerouting", cluster, _in_map(p), COUNTER, _dnat_map(p)) for p in protocols
     ]
     if destination.fallback is not None:
@@ -128,6 +145,7 @@ def _body(
         _T.base_chain("input", "filter", "input", 0),
         *prerouting,
         _T.rule("input", established, {"accept": None}),
+        *([_T.rule("input", *probes)] if probes else []),
         _T.rule("input", cluster, echo, {"accept": None}),
         _T.rule(
             "input",
@@ -149,14 +167,17 @@ def fingerprint(commands: list[Command]) -> str:
 
 
 def redirect_ruleset(
-    destination: Destination, source: ipaddress.IPv4Address, interfaces: Interfaces
+    destination: Destination,
+    source: ipaddress.IPv4Address,
+    interfaces: Interfaces,
+    health_port: int | None = None,
 ) -> list[Command]:
     """The whole table (creation commands only; the applier prefixes the atomic swap).
 
     The SNAT rule carries the fingerprint of everything else as its comment, so reading the
     live table back tells whether it already is this ruleset.
     """
-    body = _body(destination, source, interfaces)
+    body = _body(destination, source, interfaces, health_port)
     snat = [
         match_meta("oifname", interfaces.macvlan),
         {"snat": {"family": "ip", "addr": str(source)}},
