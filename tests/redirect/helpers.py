@@ -47,9 +47,21 @@ def _read(lab: Lab, role: str) -> dict[str, Any]:
     return {
         "addresses": run_json(["ip", "-j", "addr"]),
         "routes": run_json(["ip", "-j", "route", "show", "table", "all"]),
-        "ruleset": run_json(["nft", "-j", "list", "ruleset"]),
+        "ruleset": _without_counts(run_json(["nft", "-j", "list", "ruleset"])),
         "ip_forward": lab.exec(role, ["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout,
     }
+
+
+def _without_counts(node: Any) -> Any:
+    """The ruleset with every counter's packets and bytes at 0: counters count traffic (the
+    rules carry them for ``diagnose``), they are not configuration a command may have changed."""
+    if isinstance(node, dict):
+        if set(node) == {"counter"} and isinstance(node["counter"], dict):
+            return {"counter": {**node["counter"], "packets": 0, "bytes": 0}}
+        return {key: _without_counts(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_without_counts(item) for item in node]
+    return node
 
 
 def _settled(links: list[dict[str, Any]]) -> bool:
