@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from egress_router.commands.setup import CLUSTER_HELP, FILE_HELP, MACVLAN_HELP
+from egress_router.commands.setup import ClusterOption, DestinationFileOption, MacvlanOption
 
 MAX_CONNECT_TIMEOUT_S = 30.0
 
@@ -60,15 +60,9 @@ def diagnose(
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds per test connection [2]")
     ] = 2.0,
-    macvlan_interface: Annotated[
-        str | None, typer.Option("--macvlan-interface", help=MACVLAN_HELP)
-    ] = None,
-    cluster_interface: Annotated[
-        str | None, typer.Option("--cluster-interface", help=CLUSTER_HELP)
-    ] = None,
-    destination_file: Annotated[
-        str | None, typer.Option("--destination-file", help=FILE_HELP)
-    ] = None,
+    macvlan_interface: MacvlanOption = None,
+    cluster_interface: ClusterOption = None,
+    destination_file: DestinationFileOption = None,
 ) -> int:
     """Check a router against its EGRESS_* variables and name the likely cause of a failure.
 

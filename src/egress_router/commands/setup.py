@@ -44,6 +44,12 @@ if TYPE_CHECKING:
 Log = Callable[[str], None]
 
 
+# the interface and destination-file options, shared with `diagnose` (same names, same meaning)
+MacvlanOption = Annotated[str | None, typer.Option("--macvlan-interface", help=MACVLAN_HELP)]
+ClusterOption = Annotated[str | None, typer.Option("--cluster-interface", help=CLUSTER_HELP)]
+DestinationFileOption = Annotated[str | None, typer.Option("--destination-file", help=FILE_HELP)]
+
+
 def _quiet(_: str) -> None:
     return None
 
@@ -81,15 +87,9 @@ def _health(env: RouterEnv) -> Health | None:
 
 
 def setup(
-    macvlan_interface: Annotated[
-        str | None, typer.Option("--macvlan-interface", help=MACVLAN_HELP)
-    ] = None,
-    cluster_interface: Annotated[
-        str | None, typer.Option("--cluster-interface", help=CLUSTER_HELP)
-    ] = None,
-    destination_file: Annotated[
-        str | None, typer.Option("--destination-file", help=FILE_HELP)
-    ] = None,
+    macvlan_interface: MacvlanOption = None,
+    cluster_interface: ClusterOption = None,
+    destination_file: DestinationFileOption = None,
 ) -> int:
     """Configure the egress router pod from EGRESS_* variables (the router image's contract).
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from egress_router.errors import EgressRouterError, escape
 from egress_router.firewall.agent import Agent, log, summary
-from egress_router.firewall.loop import poll, upstream
+from egress_router.firewall.loop import Pollers, upstream
 from egress_router.firewall.model.cluster import (
     NAMESPACES,
     PODS,
@@ -182,14 +182,7 @@ async def run(agent: Agent, kube: Kube, config: ClusterConfig) -> None:
         Watcher(kube, r, sink, report=log, backoff=config.backoff) for r in resources(config.node)
     ]
     resolver = Resolver(agent.config.upstream)
-    pollers: dict[str, asyncio.Task[None]] = {}
-
-    def sync_pollers() -> None:
-        wanted = agent.polled_names()
-        for name in set(pollers) - wanted:
-            pollers.pop(name).cancel()
-        for name in wanted - set(pollers):
-            pollers[name] = asyncio.create_task(poll(agent, name, resolver))
+    pollers = Pollers(agent, resolver)
 
     if agent.config.metrics is not None:
         from egress_router.runtime.metrics import serve
@@ -226,15 +219,14 @@ async def run(agent: Agent, kube: Kube, config: ClusterConfig) -> None:
             retry_failures = retry_failures + 1 if retry else 0
             if health is not None and reconciler.applied is not None:
                 health.ready()
-            sync_pollers()
+            pollers.sync()
     finally:
         threads_stop.set()
         for watcher in watchers:
             watcher.stop()
         if proxy is not None:
             proxy.close()
-        for task in pollers.values():
-            task.cancel()
+        pollers.cancel()
         log("stopped; the rules stay in the kernel")
 
 

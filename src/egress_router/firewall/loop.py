@@ -109,6 +109,27 @@ def _reload(agent: Agent) -> bool:
     return True
 
 
+class Pollers:
+    """One polling task per DNS name the agent's policies name, kept in step with them (``run``
+    and the API-fed agent share it)."""
+
+    def __init__(self, agent: Agent, resolver: Resolver) -> None:
+        self.agent, self.resolver = agent, resolver
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def sync(self) -> None:
+        """Stop the tasks of names no longer named; start one for each new name."""
+        wanted = self.agent.polled_names()
+        for name in set(self.tasks) - wanted:
+            self.tasks.pop(name).cancel()
+        for name in wanted - set(self.tasks):
+            self.tasks[name] = asyncio.create_task(poll(self.agent, name, self.resolver))
+
+    def cancel(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+
+
 async def run(agent: Agent) -> None:
     """Serve until SIGTERM/SIGINT; the kernel keeps the rules when we stop."""
     loop = asyncio.get_running_loop()
@@ -117,14 +138,7 @@ async def run(agent: Agent) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     resolver = Resolver(agent.config.upstream)
-    pollers: dict[str, asyncio.Task[None]] = {}
-
-    def sync_pollers() -> None:
-        wanted = agent.polled_names()
-        for name in set(pollers) - wanted:
-            pollers.pop(name).cancel()
-        for name in wanted - set(pollers):
-            pollers[name] = asyncio.create_task(poll(agent, name, resolver))
+    pollers = Pollers(agent, resolver)
 
     if agent.config.metrics is not None:
         from egress_router.runtime.metrics import serve
@@ -156,7 +170,7 @@ async def run(agent: Agent) -> None:
         log(f"warning: {warning}")
     if agent.config.dns_listen is not None:
         log(f"DNS proxy listening on {agent.config.dns_listen[0]}:{agent.config.dns_listen[1]}")
-    sync_pollers()
+    pollers.sync()
     tasks = [asyncio.create_task(_watch(agent, reload))]
     log("running")
     try:
@@ -168,12 +182,13 @@ async def run(agent: Agent) -> None:
             if reload.is_set() and not stop.is_set():
                 reload.clear()
                 if await asyncio.to_thread(_reload, agent):
-                    sync_pollers()
+                    pollers.sync()
     finally:
         if proxy is not None:
             proxy.close()
-        for task in [*tasks, *pollers.values()]:
+        for task in tasks:
             task.cancel()
+        pollers.cancel()
         log("stopped; the rules stay in the kernel")
 
 
