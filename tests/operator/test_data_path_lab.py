@@ -61,6 +61,9 @@ def cni_lab(tmp_path: Path) -> Iterator[Lab]:
         yield built
 
 
+HOST_LOG = Path("/tmp/egress-router-log")  # the log_file the operator writes into the NAD
+
+
 def multus_invokes(
     lab: Lab, command: str, config: str, pod: Any, private_tmp: Path
 ) -> subprocess.CompletedProcess[str]:
@@ -68,8 +71,10 @@ def multus_invokes(
 
     The environment is exactly the CNI_* set (no EGRESS_* variables), the pod's identity in
     CNI_ARGS, the config on stdin. The NAD's config names ``/tmp/egress-router-log``; the plugin
-    runs in a private mount namespace whose /tmp is ``private_tmp``, so that file lands in the
-    test's directory instead of the host's /tmp (the only liberty taken).
+    runs in a private mount namespace where that one file is ``private_tmp/egress-router-log``
+    bound over it, so the log lands in the test's directory instead of the host's /tmp (the only
+    liberty taken). Only the file is bound, never /tmp itself: the checkout and its virtual
+    environment may live under /tmp (CI clones there).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CNI_", "EGRESS_"))}
     env.update(
@@ -90,10 +95,21 @@ def multus_invokes(
             ),
         }
     )
-    script = 'mount --bind "$0" /tmp && exec ip netns exec "$1" "$2"'
+    private_log = private_tmp / "egress-router-log"
+    private_log.touch()
+    created = not HOST_LOG.exists()
+    if created:
+        HOST_LOG.touch()  # a bind mount needs its target; removed again below
+    script = 'mount --bind "$0" "$1" && exec ip netns exec "$2" "$3"'
     argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
-    argv += [str(private_tmp), lab.ns("node"), PLUGIN]
-    return subprocess.run(argv, input=config, capture_output=True, text=True, env=env, timeout=60)
+    argv += [str(private_log), str(HOST_LOG), lab.ns("node"), PLUGIN]
+    try:
+        return subprocess.run(
+            argv, input=config, capture_output=True, text=True, env=env, timeout=60
+        )
+    finally:
+        if created and HOST_LOG.stat().st_size == 0:
+            HOST_LOG.unlink(missing_ok=True)
 
 
 def curl(lab: Lab, url: str) -> subprocess.CompletedProcess[str]:
