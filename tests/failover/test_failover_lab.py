@@ -106,3 +106,31 @@ def test_failover_outside_legacy_mode_is_refused(lab2: Lab, tmp_path: Path) -> N
     assert result.returncode != 0
     assert "EGRESS_ROUTER_FAILOVER" in result.stderr and "legacy" in result.stderr
     assert not has_address(lab2, "r1")
+
+
+def readyz(lab: Lab, name: str) -> str:
+    """``/readyz`` of an instance, asked from inside its own namespace: status code and body."""
+    out = lab.exec(
+        ROLES[name],
+        ["curl", "-s", "-m", "3", "-w", " %{http_code}", "http://127.0.0.1:8081/readyz"],
+    ).stdout
+    return " ".join(out.split())
+
+
+def test_readiness_says_which_instance_is_active(lab2: Lab, tmp_path: Path) -> None:
+    lease = tmp_path / "lease.json"
+
+    def start_probed(name: str) -> procs.Background:
+        peers = [str(ROUTER2_IP)] if name == "r1" else [str(lab2.addr.router_pod_ip)]
+        env = router_env(lab2, name, peers, str(lease), "80 tcp 203.0.113.25")
+        env["EGRESS_ROUTER_HEALTH_PORT"] = "8081"
+        return lab2.spawn(ROLES[name], [EGRESS_ROUTER, "setup"], name=f"{name}-probed", env=env)
+
+    r1 = start_probed("r1")
+    assert procs.wait_for(
+        lambda: holder(lease) == "r1" and readyz(lab2, "r1") == "ready 200", 20
+    ), r1.output()
+    r2 = start_probed("r2")
+    assert procs.wait_for(lambda: readyz(lab2, "r2") == "standby 503", 20), r2.output()
+    os.kill(r1.pid, signal.SIGKILL)
+    assert procs.wait_for(lambda: readyz(lab2, "r2") == "ready 200", 10), r2.output()

@@ -172,7 +172,8 @@ def _run_failover(
 
     with logsink.installed():  # long-running: a stalled reader must not delay a SIGTERM
         stop, _hup = _signals()
-        instance = Instance(env, failover, open_store(failover), log, failover_metrics)
+        health = _health(env)  # /readyz: "standby" until this instance holds the address
+        instance = Instance(env, failover, open_store(failover), log, failover_metrics, health)
         return instance.run(stop)
 
 

@@ -29,6 +29,8 @@ from egress_router.failover.model.settings import Backend, FailoverSettings
 from egress_router.failover.store import FileStore, LeaseStore
 from egress_router.redirect import apply
 from egress_router.redirect.model.env import RouterEnv
+from egress_router.runtime.health import Health
+from egress_router.runtime.health import State as HealthState
 from egress_router.runtime.metrics import FailoverMetrics
 
 TICK_S = 0.02  # the longest a step waits for a heartbeat before checking deadlines
@@ -61,8 +63,10 @@ class Instance:
         store: LeaseStore,
         log: Log,
         metrics: FailoverMetrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self.env = env
+        self.health = health  # /readyz: ready while active, "standby" otherwise
         self.settings = settings
         self.timing = settings.timing
         self.store = store
@@ -87,6 +91,9 @@ class Instance:
 
     def _changed(self) -> None:
         _status(self.state)
+        if self.health is not None:
+            active = self.state.role is Role.ACTIVE
+            self.health.set_state(HealthState.READY if active else HealthState.STANDBY)
         if self.metrics is not None:
             self.metrics.role(self.state.role is Role.ACTIVE, self.state.transitions)
 
