@@ -119,14 +119,15 @@ def setup(
 
     from egress_router.failover.model import settings as failover_settings
 
-    failover = failover_settings.parse(dict(os.environ), socket.gethostname())
+    variables = dict(os.environ)
+    failover = failover_settings.parse(variables, socket.gethostname())
     log: Log = _debug_log if env.debug else _quiet
     if failover is not None:
         if env.mode is not Mode.LEGACY:
             raise VariableError(
                 "EGRESS_ROUTER_FAILOVER", "only the legacy redirect mode fails over"
             )
-        return _run_failover(env, failover, dict(os.environ), log)
+        return _run_failover(env, failover, variables, log)
 
     from egress_router.redirect import apply
     from egress_router.runtime import logsink

@@ -79,17 +79,15 @@ def supervise(
 
     stopping = False
 
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
-
     def pass_on(signum: int, _frame: object) -> None:
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
+
+    def forward(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        pass_on(signum, frame)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
