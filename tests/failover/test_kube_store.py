@@ -40,3 +40,23 @@ def test_lease_compare_and_swap(kube: Kube, kube_namespace: str) -> None:
     assert raw is not None
     assert raw["spec"]["holderIdentity"] == "router-b"  # what `kubectl get lease` shows
     assert raw["spec"]["leaseDurationSeconds"] == 1
+
+
+def test_lease_release_by_incarnation_token(kube: Kube, kube_namespace: str) -> None:
+    a = KubeLeaseStore(kube, kube_namespace, "egress-router", 1.0)
+    guard = KubeLeaseStore(kube, kube_namespace, "egress-router", 1.0)
+    first = a.write("", "router-a", "run-1")
+    assert first is not None
+    record = a.read()
+    assert record is not None and record.token == "run-1"
+    renewed = a.write(first, "router-a", "run-1")  # the guard never heard of this version
+    assert renewed is not None and renewed != first
+    assert not guard.release("run-0")  # another run's token: untouched
+    assert guard.release("run-1")
+    lease = kube.read_lease(kube_namespace, "egress-router")
+    assert lease is not None and (lease.holder, lease.token) == ("", "")
+    assert not guard.release("run-1")  # released already
+    b = KubeLeaseStore(kube, kube_namespace, "egress-router", 1.0)
+    seen = b.read()
+    assert seen is not None
+    assert b.write(seen.version, "router-b", "run-2") is not None  # one replace, no re-read

@@ -1,4 +1,4 @@
-"""The file lease store: compare-and-swap on the version, release only of our own version."""
+"""The file lease store: compare-and-swap on the version, release only of our own incarnation."""
 
 from __future__ import annotations
 
@@ -23,16 +23,27 @@ def test_compare_and_swap(tmp_path: Path) -> None:
     assert record is not None and (record.holder, record.version) == ("a", "2")
 
 
-def test_release_only_of_the_version_written(tmp_path: Path) -> None:
+def test_release_by_incarnation_token(tmp_path: Path) -> None:
     store = FileStore(str(tmp_path / "lease.json"))
-    mine = store.write("", "r1")
+    mine = store.write("", "r1", "run-1")
     assert mine is not None
-    newer = store.write(mine, "r1")  # e.g. a restarted r1 renewed since
-    assert newer is not None
-    assert not store.release(mine)  # an old guard does not release the newer record
-    assert store.release(newer)
+    renewed = store.write(mine, "r1", "run-1")  # a renewal the guard never heard of
+    assert renewed is not None
+    assert store.release("run-1")  # released whatever the version
     record = store.read()
-    assert record is not None and record.holder == ""
+    assert record is not None and (record.holder, record.token) == ("", "")
+    assert not store.release("run-1")  # already released: nothing to do
+
+
+def test_an_old_run_never_releases_a_new_one(tmp_path: Path) -> None:
+    store = FileStore(str(tmp_path / "lease.json"))
+    first = store.write("", "r1", "run-1")
+    assert first is not None
+    again = store.write(first, "r1", "run-2")  # r1 restarted and took the lease again
+    assert again is not None
+    assert not store.release("run-1")  # the old run's guard, late
+    record = store.read()
+    assert record is not None and (record.holder, record.token) == ("r1", "run-2")
 
 
 def test_a_held_lock_is_a_lost_race_not_a_hang(tmp_path: Path) -> None:

@@ -2,17 +2,19 @@
 
 Owns: enforcing the renew deadline when the instance itself cannot — it was killed (SIGKILL,
 OOM) or frozen (SIGSTOP, a stalled node process) while the kernel of its namespace still holds
-the reserved address and would keep answering ARP for it. The instance writes
-``arm <monotonic deadline> <lease version>`` after every successful lease write and
-``disarm`` after a withdrawal; the guard withdraws (``redirect.apply.withdraw``) when the
-deadline passes unextended, or at once when its stdin reaches end of file (the instance is
-gone), and then marks the lease released (only if it is still at the version of the
-instance's last write) so a standby need not wait for it to expire.
+the reserved address. The instance writes ``arm <monotonic deadline>`` after every successful
+lease write and ``disarm`` after a withdrawal (``quit`` on a clean stop); the guard withdraws
+the address (``redirect.apply.withdraw_address``) when the deadline passes unextended, or at
+once when its stdin reaches end of file (the instance is gone); after an end of file it marks
+the lease released if it is still held by the instance's incarnation token (whatever version:
+a renewal in flight when the instance died may have moved it), so a standby takes over at once
+instead of waiting for the lease to expire, and only then removes the rules.
 Must not: take the address or write the lease for itself; it only ever removes.
 
 Both processes read CLOCK_MONOTONIC of the same machine, so a deadline is comparable. The guard
 drains every pending ``arm`` before comparing, so an extension written before the deadline is
-never missed; the instance never writes an extension after its own deadline (``model``).
+never missed; the instance never writes an extension after its own deadline (``model``). A
+frozen guard too (the whole pod frozen) is covered by the kernel's switch (``model.fence``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from egress_router.errors import EgressRouterError
 from egress_router.failover.kube_store import KubeLeaseStore
@@ -31,22 +34,25 @@ from egress_router.kernel.netlink import Netlink
 from egress_router.kube.client import Kube
 from egress_router.redirect.apply import remove_rules, withdraw_address
 
-MAX_LINE = 128  # "arm 123456.789012 <version>\n"
+MAX_LINE = 128  # "arm 123456.789012\n"
 
 
 class GuardHandle:
     """The instance's side: start the guard and keep it informed."""
 
-    def __init__(self, macvlan: str, address: ipaddress.IPv4Interface, release: list[str]) -> None:
-        """``release``: ``["file", PATH]`` or ``["lease", NAMESPACE, NAME, DURATION]``."""
+    def __init__(
+        self, macvlan: str, address: ipaddress.IPv4Interface, token: str, release: list[str]
+    ) -> None:
+        """``token``: the instance's incarnation; ``release``: ``["file", PATH]`` or
+        ``["lease", NAMESPACE, NAME, DURATION]``."""
         argv = [sys.executable, "-m", "egress_router.failover.guard", macvlan, str(address)]
-        argv += release
+        argv += [token, *release]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, close_fds=True)
         assert self.proc.stdin is not None
         self.pipe = self.proc.stdin
 
-    def arm(self, deadline: float, version: str) -> None:
-        self.pipe.write(f"arm {deadline:.6f} {version}\n".encode())
+    def arm(self, deadline: float) -> None:
+        self.pipe.write(f"arm {deadline:.6f}\n".encode())
         self.pipe.flush()
 
     def disarm(self) -> None:
@@ -54,29 +60,41 @@ class GuardHandle:
         self.pipe.flush()
 
     def close(self) -> None:
-        """Clean stop: the guard exits without withdrawing (disarm first)."""
+        """Clean stop: the guard exits without withdrawing or releasing."""
         try:
-            self.disarm()
+            self.pipe.write(b"quit\n")
             self.pipe.close()
         except OSError:
             pass
         self.proc.wait(timeout=5.0)
 
 
-def _withdraw(nl: Netlink, macvlan: str, address: ipaddress.IPv4Interface, why: str) -> None:
+def _withdraw(
+    nl: Netlink,
+    macvlan: str,
+    address: ipaddress.IPv4Interface,
+    why: str,
+    release: Callable[[], None] | None = None,
+) -> None:
+    """The address first (what the wire sees), then the release, then the rules."""
     start = time.monotonic()
     try:
         was = withdraw_address(nl, macvlan, address)
-        gone = time.monotonic() - start
-        remove_rules()
-        took = time.monotonic() - start
-        print(
-            f"failover guard: {why}: withdrew {address} in {gone:.3f}s, rules in {took:.3f}s"
-            f" (present: {was})",
-            flush=True,
-        )
     except EgressRouterError as exc:
         print(f"failover guard: {why}: withdraw failed: {exc}", flush=True)
+        return  # never release a lease whose address may still be held
+    gone = time.monotonic() - start
+    if release is not None:
+        release()
+    try:
+        remove_rules()
+    except EgressRouterError as exc:
+        print(f"failover guard: {why}: rules not removed: {exc}", flush=True)
+    print(
+        f"failover guard: {why}: withdrew {address} in {gone:.3f}s, done in "
+        f"{time.monotonic() - start:.3f}s (present: {was})",
+        flush=True,
+    )
 
 
 def _store(args: list[str]) -> LeaseStore:
@@ -85,22 +103,23 @@ def _store(args: list[str]) -> LeaseStore:
     return KubeLeaseStore(Kube(), args[1], args[2], float(args[3]))
 
 
-def _release(store: LeaseStore, version: str) -> None:
-    """Mark the lease released if it is still at ``version`` (the instance's last write)."""
+def _release(store: LeaseStore, token: str) -> None:
+    """Mark the lease released if the instance's incarnation still holds it."""
+    start = time.monotonic()
     try:
-        done = store.write(version, "") is not None
-        print(f"failover guard: lease released: {done}", flush=True)
+        done = store.release(token)
+        took = time.monotonic() - start
+        print(f"failover guard: lease released: {done} ({took:.3f}s)", flush=True)
     except EgressRouterError as exc:
         print(f"failover guard: lease release failed: {exc}", flush=True)
 
 
 def main(argv: list[str]) -> int:
-    macvlan, address = argv[0], ipaddress.IPv4Interface(argv[1])
-    store = _store(argv[2:])
+    macvlan, address, token = argv[0], ipaddress.IPv4Interface(argv[1]), argv[2]
+    store = _store(argv[3:])
     nl = Netlink()  # opened now, so a withdrawal does not wait for a socket
     fd = sys.stdin.fileno()
     deadline: float | None = None
-    version = ""
     pending = b""
     while True:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -114,14 +133,15 @@ def main(argv: list[str]) -> int:
             pending = pending[-MAX_LINE:]
             for line in lines:
                 if line.startswith(b"arm "):
-                    _, at, version_bytes = line.split(b" ")
-                    deadline, version = float(at), version_bytes.decode()
+                    deadline = float(line[4:])
                 elif line == b"disarm":
                     deadline = None
+                elif line == b"quit":
+                    return 0
         if eof:
-            if deadline is not None:
-                _withdraw(nl, macvlan, address, "instance gone")
-                _release(store, version)
+            # Gone: whatever it held goes, and the lease of this run is released (a run killed
+            # between winning the lease and arming holds no address, but still the lease).
+            _withdraw(nl, macvlan, address, "instance gone", lambda: _release(store, token))
             return 0
         if deadline is not None and time.monotonic() >= deadline:
             _withdraw(nl, macvlan, address, "renew deadline passed")

@@ -3,7 +3,8 @@
 Owns: running the role state machine against the real world — lease reads and writes through
 the store, heartbeats, taking the address (``redirect.apply.configure``: address, routes,
 rules, gratuitous ARP at once), withdrawing it (``redirect.apply.withdraw``), keeping the guard
-process armed with the current deadline, the status line on stdout and the role metric.
+process armed and the kernel's switch (``model.fence``) open until the current deadline, the
+status line on stdout and the role metric.
 Must not: decide anything itself (``model.machine``); parse variables (``model.settings``).
 
 One thread: each step waits on the heartbeat socket for at most ``TICK_S``, so heartbeats and
@@ -14,6 +15,7 @@ call that returns after the deadline is caught by the deadline check that starts
 from __future__ import annotations
 
 import datetime
+import secrets
 import select
 import sys
 import threading
@@ -23,10 +25,11 @@ from collections.abc import Callable
 from egress_router.errors import EgressRouterError
 from egress_router.failover.guard import GuardHandle
 from egress_router.failover.heartbeat import Heartbeats
-from egress_router.failover.model import machine
+from egress_router.failover.model import fence, machine
 from egress_router.failover.model.machine import Action, Role, State
 from egress_router.failover.model.settings import Backend, FailoverSettings
 from egress_router.failover.store import FileStore, LeaseStore
+from egress_router.kernel import nftables
 from egress_router.redirect import apply
 from egress_router.redirect.model.env import RouterEnv
 from egress_router.runtime.health import Health
@@ -84,10 +87,20 @@ class Instance:
                 str(settings.timing.lease_duration),
             ]
         )
-        self.guard = GuardHandle(env.interfaces.macvlan, env.source.interface, release)
+        self.token = secrets.token_hex(8)  # this run's incarnation, written with the holder
+        self.address = env.source.interface.ip
+        self.guard = GuardHandle(env.interfaces.macvlan, env.source.interface, self.token, release)
         self.next_heartbeat = 0.0
         self.version = ""  # the lease version of our last successful write
         self.second_arp_at: float | None = None
+
+    def _open_until(self, deadline: float) -> bool:
+        """Keep the kernel's switch open until ``deadline``; False when it has passed."""
+        text = fence.open_until(self.address, deadline - time.monotonic())
+        if text is None:
+            return False
+        nftables.run_text(text)
+        return True
 
     def _changed(self) -> None:
         _status(self.state)
@@ -99,7 +112,10 @@ class Instance:
 
     def _withdraw(self, why: str) -> None:
         try:
-            apply.withdraw(self.env.interfaces.macvlan, self.env.source.interface, self.log)
+            try:
+                nftables.run_text(fence.silence())  # silent on the wire first
+            finally:
+                apply.withdraw(self.env.interfaces.macvlan, self.env.source.interface, self.log)
         finally:
             self.guard.disarm()
             self.state = machine.withdrawn(self.state, why)
@@ -109,6 +125,7 @@ class Instance:
     def start(self) -> None:
         """Begin as standby: whatever an earlier run of this instance left is withdrawn."""
         apply.check_ruleset(self.env)
+        nftables.run_text(fence.tables(self.address))  # closed: nothing may speak for it yet
         apply.withdraw(self.env.interfaces.macvlan, self.env.source.interface, self.log)
         self._changed()
 
@@ -134,7 +151,7 @@ class Instance:
     def _renew(self, sent: float) -> None:
         try:
             # a compare-and-swap on our own last version: any other write in between loses it
-            won = self.store.write(self.version, self.state.identity)
+            won = self.store.write(self.version, self.state.identity, self.token)
         except EgressRouterError as exc:
             self.log(f"lease renewal failed: {exc}")
             self.state = machine.renew_failed(self.state, sent)
@@ -143,11 +160,17 @@ class Instance:
             self._withdraw("lease taken by another instance")
             return
         self.version = won
+        if machine.renewal_too_late(self.state, time.monotonic()):
+            self._withdraw("renew deadline passed")
+            return
         self.state = machine.renewed(self.state, sent, self.timing)
-        if time.monotonic() < self.state.valid_until:
-            self.guard.arm(self.state.valid_until, won)
+        self.guard.arm(self.state.valid_until)
+        if not self._open_until(self.state.valid_until):
+            self._withdraw("renew deadline passed")
 
     def _standby(self, now: float) -> None:
+        if not machine.read_due(self.state, now, self.timing):
+            return
         try:
             record = self.store.read()
         except EgressRouterError as exc:
@@ -159,7 +182,7 @@ class Instance:
         why = machine.takeover_reason(self.state, now)
         sent = time.monotonic()
         try:
-            won = self.store.write(self.state.seen_version or "", self.state.identity)
+            won = self.store.write(self.state.seen_version or "", self.state.identity, self.token)
         except EgressRouterError as exc:
             self.log(f"lease write failed: {exc}")
             return
@@ -171,7 +194,10 @@ class Instance:
         if time.monotonic() >= self.state.valid_until:
             self._withdraw("lease won too late")
             return
-        self.guard.arm(self.state.valid_until, won)
+        self.guard.arm(self.state.valid_until)
+        if not self._open_until(self.state.valid_until):
+            self._withdraw("lease won too late")
+            return
         apply.configure(self.env, self.log, checked=True)  # address, routes, rules, ARP
         self.heartbeats.send(Role.ACTIVE.value)
         self.log(f"took over in {time.monotonic() - sent:.3f}s after the lease write")
@@ -198,8 +224,12 @@ class Instance:
         if self.state.role is Role.ACTIVE:
             self._withdraw("stopping")
             try:
-                self.store.write(self.version, "")
+                self.store.release(self.token)
             except EgressRouterError as exc:
                 self.log(f"lease release failed: {exc}")
         self.guard.close()
         self.heartbeats.close()
+        try:
+            nftables.run_text(fence.remove())
+        except EgressRouterError as exc:
+            self.log(f"fence tables not removed: {exc}")

@@ -11,6 +11,8 @@ The process runs in the caller's network namespace (use ``ip netns exec`` or set
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
@@ -33,6 +35,7 @@ __all__ = [
     "list_table_text",
     "list_tables",
     "replace_table_commands",
+    "run_text",
 ]
 
 _GUARDED_SIGNALS = {signal.SIGTERM, signal.SIGINT}
@@ -123,3 +126,52 @@ def list_tables() -> list[tuple[str, str]]:
 def delete_table(family: str, name: str) -> None:
     """Remove our table if present (idempotent)."""
     apply(replace_table_commands(family, name))
+
+
+class _Library:
+    """libnftables in this process: a command costs a netlink round trip, not a fork and an
+    exec of nft (a process renewing a timeout ten times a second, ``failover.loop``)."""
+
+    def __init__(self) -> None:
+        name = ctypes.util.find_library("nftables") or "libnftables.so.1"
+        lib = ctypes.CDLL(name)
+        lib.nft_ctx_new.restype = ctypes.c_void_p
+        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+        lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
+        lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+        lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+        self.lib = lib
+        self.ctx = lib.nft_ctx_new(0)
+        if not self.ctx:
+            raise OSError("nft_ctx_new failed")
+        lib.nft_ctx_buffer_output(self.ctx)
+        lib.nft_ctx_buffer_error(self.ctx)
+
+    def run(self, text: str) -> None:
+        rc = self.lib.nft_run_cmd_from_buffer(self.ctx, text.encode())
+        if rc != 0:
+            error = (self.lib.nft_ctx_get_error_buffer(self.ctx) or b"").decode(errors="replace")
+            detail = " ".join(error.split())[:500] or f"status {rc}"
+            raise DataplaneError(f"nftables refused the commands: {detail}")
+
+
+_library: _Library | None = None
+_library_missing = False
+
+
+def run_text(text: str) -> None:
+    """Run nft commands written as nft text (one transaction), in process through libnftables
+    when it loads, else through ``nft -f -``. For small, frequent updates: set elements."""
+    global _library, _library_missing
+    if _library is None and not _library_missing:
+        try:
+            _library = _Library()
+        except (OSError, AttributeError):
+            _library_missing = True
+    if _library is not None:
+        _library.run(text)
+    else:
+        _run(["-f", "-"], text)

@@ -27,6 +27,7 @@ from egress_router.errors import EgressRouterError
 FIELD_MANAGER = "egress-router-operator"
 STATUS_TIMEOUT = (5.0, 15.0)  # s: connect, read; a status write never hangs its caller for long
 LEASE_TIMEOUT_S = 1.0  # a Lease call that takes longer is useless to failover: fail it
+INCARNATION = "egress-router.openshift.io/incarnation"  # the holder's run (failover's token)
 
 
 class KubeError(EgressRouterError):
@@ -56,13 +57,22 @@ class Lease:
     holder: str  # spec.holderIdentity, "" when released
     version: str  # metadata.resourceVersion
     transitions: int  # spec.leaseTransitions
+    token: str = ""  # the INCARNATION annotation
 
 
 def _lease_body(
-    namespace: str, name: str, holder: str, version: str, duration_s: float, transitions: int
+    namespace: str,
+    name: str,
+    holder: str,
+    version: str,
+    duration_s: float,
+    transitions: int,
+    token: str = "",
 ) -> dict[str, Any]:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if token:
+        metadata["annotations"] = {INCARNATION: token}
     if version:
         metadata["resourceVersion"] = version
     spec: dict[str, Any] = {
@@ -221,10 +231,12 @@ class Kube:
             raise _wrap(f"read Lease {namespace}/{name}", exc) from exc
         data = json.loads(raw.data)
         spec = data.get("spec") or {}
+        annotations = data["metadata"].get("annotations") or {}
         return Lease(
             holder=str(spec.get("holderIdentity") or ""),
             version=str(data["metadata"]["resourceVersion"]),
             transitions=int(spec.get("leaseTransitions") or 0),
+            token=str(annotations.get(INCARNATION) or ""),
         )
 
     def renew_lease(self, namespace: str, name: str, holder: str, expected: str) -> str | None:
@@ -250,24 +262,33 @@ class Kube:
         return str(json.loads(raw.data)["metadata"]["resourceVersion"])
 
     def write_lease(
-        self, namespace: str, name: str, holder: str, expected: str, duration_s: float
+        self,
+        namespace: str,
+        name: str,
+        holder: str,
+        expected: str,
+        duration_s: float,
+        token: str = "",
+        current: Lease | None = None,
     ) -> str | None:
-        """Set the holder if the Lease is still at ``expected`` ("" = create it); the new
-        resourceVersion, or ``None`` on a lost race (409 Conflict, or it already exists)."""
+        """Set the holder (and its incarnation ``token``) if the Lease is still at ``expected``
+        ("" = create it); the new resourceVersion, or ``None`` on a lost race (409 Conflict, or
+        it already exists). ``current``: the Lease just read at ``expected`` (saves a read)."""
         api = client.CoordinationV1Api(self.api)
         try:
             if not expected:
-                body = _lease_body(namespace, name, holder, "", duration_s, 0)
+                body = _lease_body(namespace, name, holder, "", duration_s, 0, token)
                 raw = api.create_namespaced_lease(
                     namespace, body, _preload_content=False, _request_timeout=LEASE_TIMEOUT_S
                 )
                 return str(json.loads(raw.data)["metadata"]["resourceVersion"])
-            current = self.read_lease(namespace, name)
+            if current is None or current.version != expected:
+                current = self.read_lease(namespace, name)
             if current is None or current.version != expected:
                 return None
             moved = int(current.holder != holder and holder != "")
             body = _lease_body(
-                namespace, name, holder, expected, duration_s, current.transitions + moved
+                namespace, name, holder, expected, duration_s, current.transitions + moved, token
             )
             raw = api.replace_namespaced_lease(
                 name, namespace, body, _preload_content=False, _request_timeout=LEASE_TIMEOUT_S

@@ -37,9 +37,11 @@ def standby(
         (active(valid_until=1.0, last_renew=0.75), 0.9, Action.RENEW),
         # standby: lease never read -> nothing
         (standby(seen=None), 10.0, Action.NOTHING),
-        # standby: heartbeat heard recently -> nothing, even with the lease expired or released
+        # standby: heartbeat heard recently -> nothing, even with the lease expired
         (standby(seen_at=0.0, hb=9.9), 10.0, Action.NOTHING),
-        (standby(holder="", hb=9.9), 10.0, Action.NOTHING),
+        # standby: lease released (written only after the withdrawal) -> acquire at once,
+        # whatever the heartbeats say
+        (standby(holder="", hb=9.9), 10.0, Action.ACQUIRE),
         # standby: heartbeat lost, lease unchanged less than the lease duration -> nothing
         (standby(seen_at=9.5, hb=9.0), 10.0, Action.NOTHING),
         # standby: heartbeat lost and lease expired -> acquire
@@ -79,14 +81,17 @@ def test_transitions_are_recorded_and_withdrawal_forgets_the_lease() -> None:
 class Store:
     holder: str = ""
     version: int = 0
+    token: int = 0
 
     def record(self) -> LeaseRecord | None:
-        return None if self.version == 0 else LeaseRecord(self.holder, str(self.version))
+        if self.version == 0:
+            return None
+        return LeaseRecord(self.holder, str(self.version), str(self.token))
 
-    def cas(self, expected: str, holder: str) -> bool:
+    def cas(self, expected: str, holder: str, token: int = 0) -> bool:
         if str(self.version) != (expected or "0"):
             return False
-        self.holder, self.version = holder, self.version + 1
+        self.holder, self.version, self.token = holder, self.version + 1, token
         return True
 
 
@@ -98,11 +103,12 @@ class Sim:
     states: dict[str, State] = field(default_factory=dict)
     frozen: set[str] = field(default_factory=set)
     taken: dict[str, float] = field(default_factory=dict)  # holding the address since
-    armed: dict[str, int] = field(default_factory=dict)  # the lease version each guard knows
+    runs: dict[str, int] = field(default_factory=dict)  # each instance's incarnation token
     tenures: list[tuple[str, float, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.states = {n: State(n) for n in self.names}
+        self.runs = {n: i + 1 for i, n in enumerate(self.names)}
 
     def end(self, name: str, at: float) -> None:
         if name in self.taken:
@@ -129,24 +135,23 @@ class Sim:
             sent = self.now
             record = self.store.record()
             won = record is not None and record.holder == name
-            won = won and self.store.cas(str(self.store.version), name)
+            won = won and self.store.cas(str(self.store.version), name, self.runs[name])
             self.now += latency  # the answer comes back late
-            s = machine.renewed(s, sent, T) if won else machine.withdrawn(s, "lost")
-            if not won:
+            if won and not machine.renewal_too_late(s, self.now):
+                s = machine.renewed(s, sent, T)
+            else:
                 self.end(name, self.now)
-            elif self.now < s.valid_until:
-                self.armed[name] = self.store.version
+                s = machine.withdrawn(s, "lost")
         elif s.role is Role.STANDBY:
             s = machine.observe(s, self.store.record(), self.now)
             if machine.decide(s, self.now, T) is Action.ACQUIRE:
                 sent = self.now
-                won = self.store.cas(s.seen_version or "", name)
+                won = self.store.cas(s.seen_version or "", name, self.runs[name])
                 self.now += latency
                 if won:
                     s = machine.acquired(s, sent, T, "test")
                     if self.now < s.valid_until:
                         self.taken[name] = self.now
-                        self.armed[name] = self.store.version
                     else:
                         s = machine.withdrawn(s, "too late")
                 else:
@@ -154,12 +159,17 @@ class Sim:
         self.states[name] = s
 
     def crash(self, name: str) -> None:
-        """Killed: an armed guard withdraws at once (taking up to the budget), and only then
-        releases the lease, if it is still at the version of the instance's last write."""
+        """Killed: the guard withdraws at once (taking up to the budget), and only then
+        releases the lease if that run's incarnation still holds it, at whatever version; the
+        instance comes back as a new run (a new token)."""
         if name in self.taken:
             self.now += T.withdraw_budget
             self.end(name, self.now)
-            self.store.cas(str(self.armed[name]), "")
+        # a withdrawal the guard began at the deadline ends before it reads the end of file
+        self.now = max([self.now] + [end for n, _, end in self.tenures if n == name])
+        if self.store.holder and self.store.token == self.runs[name]:
+            self.store.cas(str(self.store.version), "")
+        self.runs[name] += len(self.names)
         self.frozen.discard(name)
         self.states[name] = State(name)
 
@@ -213,7 +223,7 @@ def test_a_standby_takes_over_after_a_crash_and_the_returning_one_stays_standby(
     assert sim.states["a"].role is Role.ACTIVE
     sim.crash("a")
     sim.step("b", False, 0.0)
-    assert sim.states["b"].role is Role.ACTIVE  # released lease, no heartbeat: at once
+    assert sim.states["b"].role is Role.ACTIVE  # released lease: at once
     for _ in range(20):  # "a" returns and hears b's heartbeats: no flap-back
         sim.now += 0.05
         sim.step("b", False, 0.0)
@@ -247,3 +257,18 @@ def test_the_timing_invariant_is_what_keeps_them_apart() -> None:
     too_short = Timing(lease_duration=Timing().renew_deadline + 0.05)  # check() would refuse
     with pytest.raises(AssertionError, match="overlaps"):
         frozen_after_renewal(too_short).check()
+
+
+def test_a_renewal_answered_after_its_deadline_withdraws() -> None:
+    s = machine.acquired(standby(), 10.0, T, "test")  # valid until 10.5
+    assert not machine.renewal_too_late(s, 10.49)
+    assert machine.renewal_too_late(s, 10.5)
+
+
+def test_the_standby_reads_the_lease_often_only_when_the_heartbeat_is_lost() -> None:
+    s = machine.observe(standby(hb=10.0), LeaseRecord("b", "1"), 10.0)
+    assert not machine.read_due(s, 10.05, T)
+    assert machine.read_due(s, 10.11, T)
+    lost = machine.observe(standby(hb=9.0), LeaseRecord("b", "1"), 10.0)
+    assert machine.read_due(lost, 10.02, T)
+    assert machine.read_due(State("a"), 0.0, T)  # never read

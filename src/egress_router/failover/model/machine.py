@@ -1,9 +1,11 @@
 """The failover role state machine: standby or active, and when to change.
 
 Owns: every decision of the failover loop — when the active must withdraw (its renew deadline
-passed), when a renewal is due, when a standby may try to take the lease (the active's
-heartbeat is lost AND the lease record is released or has stayed unchanged for the lease
-duration on this instance's clock), and the record of the last transition.
+passed, or a renewal came back after it), when a renewal is due, when a standby reads the lease,
+when it may try to take it (the lease is released — its holder, or that holder's guard, wrote
+so after withdrawing the address — or the active's heartbeat is lost AND the record has stayed
+unchanged for the lease duration on this instance's clock), and the record of the last
+transition.
 Must not: do I/O or read a clock. Times are monotonic seconds passed in; the loop performs the
 lease reads and writes, the address changes and the heartbeats, and reports the outcome back.
 The timing invariant that makes this safe is explained and enforced in ``settings``.
@@ -35,10 +37,13 @@ class Action(StrEnum):
 
 @dataclass(frozen=True)
 class LeaseRecord:
-    """The lease as read: its holder ("" when released) and an opaque version."""
+    """The lease as read: its holder ("" when released), an opaque version, and the token of
+    the holder's incarnation (one run of one instance: a restarted instance has a new one, so
+    the guard of a dead run releases that run's record only, whatever version it is at)."""
 
     holder: str
     version: str
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class State:
     seen_at: float = 0.0  # ... and when it was first seen (own clock)
     seen_holder: str = ""
     heartbeat_at: float | None = None  # when an active peer's heartbeat was last heard
+    read_at: float | None = None  # standby: when the lease was last read
     transitions: int = 0
     last_transition: str = "started as standby"
 
@@ -63,22 +69,37 @@ def heard(state: State, now: float) -> State:
 def observe(state: State, record: LeaseRecord | None, now: float) -> State:
     """A standby read the lease: a new version restarts its expiry clock."""
     if record is None:
-        return replace(state, seen_version="", seen_holder="", seen_at=now)
+        return replace(state, seen_version="", seen_holder="", seen_at=now, read_at=now)
     if record.version != state.seen_version:
-        return replace(state, seen_version=record.version, seen_holder=record.holder, seen_at=now)
-    return state
+        return replace(
+            state, seen_version=record.version, seen_holder=record.holder, seen_at=now, read_at=now
+        )
+    return replace(state, read_at=now)
+
+
+def read_due(state: State, now: float, timing: Timing) -> bool:
+    """A standby reads the lease every step once the active's heartbeat is lost, else every
+    renew interval (to see a release early without loading the API server for nothing). A
+    later read only makes the expiry clock start later: never unsafe."""
+    if state.read_at is None or heartbeat_lost(state, now, timing):
+        return True
+    return now - state.read_at >= timing.renew_interval
 
 
 def heartbeat_lost(state: State, now: float, timing: Timing) -> bool:
     return state.heartbeat_at is None or now - state.heartbeat_at >= timing.heartbeat_timeout
 
 
-def lease_takeable(state: State, now: float, timing: Timing) -> bool:
-    """Released, missing, or unchanged for a whole lease duration since this instance saw it."""
+def lease_released(state: State) -> bool:
+    """Released or missing: nobody holds the address (a release is written only after the
+    withdrawal), so it may be taken at once, whatever heartbeats say."""
+    return state.seen_version is not None and state.seen_holder == ""
+
+
+def lease_expired(state: State, now: float, timing: Timing) -> bool:
+    """Unchanged for a whole lease duration since this instance first saw that version."""
     if state.seen_version is None:
         return False  # never read: nothing is known
-    if state.seen_holder == "":
-        return True
     return now - state.seen_at >= timing.lease_duration
 
 
@@ -90,7 +111,9 @@ def decide(state: State, now: float, timing: Timing) -> Action:
         if now - state.last_renew_sent >= timing.renew_interval:
             return Action.RENEW
         return Action.NOTHING
-    if heartbeat_lost(state, now, timing) and lease_takeable(state, now, timing):
+    if lease_released(state):
+        return Action.ACQUIRE
+    if heartbeat_lost(state, now, timing) and lease_expired(state, now, timing):
         return Action.ACQUIRE
     return Action.NOTHING
 
@@ -109,7 +132,16 @@ def withdrawn(state: State, why: str) -> State:
     """The address is gone: back to standby; the lease must be seen anew before any takeover."""
     if state.role is Role.STANDBY:
         return state
-    return _to(state, Role.STANDBY, why, valid_until=0.0, seen_version=None, seen_holder="")
+    return _to(
+        state, Role.STANDBY, why, valid_until=0.0, seen_version=None, seen_holder="", read_at=None
+    )
+
+
+def renewal_too_late(state: State, received_at: float) -> bool:
+    """A renewal answered at or after the deadline it was meant to extend: the guard (and the
+    kernel's switch) have already silenced the address, so the instance must withdraw rather
+    than go on as an active without an address."""
+    return received_at >= state.valid_until
 
 
 def renewed(state: State, sent_at: float, timing: Timing) -> State:
@@ -135,12 +167,12 @@ def acquired(state: State, sent_at: float, timing: Timing, why: str) -> State:
 
 def acquire_failed(state: State, now: float) -> State:
     """Another instance won the write: its record is new, so restart the expiry clock."""
-    return replace(state, seen_version=None, seen_holder="", seen_at=now)
+    return replace(state, seen_version=None, seen_holder="", seen_at=now, read_at=None)
 
 
 def takeover_reason(state: State, now: float) -> str:
     if state.seen_holder == "":
-        return "lease released and heartbeat lost"
+        return "lease released"
     return f"heartbeat lost and lease of {state.seen_holder} expired"
 
 
