@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import os
 import signal
 import statistics
@@ -37,6 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from egress_router.failover.store import FileStore
 from egress_router.kube.client import Kube
 from egress_router.lab import procs
 from egress_router.lab.controlplane import ControlPlane, binaries_dir
@@ -78,10 +78,8 @@ class Rig:
         if self.kube is not None:
             lease = self.kube.read_lease("default", "egress-router")
             return lease.holder if lease is not None else ""
-        try:
-            return str(json.loads(Path(self.lease_file).read_text()).get("holder", ""))
-        except (OSError, ValueError):
-            return ""
+        record = FileStore(self.lease_file).read()
+        return record.holder if record is not None else ""
 
     def active_line(self, name: str) -> bool:
         lines = [ln for ln in self.procs[name].output().splitlines() if ln.startswith("failover:")]

@@ -4,7 +4,6 @@ and comes back as standby; a clean stop hands over at once."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from egress_router.failover.store import FileStore
 from egress_router.lab import procs
 from egress_router.lab.failover import ROUTER2_IP, add_router2, router_env
 from egress_router.lab.servers import Nginx
@@ -39,10 +39,8 @@ def start(lab: Lab, name: str, lease: Path, n: int = 1) -> procs.Background:
 
 
 def holder(lease: Path) -> str:
-    try:
-        return str(json.loads(lease.read_text())["holder"])
-    except (OSError, ValueError, KeyError):
-        return ""
+    record = FileStore(str(lease)).read()
+    return record.holder if record is not None else ""
 
 
 def has_address(lab: Lab, name: str) -> bool:

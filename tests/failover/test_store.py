@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import fcntl
+import json
 import os
 from pathlib import Path
 
-from egress_router.failover.store import FileStore
+from egress_router.failover.store import KEEP, FileStore
 
 
 def test_compare_and_swap(tmp_path: Path) -> None:
@@ -46,12 +46,18 @@ def test_an_old_run_never_releases_a_new_one(tmp_path: Path) -> None:
     assert record is not None and (record.holder, record.token) == ("r1", "run-2")
 
 
-def test_a_held_lock_is_a_lost_race_not_a_hang(tmp_path: Path) -> None:
-    store = FileStore(str(tmp_path / "lease.json"))
-    fd = os.open(str(tmp_path / "lease.json.lock"), os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # a writer frozen inside its critical section
-        assert store.write("", "a") is None
-    finally:
-        os.close(fd)
-    assert store.write("", "a") == "1"
+def test_a_frozen_writer_blocks_nobody_and_a_stale_one_loses(tmp_path: Path) -> None:
+    path = str(tmp_path / "lease.json")
+    a, b = FileStore(path), FileStore(path)
+    version = a.write("", "a", "run-a")
+    assert version == "1"
+    for _ in range(KEEP + 3):  # a renews while b is frozen holding version 1
+        version = a.write(version, "a", "run-a")
+        assert version is not None
+    assert not os.path.exists(f"{path}.2")  # removed: a stale write at 1 could recreate it
+    assert b.write("1", "b", "run-b") is None  # ... and is refused all the same
+    assert not os.path.exists(f"{path}.2")
+    record = FileStore(path).read()  # a new reader finds the newest by a scan
+    assert record is not None and (record.holder, record.version) == ("a", version)
+    assert b.write(version, "b", "run-b") is not None  # up to date: b takes it
+    assert json.loads(Path(path).read_text())["holder"] == "b"  # the copy for people

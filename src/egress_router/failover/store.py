@@ -7,26 +7,31 @@ which one is used.
 Must not: decide when to read or write (``model.machine`` does) or touch the network
 namespace.
 
-The file backend keeps ``{"holder", "version", "token"}`` as JSON in one file, replaced
-by rename (readers never see half a record); writers serialise on ``flock`` of a sidecar
-``.lock`` file, taken without blocking and retried briefly, so a frozen writer cannot hold the
-others forever.
+The file backend is lock-free, so a writer frozen mid-write (SIGSTOP, a frozen pod) can never
+block the others (a ``flock`` held by a frozen process is never released, and a standby would
+wait for it forever). Version N of the record is the file ``<path>.<N>``, created whole by
+``link`` of a finished temporary file, which fails if it exists: of two writers at version N,
+exactly one creates ``<path>.<N+1>`` — the compare-and-swap. The current record is the highest
+N (found by probing upwards from the last one known, or a directory scan when that one was
+cleaned up). A winner at N removes version N - ``KEEP`` only, so the removed versions are
+always a prefix; a writer that was frozen long enough for its version N+1 to have been removed
+recreates it, then finds its own N gone too and reports the race lost (unlinking what it made;
+it was never the highest, so no reader took it). ``<path>`` itself holds a copy of the latest
+record as JSON for people (``holder``, ``version``, ``token``), never read back.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
 from typing import Protocol
 
 from egress_router.errors import DataplaneError
 from egress_router.failover.model.machine import LeaseRecord
 
-LOCK_RETRY_S = 0.05  # how long a writer waits for the lock before reporting a lost race
+KEEP = 8  # versions kept below the newest (each a ~100-byte file)
 MAX_RECORD_BYTES = 4096  # a record is ~100 bytes; anything bigger is not ours
 
 
@@ -60,57 +65,90 @@ def release_by_token(store: LeaseStore, token: str) -> bool:
 
 
 class FileStore:
-    """The lease as a file (all instances on one machine, e.g. the lab's namespaces)."""
+    """The lease as numbered files (all instances on one machine, e.g. the lab's namespaces)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.directory = os.path.dirname(path) or "/"
+        self.prefix = os.path.basename(path) + "."
+        self.known = 0  # the highest version seen so far
+
+    def _file(self, version: int) -> str:
+        return f"{self.path}.{version}"
+
+    def _scan(self) -> int:
+        try:
+            names = os.listdir(self.directory)
+        except OSError as exc:
+            raise DataplaneError(f"cannot list {self.directory}: {exc}") from exc
+        versions = [
+            int(n[len(self.prefix) :])
+            for n in names
+            if n.startswith(self.prefix)
+            and n[len(self.prefix) :].isdigit()
+            and n[len(self.prefix) :].isascii()
+        ]
+        return max(versions, default=0)
+
+    def _latest(self) -> int:
+        version = self.known
+        if version and not os.path.exists(self._file(version)):
+            version = self._scan()  # cleaned up since: find the newest again
+        elif not version:
+            version = self._scan()
+        while os.path.exists(self._file(version + 1)):
+            version += 1
+        self.known = version
+        return version
 
     def read(self) -> LeaseRecord | None:
-        try:
-            with open(self.path, encoding="utf-8") as handle:
-                data = json.loads(handle.read(MAX_RECORD_BYTES))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise DataplaneError(f"cannot read the lease file {self.path}: {exc}") from exc
-        return LeaseRecord(
-            holder=str(data.get("holder", "")),
-            version=str(data.get("version")),
-            token=str(data.get("token", "")),
-        )
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[bool]:
-        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            deadline = time.monotonic() + LOCK_RETRY_S
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        yield False
-                        return
-                    time.sleep(0.002)
-            yield True
-        finally:
-            os.close(fd)  # releases the lock
+        for _ in range(3):  # a version removed between finding and opening it: look again
+            version = self._latest()
+            if version == 0:
+                return None
+            try:
+                with open(self._file(version), encoding="utf-8") as handle:
+                    data = json.loads(handle.read(MAX_RECORD_BYTES))
+            except FileNotFoundError:
+                self.known = 0
+                continue
+            except (OSError, ValueError) as exc:
+                raise DataplaneError(f"cannot read the lease file {self.path}: {exc}") from exc
+            return LeaseRecord(
+                holder=str(data.get("holder", "")),
+                version=str(version),
+                token=str(data.get("token", "")),
+            )
+        raise DataplaneError(f"the lease file {self.path} keeps changing")
 
     def write(self, expected: str, holder: str, token: str = "") -> str | None:
-        with self._locked() as locked:
-            if not locked:
-                return None
-            current = self.read()
-            if (current.version if current is not None else "") != expected:
-                return None
-            version = int(expected) + 1 if expected.isdigit() else 1
-            record = {"holder": holder, "version": str(version), "token": token}
-            tmp = f"{self.path}.{os.getpid()}.tmp"
+        if expected and not (expected.isascii() and expected.isdigit()):
+            return None
+        current = int(expected or "0")
+        version = current + 1
+        record = json.dumps({"holder": holder, "version": str(version), "token": token})
+        tmp = f"{self.path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+        try:
             with open(tmp, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(record))
-            os.replace(tmp, self.path)
-            return str(version)
+                handle.write(record)
+            try:
+                os.link(tmp, self._file(version))  # the compare-and-swap
+            except FileExistsError:
+                return None
+            stale = not os.path.exists(self._file(current)) if current else self._scan() != 1
+            if stale:  # recreated a removed version: it was never ours to take
+                os.unlink(self._file(version))
+                return None
+            os.replace(tmp, self.path)  # the copy for people
+        except OSError as exc:
+            raise DataplaneError(f"cannot write the lease file {self.path}: {exc}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self.known = version
+        with contextlib.suppress(OSError):
+            os.unlink(self._file(version - KEEP))
+        return str(version)
 
     def release(self, token: str) -> bool:
         """Released if still held by the incarnation ``token``: the guard, after withdrawing,
