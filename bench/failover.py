@@ -15,8 +15,9 @@ and whether two MACs ever answered the same ARP probe (two holders on the wire).
 ``scripts/control-plane`` built; each router namespace reaches it through a socat relay over a
 unix socket) instead of the lease file.
 
-``--freeze-group`` freezes the instance's whole process group (its guard too, as a frozen
-pod's cgroup would), to show what the wire does when nothing in the pod can withdraw.
+``--freeze-group`` freezes the instance and its children (its guard too, as a frozen pod's
+cgroup would), to show what the wire does when nothing in the pod can withdraw: the kernel's
+switch (nftables ``egress_router_fence``) must silence the address on its own.
 
     sudo .venv/bin/python bench/failover.py [--reps 20] [--signal kill|stop|both]
         [--backend file|lease] [--freeze-group]
@@ -88,6 +89,15 @@ class Rig:
     def standby_line(self, name: str) -> bool:
         lines = [ln for ln in self.procs[name].output().splitlines() if ln.startswith("failover:")]
         return bool(lines) and " is standby " in lines[-1]
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (the guard runs in its own process group)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
 
 
 def ok_times(path: Path) -> list[float]:
@@ -171,8 +181,10 @@ def run(reps: int, how: str, group: bool, logs: Path, backend: str) -> int:
             new = "r2" if old == "r1" else "r1"
             victim = rig.procs[old]
             start = time.time()
+            frozen = [victim.pid, *children(victim.pid)]  # the instance, its guard, any nft
             if group and sig == signal.SIGSTOP:
-                os.killpg(victim.pid, sig)
+                for pid in frozen:
+                    os.kill(pid, sig)
             else:
                 os.kill(victim.pid, sig)
             took = procs.wait_for(lambda n=new: rig.holder() == n and rig.active_line(n), 10.0)
@@ -185,7 +197,8 @@ def run(reps: int, how: str, group: bool, logs: Path, backend: str) -> int:
             else:
                 time.sleep(max(0.0, FREEZE_S - (time.time() - start)))
                 if group:
-                    os.killpg(victim.pid, signal.SIGCONT)
+                    for pid in frozen:
+                        os.kill(pid, signal.SIGCONT)
                 else:
                     os.kill(victim.pid, signal.SIGCONT)
                 back = procs.wait_for(lambda o=old: rig.standby_line(o), 10.0)

@@ -60,6 +60,7 @@ def can(plane: ControlPlane, role: str, verb: str, resource: str, **attrs: str) 
                 "verb": verb,
                 "namespace": attrs.pop("namespace", "some-namespace"),
                 "subresource": sub,
+                "name": attrs.pop("name", ""),
             }
         }
     }

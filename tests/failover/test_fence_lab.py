@@ -20,6 +20,10 @@ __all__ = ["lab2"]
 pytestmark = pytest.mark.lab
 
 
+def children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def mac(lab: Lab, name: str) -> str:
     out = lab.exec(ROLES[name], ["ip", "-o", "link", "show", "dev", "macvlan0"]).stdout
     found = re.search(r"link/ether ([0-9a-f:]{17})", out)
@@ -49,14 +53,17 @@ def test_a_frozen_pod_goes_silent_before_the_standby_speaks(lab2: Lab, tmp_path:
     r2 = start(lab2, "r2", lease)
     assert procs.wait_for(lambda: " is standby " in last_status(r2), 20), r2.output()
 
-    os.killpg(r1.pid, signal.SIGSTOP)  # the instance and its guard: nobody can withdraw
+    frozen = [r1.pid, *children(r1.pid)]
+    for pid in frozen:  # the instance and its guard: nobody can withdraw
+        os.kill(pid, signal.SIGSTOP)
     try:
         assert procs.wait_for(lambda: " is active " in last_status(r2), 10), r2.output()
         assert has_address(lab2, "r1")  # still there in the frozen namespace ...
         assert arp_answers(lab2) == {mac(lab2, "r2")}  # ... but only the new holder speaks
         assert fence_drops(lab2, "r1") >= 1  # the broadcast request; the rest go to r2
     finally:
-        os.killpg(r1.pid, signal.SIGCONT)
-    assert procs.wait_for(lambda: not has_address(lab2, "r1"), 10), r1.output()
-    assert " is standby " in last_status(r1)
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    assert procs.wait_for(lambda: " is standby " in last_status(r1), 10), r1.output()
+    assert not has_address(lab2, "r1")
     assert " is active " in last_status(r2) and holder(lease) == "r2"

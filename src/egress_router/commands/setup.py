@@ -40,6 +40,7 @@ FILE_HELP = (
 if TYPE_CHECKING:
     from egress_router.redirect.model.env import RouterEnv
     from egress_router.runtime.health import Health
+    from egress_router.runtime.reload import Signature
 
 Log = Callable[[str], None]
 
@@ -127,7 +128,7 @@ def setup(
             raise VariableError(
                 "EGRESS_ROUTER_FAILOVER", "only the legacy redirect mode fails over"
             )
-        return _run_failover(env, failover, variables, log)
+        return _run_failover(env, failover, variables, log, reparse, watched, baseline)
 
     from egress_router.redirect import apply
     from egress_router.runtime import logsink
@@ -153,9 +154,16 @@ def setup(
 
 
 def _run_failover(
-    env: RouterEnv, failover: FailoverSettings, variables: dict[str, str], log: Log
+    env: RouterEnv,
+    failover: FailoverSettings,
+    variables: dict[str, str],
+    log: Log,
+    reparse: Callable[[], RouterEnv],
+    watched: str | None,
+    baseline: Signature,
 ) -> int:
-    """Legacy mode with EGRESS_ROUTER_FAILOVER: standby first, active when the lease allows."""
+    """Legacy mode with EGRESS_ROUTER_FAILOVER: standby first, active when the lease allows;
+    reloads on SIGHUP or a changed destination file, as legacy mode does."""
     from egress_router.failover.loop import Instance, open_store
     from egress_router.runtime import metrics
 
@@ -172,10 +180,11 @@ def _run_failover(
     from egress_router.runtime import logsink
 
     with logsink.installed():  # long-running: a stalled reader must not delay a SIGTERM
-        stop, _hup = _signals()
+        stop, hup = _signals()
         health = _health(env)  # /readyz: "standby" until this instance holds the address
-        instance = Instance(env, failover, open_store(failover), log, failover_metrics, health)
-        return instance.run(stop)
+        store = open_store(failover)
+        instance = Instance(env, failover, store, log, failover_metrics, health, reparse)
+        return instance.run(stop, hup, watched, baseline)
 
 
 def register(app: typer.Typer) -> None:

@@ -19,15 +19,18 @@ frozen guard too (the whole pod frozen) is covered by the kernel's switch (``mod
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import IO
 
-from egress_router.errors import EgressRouterError
+from egress_router.errors import DataplaneError, EgressRouterError
 from egress_router.failover.kube_store import KubeLeaseStore
 from egress_router.failover.store import FileStore, LeaseStore
 from egress_router.kernel.netlink import Netlink
@@ -47,17 +50,37 @@ class GuardHandle:
         ``["lease", NAMESPACE, NAME, DURATION]``."""
         argv = [sys.executable, "-m", "egress_router.failover.guard", macvlan, str(address)]
         argv += [token, *release]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, close_fds=True)
-        assert self.proc.stdin is not None
-        self.pipe = self.proc.stdin
+        self.argv = argv
+        self.proc, self.pipe = self._spawn()
+
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+        # Its own process group: a signal to the instance's group (a terminal's SIGHUP, a
+        # supervisor's SIGTERM to the group) must not take the guard down with it.
+        proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, close_fds=True, process_group=0)
+        assert proc.stdin is not None
+        return proc, proc.stdin
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def restart(self) -> None:
+        """A new guard for one that died (only ever called while holding no address)."""
+        with contextlib.suppress(OSError):
+            self.pipe.close()
+        self.proc, self.pipe = self._spawn()
 
     def arm(self, deadline: float) -> None:
-        self.pipe.write(f"arm {deadline:.6f}\n".encode())
-        self.pipe.flush()
+        """Raises DataplaneError when the guard is gone: nothing would fence the address."""
+        try:
+            self.pipe.write(f"arm {deadline:.6f}\n".encode())
+            self.pipe.flush()
+        except OSError as exc:
+            raise DataplaneError(f"the fencing guard is gone: {exc}") from exc
 
     def disarm(self) -> None:
-        self.pipe.write(b"disarm\n")
-        self.pipe.flush()
+        with contextlib.suppress(OSError):
+            self.pipe.write(b"disarm\n")
+            self.pipe.flush()
 
     def close(self) -> None:
         """Clean stop: the guard exits without withdrawing or releasing."""
@@ -115,6 +138,8 @@ def _release(store: LeaseStore, token: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)  # it ends when its instance does (end of file)
     macvlan, address, token = argv[0], ipaddress.IPv4Interface(argv[1]), argv[2]
     store = _store(argv[3:])
     nl = Netlink()  # opened now, so a withdrawal does not wait for a socket

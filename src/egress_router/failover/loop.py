@@ -4,7 +4,10 @@ Owns: running the role state machine against the real world — lease reads and 
 the store, heartbeats, taking the address (``redirect.apply.configure``: address, routes,
 rules, gratuitous ARP at once), withdrawing it (``redirect.apply.withdraw``), keeping the guard
 process armed and the kernel's switch (``model.fence``) open until the current deadline, the
-status line on stdout and the role metric.
+status line on stdout and the role metric; reloads (SIGHUP, or a changed destination file):
+the variables parsed again, the new ruleset checked by the kernel, then applied at once if
+active (``apply.configure``, one transaction) or kept for the next takeover if standby; a bad
+one refused with one line and counted, the old one kept.
 Must not: decide anything itself (``model.machine``); parse variables (``model.settings``).
 
 One thread: each step waits on the heartbeat socket for at most ``TICK_S``, so heartbeats and
@@ -35,16 +38,26 @@ from egress_router.redirect.model.env import RouterEnv
 from egress_router.runtime.health import Health
 from egress_router.runtime.health import State as HealthState
 from egress_router.runtime.metrics import FailoverMetrics
+from egress_router.runtime.reload import POLL_INTERVAL_S, FileWatch, ReloadCounts, Signature, digest
 
 TICK_S = 0.02  # the longest a step waits for a heartbeat before checking deadlines
 SECOND_ARP_DELAY_S = 2.0  # the request form of the gratuitous ARP follows (as the reference)
 
 Log = Callable[[str], None]
+Reparse = Callable[[], RouterEnv]  # reads the variables (and the file) again and parses them
+
+
+def _say(line: str) -> None:
+    print(f"egress-router: {line}", file=sys.stderr, flush=True)
 
 
 def _status(state: State) -> None:
     since = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
     print(machine.status_line(state, since), flush=True)
+
+
+class _Fixed(EgressRouterError):
+    """A reload that would change what a running failover instance cannot change."""
 
 
 def open_store(settings: FailoverSettings) -> LeaseStore:
@@ -67,9 +80,14 @@ class Instance:
         log: Log,
         metrics: FailoverMetrics | None = None,
         health: Health | None = None,
+        reparse: Reparse | None = None,
     ) -> None:
         self.env = env
+        self.reparse = reparse
+        self.counts = ReloadCounts()
         self.health = health  # /readyz: ready while active, "standby" otherwise
+        if health is not None:
+            health.counts = self.counts
         self.settings = settings
         self.timing = settings.timing
         self.store = store
@@ -169,6 +187,9 @@ class Instance:
             self._withdraw("renew deadline passed")
 
     def _standby(self, now: float) -> None:
+        if not self.guard.alive():
+            self.log("the fencing guard died: starting a new one")
+            self.guard.restart()
         if not machine.read_due(self.state, now, self.timing):
             return
         try:
@@ -204,8 +225,41 @@ class Instance:
         self.second_arp_at = time.monotonic() + SECOND_ARP_DELAY_S
         self._changed()
 
-    def run(self, stop: threading.Event) -> int:
+    def reload(self, *, forced: bool) -> bool:
+        """Parse the configuration again and apply it (active) or keep it (standby); True when
+        it took. The address and interfaces cannot change under a running guard and switch."""
+        if self.reparse is None:
+            return False
+        try:
+            new = self.reparse()
+            if not forced and digest(repr(new)) == digest(repr(self.env)):
+                return False
+            if (new.source, new.interfaces) != (self.env.source, self.env.interfaces):
+                raise _Fixed("EGRESS_SOURCE and the interfaces need a restart in failover mode")
+            if self.state.role is Role.ACTIVE and time.monotonic() < self.state.valid_until:
+                apply.configure(new, self.log)  # checked by the kernel, one transaction
+            else:
+                apply.check_ruleset(new)  # applied at the next takeover
+        except EgressRouterError as exc:
+            self.counts.record(exc.one_line())
+            _say(f"reload refused, keeping the previous configuration: {exc.one_line()}")
+            return False
+        self.env = new
+        self.counts.record(None)
+        lines = len(new.destination.rules) if new.destination is not None else 0
+        _say(f"reloaded ({self.state.role.value}): {lines} destination rule(s)")
+        return True
+
+    def run(
+        self,
+        stop: threading.Event,
+        hup: threading.Event | None = None,
+        watched: str | None = None,
+        baseline: Signature = None,
+    ) -> int:
         self.start()
+        watch = FileWatch(watched, baseline) if watched else None
+        next_poll = time.monotonic() + POLL_INTERVAL_S
         try:
             while not stop.is_set():
                 try:
@@ -214,6 +268,15 @@ class Instance:
                     print(f"egress-router: failover: {exc}", file=sys.stderr, flush=True)
                     if self.state.role is Role.ACTIVE:
                         self._withdraw(f"error: {exc}")
+                if hup is not None and hup.is_set():
+                    hup.clear()
+                    self.log("SIGHUP: reloading")
+                    self.reload(forced=True)
+                elif watch is not None and time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + POLL_INTERVAL_S
+                    if watch.changed():
+                        self.log(f"{watched} changed: reloading")
+                        self.reload(forced=False)
                 select.select([self.heartbeats], [], [], TICK_S)
         finally:
             self.shutdown()

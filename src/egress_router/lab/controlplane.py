@@ -84,7 +84,7 @@ class ControlPlane:
         return self.workdir / "ca.crt"
 
     def kubeconfig(self, role: str = "admin") -> Path:
-        """The kubeconfig file for ``role`` (admin, operator, agent)."""
+        """The kubeconfig file for ``role`` (admin, operator, agent, failover)."""
         return self.workdir / f"{role}.kubeconfig"
 
     def start(self, timeout: float = READY_TIMEOUT) -> ControlPlane:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from egress_router.errors import ControlPlaneError
 
-# Tokens of the static token file: user name, uid, groups. The two service-account users let
-# tests run the operator and the agent with exactly the RBAC that deploy/ grants them.
+# Tokens of the static token file: user name, uid, groups. The service-account users let tests
+# run the operator, the agent and a failover instance with exactly the RBAC deploy/ grants them.
 USERS = {
     "admin": ("admin", "admin", "system:masters"),
     "operator": (
@@ -29,6 +29,11 @@ USERS = {
     "agent": (
         "system:serviceaccount:egress-router:egress-router-firewall",
         "agent",
+        "system:serviceaccounts,system:serviceaccounts:egress-router,system:authenticated",
+    ),
+    "failover": (
+        "system:serviceaccount:egress-router:egress-router-failover",
+        "failover",
         "system:serviceaccounts,system:serviceaccounts:egress-router,system:authenticated",
     ),
 }
