@@ -196,3 +196,39 @@ def test_agent_started_without_api_server_keeps_previous_rules_and_reports_bad_p
         agent.stop()
         assert agent.popen.returncode == 0, agent.output()
         assert "Traceback" not in agent.output(), agent.output()
+
+
+def test_agent_health_ready_only_once_the_rules_are_applied(
+    fwlab: Lab, control_plane: ControlPlane, kube_api: Any, tmp_path: Path
+) -> None:
+    """`firewall agent --health`: alive at once; /readyz 503 while the API server cannot be
+    reached (nothing applied yet), 200 once the watched policy is in the kernel."""
+    lab = fwlab
+    install_agent_rbac(kube_api)
+    suffix = uuid.uuid4().hex[:8]
+    node, ns_a = f"node-{suffix}", f"a-{suffix}"
+    create_namespace(kube_api, ns_a)
+    create_pod(kube_api, ns_a, "client", node, CLIENT)
+    create_policy(kube_api, EF, ns_a, "default", [deny(f"{WEB[0]}/32")])
+
+    def probe(path: str) -> str:
+        argv = ["curl", "-s", "-m", "3", "-w", " %{http_code}", f"http://127.0.0.1:18082{path}"]
+        return " ".join(lab.exec("node", argv).stdout.split())
+
+    with ApiBridge(control_plane, tmp_path, netns=lab.ns("node")) as bridge:
+        kubeconfig = bridge.kubeconfig("agent", tmp_path / "agent.kubeconfig")
+        bridge.cut()  # the API server unreachable: the agent cannot list, so applies nothing
+        argv = [EGRESS_ROUTER, "firewall", "agent", "--node", node]
+        argv += ["--kubeconfig", str(kubeconfig), "--cluster-cidr=198.18.0.0/24"]
+        agent = lab.spawn("node", [*argv, "--health=127.0.0.1:18082"], name="fw-agent-health")
+        assert eventually(lambda: probe("/healthz") == "ok 200", 30), agent.output()
+        assert probe("/readyz").endswith(" 503")
+        assert not probe("/readyz").startswith("ready")
+        assert reach(lab, "client", WEB[0])  # nothing applied
+
+        bridge.restore()
+        assert eventually(lambda: probe("/readyz").startswith("ready "), 30), agent.output()
+        assert probe("/readyz").endswith(" 200")
+        assert not reach(lab, "client", WEB[0], timeout=1)  # ready means the rules are in
+        assert probe("/healthz") == "ok 200"
+        agent.stop()
