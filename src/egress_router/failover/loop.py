@@ -120,6 +120,9 @@ class Instance:
         nftables.run_text(text)
         return True
 
+    def _in_time(self) -> bool:
+        return time.monotonic() < self.state.valid_until
+
     def _changed(self) -> None:
         _status(self.state)
         if self.health is not None:
@@ -219,7 +222,7 @@ class Instance:
         if not self._open_until(self.state.valid_until):
             self._withdraw("lease won too late")
             return
-        apply.configure(self.env, self.log, checked=True)  # address, routes, rules, ARP
+        apply.configure(self.env, self.log, checked=True, announce_if=self._in_time)
         self.heartbeats.send(Role.ACTIVE.value)
         self.log(f"took over in {time.monotonic() - sent:.3f}s after the lease write")
         self.second_arp_at = time.monotonic() + SECOND_ARP_DELAY_S
@@ -237,7 +240,7 @@ class Instance:
             if (new.source, new.interfaces) != (self.env.source, self.env.interfaces):
                 raise _Fixed("EGRESS_SOURCE and the interfaces need a restart in failover mode")
             if self.state.role is Role.ACTIVE and time.monotonic() < self.state.valid_until:
-                apply.configure(new, self.log)  # checked by the kernel, one transaction
+                apply.configure(new, self.log, announce_if=self._in_time)  # one transaction
             else:
                 apply.check_ruleset(new)  # applied at the next takeover
         except EgressRouterError as exc:

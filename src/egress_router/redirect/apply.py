@@ -124,11 +124,19 @@ def check_ruleset(env: RouterEnv) -> None:
 TABLE = redirect_rules.FAMILY, redirect_rules.TABLE
 
 
-def configure(env: RouterEnv, log: Log = _quiet, *, checked: bool = False) -> Outcome:
+def configure(
+    env: RouterEnv,
+    log: Log = _quiet,
+    *,
+    checked: bool = False,
+    announce_if: Callable[[], bool] | None = None,
+) -> Outcome:
     """Bring this namespace to the state ``env`` describes; idempotent.
 
     ``checked``: the ruleset was already checked by ``check_ruleset`` (failover does so once at
-    start, so a takeover does not spend a kernel check inside its deadline).
+    start, so a takeover does not spend a kernel check inside its deadline). ``announce_if``:
+    asked just before the gratuitous ARP, which is skipped when it says no (failover: the
+    instance's deadline passed while configuring, so it must not announce the address).
     """
     outcome = Outcome()
     table = redirect_rules.FAMILY, redirect_rules.TABLE
@@ -160,6 +168,9 @@ def configure(env: RouterEnv, log: Log = _quiet, *, checked: bool = False) -> Ou
     if mac is None:
         raise DataplaneError(f"interface {env.interfaces.macvlan} has no MAC address")
     reply, _request = announcements(env)
+    if announce_if is not None and not announce_if():
+        log("deadline passed while configuring: no gratuitous ARP")
+        return outcome
     log(str(reply))
     arp.announce(reply.device, mac, reply.address, request=False)
     outcome.announced.append(reply)
