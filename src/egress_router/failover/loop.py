@@ -200,10 +200,13 @@ class Instance:
         except EgressRouterError as exc:
             self.log(f"lease read failed: {exc}")
             return
-        self.state = machine.observe(self.state, record, now)
-        if machine.decide(self.state, now, self.timing) is not Action.ACQUIRE:
+        # Stamped when the answer is in, not when the read was sent: a renewal sent after the
+        # read went out may be what it returns, and the expiry clock must not start before it.
+        seen = time.monotonic()
+        self.state = machine.observe(self.state, record, seen)
+        if machine.decide(self.state, seen, self.timing) is not Action.ACQUIRE:
             return
-        why = machine.takeover_reason(self.state, now)
+        why = machine.takeover_reason(self.state, seen)
         sent = time.monotonic()
         try:
             won = self.store.write(self.state.seen_version or "", self.state.identity, self.token)

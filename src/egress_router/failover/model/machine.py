@@ -67,7 +67,8 @@ def heard(state: State, now: float) -> State:
 
 
 def observe(state: State, record: LeaseRecord | None, now: float) -> State:
-    """A standby read the lease: a new version restarts its expiry clock."""
+    """A standby read the lease: a new version restarts its expiry clock. ``now`` is when the
+    answer arrived, never when the read was sent (the record may be younger than the read)."""
     if record is None:
         return replace(state, seen_version="", seen_holder="", seen_at=now, read_at=now)
     if record.version != state.seen_version:
