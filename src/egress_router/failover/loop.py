@@ -230,6 +230,10 @@ class Instance:
         self.log(f"took over in {time.monotonic() - sent:.3f}s after the lease write")
         self.second_arp_at = time.monotonic() + SECOND_ARP_DELAY_S
         self._changed()
+        # Renew at once: the deadline of the taking write had to cover the whole takeover
+        # (address, routes, rules, ARP), which a loaded machine can stretch near to it.
+        if self._in_time():
+            self._renew(time.monotonic())
 
     def reload(self, *, forced: bool) -> bool:
         """Parse the configuration again and apply it (active) or keep it (standby); True when

@@ -227,7 +227,7 @@ class Kube:
             if exc.status == 404:
                 return None
             raise _wrap(f"read Lease {namespace}/{name}", exc) from exc
-        except OSError as exc:
+        except (OSError, HTTPError) as exc:  # unreachable, or slower than LEASE_TIMEOUT_S
             raise _wrap(f"read Lease {namespace}/{name}", exc) from exc
         data = json.loads(raw.data)
         spec = data.get("spec") or {}
@@ -257,7 +257,7 @@ class Kube:
             if exc.status == 409:
                 return None
             raise _wrap(f"renew Lease {namespace}/{name}", exc) from exc
-        except OSError as exc:
+        except (OSError, HTTPError) as exc:  # unreachable, or slower than LEASE_TIMEOUT_S
             raise _wrap(f"renew Lease {namespace}/{name}", exc) from exc
         return str(json.loads(raw.data)["metadata"]["resourceVersion"])
 
@@ -298,7 +298,7 @@ class Kube:
             if exc.status == 409:
                 return None
             raise _wrap(f"write Lease {namespace}/{name}", exc) from exc
-        except OSError as exc:
+        except (OSError, HTTPError) as exc:  # unreachable, or slower than LEASE_TIMEOUT_S
             raise _wrap(f"write Lease {namespace}/{name}", exc) from exc
 
     def close(self) -> None:
