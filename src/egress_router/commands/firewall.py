@@ -69,20 +69,13 @@ def _node(
 
 
 def _hostport(flag: str, text: str, default_port: int) -> tuple[str, int]:
-    from egress_router.common.values import parse_port
+    from egress_router.common.endpoints import parse_endpoint
 
-    host, port = text, str(default_port)
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = rest[1:]
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
     try:
-        ipaddress.ip_address(host)
-        return host, parse_port(port)
+        endpoint = parse_endpoint(text, default_port=default_port)
     except ValueError as exc:
         raise VariableError(flag, str(exc), text=text, expected="ADDR[:PORT]") from exc
+    return endpoint.host, endpoint.port
 
 
 @fw.command()
@@ -204,7 +197,7 @@ def _config(
             metrics_listen = parse_listen(metrics)
         except ValueError as exc:
             raise VariableError("--metrics", str(exc), text=metrics) from None
-    from egress_router.common.values import parse_health
+    from egress_router.common.endpoints import parse_health
 
     try:
         health_listen = parse_health(health)

@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from egress_router.cni.model.config import DEFAULT_LOG_FILE, NAME_RE
+from egress_router.cni.model.config import DEFAULT_LOG_FILE
+from egress_router.common.names import is_interface_name
 from egress_router.errors import PolicyError, brief
 
 API_VERSION = "network.operator.openshift.io/v1"
@@ -185,9 +186,7 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
         path = "spec.networkInterface.macvlan.mode"
         raise _fail(path, f"must be one of {', '.join(MACVLAN_MODES)}, got {got}", source)
     master = macvlan.get("master")
-    if master is not None and (
-        not isinstance(master, str) or len(master) > 15 or not NAME_RE.match(master)
-    ):
+    if master is not None and (not isinstance(master, str) or not is_interface_name(master)):
         raise _fail("spec.networkInterface.macvlan.master", "must be an interface name", source)
     return EgressRouter(
         name=meta["name"],
