@@ -161,13 +161,13 @@ def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> A
         except ValueError as exc:
             raise VariableError(variable, str(exc), text=text) from None
     rules = parse_destinations(env.get(DESTINATION))
+    macvlan = _interface_name(MACVLAN_INTERFACE, env.get(MACVLAN_INTERFACE) or "macvlan0")
     variable, text = value("listen_address")
     if text is not None:
         listen = s.parse_listen(text, variable)
     else:
         variable, interface = value("cluster_interface")
         listen = _listen_addresses(_interface_name(variable, interface or "eth0"))
-    macvlan = _interface_name(MACVLAN_INTERFACE, env.get(MACVLAN_INTERFACE) or "macvlan0")
     _refuse_reserved(listen, variable, macvlan)
     return s.ProxySettings(rules=rules, listen=listen, **options)
 

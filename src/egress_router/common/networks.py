@@ -93,9 +93,10 @@ def parse_cidr(
     ``prefix_required``: a bare address is an error. ``ipv6``: False refuses IPv6 (part
     ``FAMILY``). ``unalias``: the IPv6 alias forms read as the IPv4 network they stand for.
     """
-    if not text.isascii():
-        raise CidrError(CidrPart.ADDRESS, "addresses are written in ASCII digits")
     address_text, slash, prefix_text = text.partition("/")
+    for part, part_text in ((CidrPart.ADDRESS, address_text), (CidrPart.PREFIX, prefix_text)):
+        if not part_text.isascii():  # ١٩٨ or ² would pass a bare isdigit()
+            raise CidrError(part, "addresses are written in ASCII digits")
     if prefix_required and not slash:
         raise CidrError(CidrPart.PREFIX, "must be a CIDR with a prefix length, e.g. 1.2.3.0/24")
     address = _address(address_text, ipv6)

@@ -177,14 +177,21 @@ def _ip(raw: dict[str, Any]) -> IpConfig:
     if len(addresses) != 1:
         raise CniError(f"ip.addresses: exactly one address is supported, got {len(addresses)}")
     text = addresses[0]
-    try:
-        address = ipaddress.ip_interface(text)
-    except ValueError:
-        raise CniError(f"ip.addresses[0]: '{text}' is not an address with a prefix") from None
-    if "/" not in text:
-        raise CniError(f"ip.addresses[0]: '{text}' needs a prefix length (e.g. {text}/24)")
-    if not isinstance(address, ipaddress.IPv4Interface):
-        raise CniError(f"ip.addresses[0]: '{text}': IPv6 egress routers are not supported")
+    try:  # the address on the macvlan and its subnet: host bits are the point
+        cidr = parse_cidr(text, host_bits=HostBits.KEEP, prefix_required=True, ipv6=False)
+    except CidrError as exc:
+        if exc.part is CidrPart.FAMILY:
+            raise CniError(
+                f"ip.addresses[0]: '{text}': IPv6 egress routers are not supported"
+            ) from None
+        if "/" not in text:
+            raise CniError(
+                f"ip.addresses[0]: '{text}' needs a prefix length (e.g. {text}/24)"
+            ) from None
+        raise CniError(
+            f"ip.addresses[0]: '{text}' is not an address with a prefix ({exc})"
+        ) from None
+    address = ipaddress.IPv4Interface(cidr)
     gateway_text = _str(raw, "gateway", "ip.")
     if not gateway_text:
         raise CniError("ip.gateway: required (the router's default route goes through it)")

@@ -22,6 +22,7 @@ from typing import Any
 
 from egress_router.cni.model.config import DEFAULT_LOG_FILE
 from egress_router.common.names import is_interface_name
+from egress_router.common.networks import CidrError, CidrPart, HostBits, parse_cidr
 from egress_router.errors import PolicyError, brief
 
 API_VERSION = "network.operator.openshift.io/v1"
@@ -121,16 +122,16 @@ def _address(spec: Mapping[str, Any], source: str | None) -> tuple[str, str]:
     first = _map(addresses[0], "spec.addresses[0]", source, ("ip", "gateway"))
     ip = first.get("ip")
     try:
-        if not isinstance(ip, str) or "/" not in ip:
-            raise ValueError
-        interface = ipaddress.ip_interface(ip)
-    except ValueError:
+        if not isinstance(ip, str):
+            raise CidrError(CidrPart.ADDRESS, "not a string")
+        parse_cidr(ip, host_bits=HostBits.KEEP, prefix_required=True, ipv6=False)
+    except CidrError as exc:
+        if exc.part is CidrPart.FAMILY:
+            raise _fail("spec.addresses[0].ip", f"{ip}: IPv6 is not supported", source) from None
         got = brief(ip, as_json=True)
         raise _fail(
             "spec.addresses[0].ip", f"must be an address/prefix, got {got}", source
         ) from None
-    if interface.version != 4:
-        raise _fail("spec.addresses[0].ip", f"{ip}: IPv6 is not supported", source)
     if "gateway" not in first:
         raise _fail("spec.addresses[0].gateway", "required (the pod's default route)", source)
     return ip, _ip(first["gateway"], "spec.addresses[0].gateway", source)
