@@ -403,17 +403,10 @@ def _live_members() -> Members | None:
     from egress_router.kernel import nftables
 
     try:
-        items = nftables.list_table(FAMILY, TABLE) or []
+        listed = nftables.list_sets(FAMILY, TABLE) or {}
     except (DataplaneError, ValueError):
         return None
-    sets: dict[str, set[str]] = {}
-    for item in items:
-        if "set" in item:
-            elems = item["set"].get("elem", [])
-            values = (
-                e["elem"].get("val") if isinstance(e, dict) and "elem" in e else e for e in elems
-            )
-            sets[item["set"]["name"]] = {v for v in values if isinstance(v, str)}
+    sets = {name: {e.key for e in elements} for name, elements in listed.items()}
 
     def members(namespace: str, rule: Rule, address: Address) -> bool:
         assert rule.dns_name is not None

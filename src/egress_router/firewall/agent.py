@@ -15,7 +15,6 @@ their TTL plus grace, as they would have without the agent refreshing them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import threading
 import time
@@ -166,26 +165,24 @@ class Agent:
         """At start, take over the addresses a previous agent left in our sets (with their
         remaining lifetimes), so a restart does not deny what pods have just been told."""
         try:
-            items = nftables.list_table(FAMILY, TABLE) or []
+            sets = nftables.list_sets(FAMILY, TABLE) or {}
         except EgressRouterError:
             return
         by_name = {d.name: d for d in plan.dns_sets}
         now = time.monotonic()
-        for item in items:
-            dset = by_name.get(item.get("set", {}).get("name", ""))
+        for set_name, elements in sets.items():
+            dset = by_name.get(set_name)
             if dset is None:
                 continue
             known = self.learned.setdefault((dset.namespace, dset.pattern), {})
-            for elem in item["set"].get("elem", []):
-                if isinstance(elem, str):  # no timeout: written by `firewall apply`
-                    with contextlib.suppress(ValueError):
-                        known[ip_address(elem)] = now + ADOPTED_PERMANENT_S
-                elif isinstance(elem, dict) and isinstance(elem.get("elem"), dict):
-                    value, expires = elem["elem"].get("val"), elem["elem"].get("expires", 0)
-                    try:
-                        known[ip_address(value)] = now + float(expires)
-                    except (TypeError, ValueError):
-                        continue
+            for element in elements:
+                try:
+                    address = ip_address(element.key)
+                except ValueError:  # not one address (our DNS sets hold nothing else)
+                    continue
+                # no expiry: written for good by `firewall apply`, adopted for a while
+                left = ADOPTED_PERMANENT_S if element.expires is None else element.expires
+                known[address] = now + left
 
     # -- learned addresses ---------------------------------------------------------------------
 
