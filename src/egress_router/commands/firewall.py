@@ -382,9 +382,9 @@ def explain(
             raise VariableError("--to", "not an IP address or DNS name", text=to) from None
         import asyncio
 
-        from egress_router.firewall.resolver import Resolver
+        from egress_router.firewall.agent import new_resolver
 
-        targets, _ = asyncio.run(Resolver().lookup(to))
+        targets = list(asyncio.run(new_resolver(None).lookup(to)).require(to).addresses)
         name = to
     members = _live_members() if live else None
     for dst in targets:

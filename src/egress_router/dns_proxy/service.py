@@ -91,7 +91,7 @@ class DnsProxyService:
             outcome: Outcome = on_failure(state, exc.reason, loop.time(), self.policy)
             result = "error"
         else:
-            outcome = on_answer(state, answer.addresses, answer.ttl, loop.time(), self.policy)
+            outcome = on_answer(state, answer.ipv4, answer.ttl, loop.time(), self.policy)
             result = "ok" if answer.addresses else "nxdomain"
         if self.metrics is not None:
             self.metrics.lookup(self._ports.get(name, ()), result, time.time())

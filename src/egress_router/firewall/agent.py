@@ -33,6 +33,7 @@ from egress_router.firewall.model.policy import Policy, index_by_namespace, pars
 from egress_router.firewall.model.render import FAMILY, TABLE, build, learn_commands
 from egress_router.kernel import nftables
 from egress_router.runtime import logsink
+from egress_router.runtime.resolver import Resolver
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -47,11 +48,25 @@ ADOPTED_PERMANENT_S = 60.0
 # Lookups `firewall apply` runs at once: a policy may name thousands of hosts, the resolver
 # should not see them all in the same instant (each lookup is bounded by the resolver's budget).
 APPLY_LOOKUPS_IN_FLIGHT = 32
+QUERY_TIMEOUT_S = 5.0  # one query to one server, as the references use
+LOOKUP_BUDGET_S = 2 * QUERY_TIMEOUT_S  # one whole lookup (A and AAAA in parallel)
 
 
 def log(message: str) -> None:
     """One line on stderr; never blocks (from the event loop or a worker thread alike)."""
     logsink.stderr().line(f"egress-router firewall: {message}")
+
+
+def new_resolver(upstream: Sequence[tuple[str, int]] | None) -> Resolver:
+    """The firewall's lookups: A and AAAA in parallel, no search list, 5 s per query, through
+    ``upstream`` servers or the system resolv.conf (``--dns-upstream``)."""
+    return Resolver(
+        timeout=LOOKUP_BUDGET_S,
+        nameservers=upstream,
+        families=(4, 6),
+        search=False,
+        query_timeout=QUERY_TIMEOUT_S,
+    )
 
 
 def load_policies(files: Sequence[Path], default_namespace: str | None) -> dict[str, Policy]:
@@ -192,8 +207,6 @@ class Agent:
         Returns one line per name that could not be resolved (its rules match nothing). Call
         before ``apply(policies)``, which writes the addresses with the table, in one go.
         """
-        from egress_router.firewall.resolver import Resolver
-
         names = sorted(
             {
                 r.dns_name
@@ -204,26 +217,26 @@ class Agent:
         )
         if not names:
             return []
-        resolver = Resolver(self.config.upstream)
+        resolver = new_resolver(self.config.upstream)
 
-        async def lookups() -> list[tuple[list[Address], float] | BaseException]:
+        async def lookups() -> list[tuple[Address, ...] | BaseException]:
             gate = asyncio.Semaphore(APPLY_LOOKUPS_IN_FLIGHT)
 
-            async def one(name: str) -> tuple[list[Address], float]:
+            async def one(name: str) -> tuple[Address, ...]:
                 async with gate:
-                    return await resolver.lookup(name)
+                    return (await resolver.lookup(name)).require(name).addresses
 
             return await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
 
         problems = []
-        found: dict[str, list[Address]] = {}
+        found: dict[str, tuple[Address, ...]] = {}
         for name, result in zip(names, asyncio.run(lookups()), strict=True):
             if isinstance(result, EgressRouterError):
                 problems.append(f"{result.one_line()}: its rules match nothing")
             elif isinstance(result, BaseException):
                 raise result
             else:
-                found[name] = result[0]
+                found[name] = result
         for namespace, policy in policies.items():
             for rule in policy.rules:
                 if rule.dns_name in found:

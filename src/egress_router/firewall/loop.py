@@ -14,9 +14,9 @@ import signal
 from pathlib import Path
 
 from egress_router.errors import ConfigError, EgressRouterError, ResolveError, escape
-from egress_router.firewall.agent import Agent, log, summary, warnings
+from egress_router.firewall.agent import Agent, log, new_resolver, summary, warnings
 from egress_router.firewall.model.decide import Address
-from egress_router.firewall.resolver import Resolver
+from egress_router.runtime.resolver import Resolver
 
 
 async def poll(agent: Agent, name: str, resolver: Resolver) -> None:
@@ -36,7 +36,8 @@ async def poll(agent: Agent, name: str, resolver: Resolver) -> None:
             lookup.cancel()
             raise
         try:
-            addrs, ttl = await lookup
+            answer = (await lookup).require(name)
+            addrs, ttl = list(answer.addresses), answer.ttl
         except ResolveError as exc:
             if agent.metrics is not None:
                 agent.metrics.lookup(False)
@@ -137,7 +138,7 @@ async def run(agent: Agent) -> None:
     loop.add_signal_handler(signal.SIGHUP, reload.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    resolver = Resolver(agent.config.upstream)
+    resolver = new_resolver(agent.config.upstream)
     pollers = Pollers(agent, resolver)
 
     if agent.config.metrics is not None:

@@ -10,8 +10,8 @@ resolver), ceiling 30 min, learned addresses kept 5 s past their TTL (a client t
 the answer may connect at the last moment), retries every 5 s ten times, then doubling up to
 2 min. A name is always retried, also when its first lookup failed.
 
-Reading DNS responses (the CNAME chain of one response) is in ``firewall.resolver``, since
-the layering contract keeps dnspython out of the model.
+Reading DNS responses (the CNAME chain of one response) is in ``runtime.resolver``, the one
+dnspython adapter.
 """
 
 from __future__ import annotations
