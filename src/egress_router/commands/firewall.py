@@ -182,14 +182,14 @@ def _config(
 ) -> AgentConfig:
     """The agent's settings from the flags ``run`` and ``agent`` share."""
     from egress_router.firewall.agent import AgentConfig
-    from egress_router.firewall.model.dnsrules import DnsSettings
+    from egress_router.firewall.model.dnsrules import dns_settings
 
     ttl_floor, ttl_ceiling, grace, retry_first, retry_max = timing
     if not 0 < ttl_floor <= ttl_ceiling or retry_first <= 0 or retry_max < retry_first:
         raise VariableError(
             "--ttl-floor", "need 0 < floor <= ceiling and 0 < retry-first <= retry-max"
         )
-    settings = DnsSettings(
+    settings = dns_settings(
         ttl_floor=ttl_floor,
         ttl_ceiling=ttl_ceiling,
         grace=grace,

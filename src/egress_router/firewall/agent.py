@@ -24,10 +24,11 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from egress_router.common.dns_schedule import RefreshPolicy
 from egress_router.common.documents import MAX_CHARS
 from egress_router.errors import EgressRouterError, PolicyError
 from egress_router.firewall.model.decide import Address, NodeConfig
-from egress_router.firewall.model.dnsrules import DnsSettings
+from egress_router.firewall.model.dnsrules import dns_settings
 from egress_router.firewall.model.plan import Plan, compile_plan
 from egress_router.firewall.model.policy import Policy, index_by_namespace, parse_text
 from egress_router.firewall.model.render import FAMILY, TABLE, build, learn_commands
@@ -87,7 +88,7 @@ class AgentConfig:
     files: list[Path]
     node: NodeConfig
     default_namespace: str | None = None
-    dns: DnsSettings = field(default_factory=DnsSettings)
+    dns: RefreshPolicy = field(default_factory=dns_settings)  # the DNS schedule's timing
     dns_listen: tuple[str, int] | None = None
     upstream: list[tuple[str, int]] | None = None
     watch_interval: float = 1.0  # seconds between policy-file checks
@@ -107,7 +108,6 @@ class Agent:
         self.plan: Plan | None = None
         # (namespace, pattern) -> address -> expiry (monotonic seconds)
         self.learned: dict[tuple[str, str], dict[Address, float]] = {}
-        self.last_good: dict[str, tuple[list[Address], float]] = {}  # name -> (addrs, ttl)
         self.failed_reloads = 0  # reloads refused since start (the previous rules stayed)
         self._lock = threading.Lock()
         self.metrics: FirewallMetrics | None = None
