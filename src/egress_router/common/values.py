@@ -136,10 +136,10 @@ def parse_ipv4(text: str) -> ipaddress.IPv4Address:
     """A dotted-quad IPv4 address with every octet in 0..255 (no CIDR, no names)."""
     if not _DOTTED_QUAD.match(text):
         raise ValueError("expected an IPv4 address such as 203.0.113.25")
-    octets = [int(part) for part in text.split(".")]
-    if any(o > 255 for o in octets):
+    a, b, c, d = (int(part) for part in text.split("."))  # ASCII digits: the pattern said so
+    if a > 255 or b > 255 or c > 255 or d > 255:
         raise ValueError("IPv4 octets must be 0-255")
-    return ipaddress.IPv4Address(".".join(str(o) for o in octets))
+    return ipaddress.IPv4Address((a << 24) | (b << 16) | (c << 8) | d)  # leading zeros: decimal
 
 
 @dataclass(frozen=True)
