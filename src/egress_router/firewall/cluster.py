@@ -48,6 +48,7 @@ from egress_router.kube.watch import Backoff, Resource, Watcher, WatchEvent, sta
 
 GROUPS = {"egressfirewalls": "k8s.ovn.org", "egressnetworkpolicies": "network.openshift.io"}
 FIELD_MANAGER = "egress-router-firewall"
+Arrival = tuple[float, WatchEvent]  # when the watcher thread handed the event on (monotonic)
 MAX_POSTED = 10_000  # event names remembered (beyond: forgotten; posting again is a cheap 409)
 
 
@@ -209,14 +210,14 @@ async def run(agent: Agent, kube: Kube, config: ClusterConfig) -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    events: asyncio.Queue[WatchEvent] = asyncio.Queue()
+    events: asyncio.Queue[Arrival] = asyncio.Queue()
     threads_stop = threading.Event()
 
     def sink(event: WatchEvent) -> None:  # called from a watcher thread
         if threads_stop.is_set():
             return
         try:
-            loop.call_soon_threadsafe(events.put_nowait, event)
+            loop.call_soon_threadsafe(events.put_nowait, (time.monotonic(), event))
         except RuntimeError:  # the loop closed while this thread was reading: we are stopping
             threads_stop.set()
 
@@ -273,7 +274,7 @@ async def run(agent: Agent, kube: Kube, config: ClusterConfig) -> None:
 
 
 async def _next_batch(
-    events: asyncio.Queue[WatchEvent],
+    events: asyncio.Queue[Arrival],
     view: ClusterView,
     stop: asyncio.Event,
     timeout: float | None,
@@ -281,7 +282,10 @@ async def _next_batch(
 ) -> float | None:
     """Wait for events (or ``timeout``), then gather until quiet; fold them into ``view``.
 
-    Returns when the first event arrived (monotonic), None if none did.
+    Each event is folded as soon as it is taken, and the quiet period runs from when the last
+    one arrived (stamped by the watcher thread), so the time spent parsing a big policy counts
+    towards it instead of coming before it. Returns when the first event arrived (monotonic),
+    None if none did.
     """
     getter = asyncio.ensure_future(events.get())
     stopper = asyncio.ensure_future(stop.wait())
@@ -292,17 +296,19 @@ async def _next_batch(
     if getter not in done:
         getter.cancel()
         return None
-    arrived = time.monotonic()
-    batch = [getter.result()]
-    deadline = time.monotonic() + config.debounce_max
+    arrived, event = getter.result()
+    view.update(event.resource.plural, event.type, event.object)
+    deadline, last = arrived + config.debounce_max, arrived
     while True:
-        remaining = deadline - time.monotonic()
+        while not events.empty():  # what arrived while the last one was folded
+            last, event = events.get_nowait()
+            view.update(event.resource.plural, event.type, event.object)
+        remaining = min(deadline, last + config.debounce) - time.monotonic()
         if remaining <= 0:
             break
         try:
-            batch.append(await asyncio.wait_for(events.get(), min(config.debounce, remaining)))
+            last, event = await asyncio.wait_for(events.get(), remaining)
         except TimeoutError:
             break
-    for event in batch:
         view.update(event.resource.plural, event.type, event.object)
     return arrived
