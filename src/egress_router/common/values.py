@@ -45,6 +45,9 @@ _ALIAS_PREFIXES = (
     (ipaddress.IPv6Network("64:ff9b::/96"), AliasKind.NAT64),
 )
 _LOW32 = 0xFFFF_FFFF
+# The same prefixes by their upper 96 bits: one dict lookup per address (policies parse
+# thousands of addresses; four ``in`` tests each cost ten times as much).
+_ALIAS_BY_TOP96 = {int(net.network_address) >> 32: kind for net, kind in _ALIAS_PREFIXES}
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,10 @@ def ipv4_alias(address: IPAddress) -> Alias | None:
     if not isinstance(address, ipaddress.IPv6Address):  # a zone (%eth0) changes nothing
         return None
     value = int(address)
-    for network, kind in _ALIAS_PREFIXES:
-        if address in network:
-            if kind is AliasKind.COMPATIBLE and value <= 1:
-                return None
-            return Alias(ipaddress.IPv4Address(value & _LOW32), kind)
-    return None
+    kind = _ALIAS_BY_TOP96.get(value >> 32)
+    if kind is None or (kind is AliasKind.COMPATIBLE and value <= 1):
+        return None
+    return Alias(ipaddress.IPv4Address(value & _LOW32), kind)
 
 
 def normalize_address(address: IPAddress) -> IPAddress:
