@@ -20,6 +20,7 @@ from egress_router.http_proxy.contracts import ClientSide
 from egress_router.http_proxy.model.exchange import Exchange
 from egress_router.http_proxy.model.rules import Decision, connect_address, loops_to_self
 from egress_router.http_proxy.upstream import UpstreamProtocol
+from egress_router.runtime import unexpected
 
 
 async def resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[str]:
@@ -108,6 +109,7 @@ async def open_upstream(client: ClientSide, ex: Exchange, by_name: Decision | No
     except TimeoutError:
         client.reject(ex, 504, f"no connection to {target.host} port {target.port} in time")
     except Exception as exc:  # a bug must cost one answer, never a silent hang
+        unexpected.report("http-proxy", f"the dial to {target.host} port {target.port}", exc)
         client.reject(ex, 502, f"internal error: {exc!r}")
 
 

@@ -26,7 +26,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from egress_router.common.values import parse_port
 from egress_router.errors import DataplaneError
-from egress_router.runtime import logsink
+from egress_router.runtime import logsink, unexpected
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CHILDREN_CACHE_MAX = 4096  # (method, status, rule) -> counter child, for the common cases
@@ -98,9 +98,10 @@ def new_registry() -> CollectorRegistry:
 
 
 class LogMetrics:
-    """Log lines the process dropped because stdout or stderr was not read fast enough.
+    """Log lines the process dropped because stdout or stderr was not read fast enough, and
+    unexpected exceptions (bugs) reported by ``runtime.unexpected``.
 
-    Every component's metrics create one, so the counter exists wherever metrics are on."""
+    Every component's metrics create one, so the counters exist wherever metrics are on."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.dropped = Counter(
@@ -111,9 +112,20 @@ class LogMetrics:
         )
         self._streams = {s: self.dropped.labels(s) for s in ("stdout", "stderr")}
         logsink.observe(self.record)
+        self.unexpected = Counter(
+            "egress_router_unexpected_errors",
+            "Unexpected exceptions (bugs), each logged once with its traceback; the connection "
+            "or task it hit was ended and the process kept serving, by component.",
+            ["component"],
+            registry=registry,
+        )
+        unexpected.observe(self.unexpected_error)
 
     def record(self, stream: str, lines: int) -> None:
         self._streams[stream].inc(lines)
+
+    def unexpected_error(self, component: str) -> None:
+        self.unexpected.labels(component).inc()
 
 
 # -- http-proxy --------------------------------------------------------------------------------
