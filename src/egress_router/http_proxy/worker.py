@@ -141,7 +141,7 @@ class Worker:
             metrics.exchange(
                 ex.method.decode("latin-1"),
                 ex.status,
-                ex.rule,
+                ex.rule_id,  # structured: rewording a message changes no label
                 ex.up_bytes,
                 ex.down_bytes,
                 now - ex.started,

@@ -131,24 +131,6 @@ class LogMetrics:
 # -- http-proxy --------------------------------------------------------------------------------
 
 
-def rule_label(rule: str) -> str:
-    """The access log's rule field as a bounded label: a table rule as ``rule N: text``,
-    otherwise one of a few fixed words."""
-    if rule.startswith("rule ") and rule[5:6].isdigit():
-        return rule
-    if rule == "-":
-        return "none"
-    if rule.startswith("no rule matched"):
-        return "default"
-    if rule.startswith("loopback"):
-        return "loopback"
-    if rule.startswith("CONNECT to port"):
-        return "connect-port"
-    if rule.startswith("refusing to forward to the proxy itself"):
-        return "self"
-    return "other"
-
-
 class HttpProxyMetrics:
     """Per exchange (request or tunnel), recorded when its access-log record is complete."""
 
@@ -212,13 +194,15 @@ class HttpProxyMetrics:
         try:
             return self._rules[rule]
         except KeyError:
-            label = rule_label(rule) if len(self._rules) < RULE_LABELS_MAX else "other"
+            label = rule if len(self._rules) < RULE_LABELS_MAX else "other"
             self._rules[rule] = label
             return label
 
     def exchange(
         self, method: str, status: int, rule: str, up: int, down: int, seconds: float, tunnel: bool
     ) -> None:
+        """``rule``: the structured label (``Exchange.rule_id``: ``rule N: text`` of a table
+        rule or a fixed word), never a message's text."""
         key = (method, status, rule)
         try:
             child = self._children[key]

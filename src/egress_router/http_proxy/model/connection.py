@@ -49,7 +49,7 @@ from egress_router.http_proxy.model.messages import (
     response_head,
     scan,
 )
-from egress_router.http_proxy.model.rules import Decision
+from egress_router.http_proxy.model.rules import Decision, Fixed
 from egress_router.http_proxy.model.settings import ProxySettings
 
 
@@ -181,6 +181,7 @@ class Connection:
         self.link_key: tuple[str, int] | None = None
         self.link_address = "-"
         self.link_rule = "-"
+        self.link_rule_id = "none"
         self.reused = False  # the link carried an earlier exchange
         self.received = False  # a byte of the linked exchange's answer arrived
         self.framing = NOT_FRAMED
@@ -338,15 +339,18 @@ class Connection:
         assert target is not None
         ports = self.settings.connect_ports
         if ex.is_connect and ports is not None and target.port not in ports:
+            ex.rule_id = Fixed.CONNECT_PORT
             return self.reject(ex, 403, f"CONNECT to port {target.port} is not allowed")
         by_name = None
         if not target.is_address:
             by_name = self.decide_name(target.host)
             if by_name is not None and not by_name.allowed:
                 ex.rule = by_name.rule.describe() if by_name.rule.number else by_name.rule.text
+                ex.rule_id = by_name.rule.label
                 return self.reject(ex, 403, by_name.reason())
         if self.link is READY and self.link_key == (target.host, target.port):
             ex.address, ex.rule = self.link_address, self.link_rule
+            ex.rule_id = self.link_rule_id
             self.reused = True
             return self.send(ex)
         actions: list[Action] = []
@@ -384,6 +388,7 @@ class Connection:
         self.reused = False
         self.link_key = (ex.target.host, ex.target.port)
         ex.address, ex.rule = self.link_address, self.link_rule = address, rule
+        self.link_rule_id = ex.rule_id  # set by the dial with ``rule``
         if ex.is_connect:
             return self.tunnel(ex, TUNNELLED)
         return self.send(ex)
@@ -418,6 +423,8 @@ class Connection:
         ex.status = status
         if ex.rule == "-" and status == 403:
             ex.rule = message
+            if ex.rule_id == Fixed.NONE:
+                ex.rule_id = Fixed.OTHER
         ex.error = ex.error or message
         if self.phase is CLOSED:
             return []
