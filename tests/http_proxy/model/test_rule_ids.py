@@ -57,3 +57,16 @@ def test_a_request_that_fails_before_the_policy_is_none() -> None:
     ex = conn.message_begin(0.0)
     conn.fail(400, "malformed request")
     assert ex.rule_id == "none"
+
+
+@pytest.mark.parametrize(
+    ("set_by_dial", "rule_id"),
+    [(None, "other"), (Fixed.SELF, "self")],  # a 403 of ours: the dial's id is kept
+)
+def test_a_403_from_the_dial_keeps_its_id(set_by_dial: Fixed | None, rule_id: str) -> None:
+    conn = connection()
+    ex, _ = head(conn, b"http://web.test/")
+    if set_by_dial is not None:
+        ex.rule_id = set_by_dial
+    conn.dial_failed(ex, 403, "any wording at all")
+    assert (ex.status, ex.rule, ex.rule_id) == (403, "any wording at all", rule_id)
