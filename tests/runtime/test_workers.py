@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from egress_router.errors import VariableError
-from egress_router.runtime import workers
+from egress_router.runtime import logsink
 from egress_router.runtime.workers import supervise
 
 
@@ -66,7 +66,7 @@ def test_a_failed_worker_says_why_in_one_line_and_a_bug_shows_its_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception, traceback: bool
 ) -> None:
     log = tmp_path / "stderr"
-    monkeypatch.setattr(workers.logsink, "stderr", lambda: _FileSink(log))  # the child's too
+    monkeypatch.setattr(logsink, "stderr", lambda: _FileSink(log))  # the child's too
 
     def work(index: int) -> None:
         raise error
