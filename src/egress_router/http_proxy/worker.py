@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import ipaddress
 import signal
 import socket
@@ -235,13 +234,7 @@ def run_worker(
     except ImportError:  # pragma: no cover - uvloop is a dependency, but stay usable without
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    worker = Worker(settings, loop, reload, report)
-    # Everything imported and built so far lives as long as the process: moved out of the
-    # collector's sight, a full collection scans only what requests create (on this machine a
-    # full pass over the start-up heap, ~27,000 objects, took 20-40 ms: the p99 tail).
-    gc.collect()
-    gc.freeze()
     try:
-        loop.run_until_complete(worker.serve(sockets))
+        loop.run_until_complete(Worker(settings, loop, reload, report).serve(sockets))
     finally:
         loop.close()
