@@ -1,4 +1,5 @@
-"""The worker supervisor: workers start only after the parent's ``after_fork`` finished."""
+"""The worker supervisor: workers start only after the parent's ``after_fork`` finished; how
+many workers a configured count means."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from egress_router.errors import VariableError
-from egress_router.runtime import logsink
+from egress_router.runtime import logsink, workers
 from egress_router.runtime.workers import supervise
 
 
@@ -75,3 +76,27 @@ def test_a_failed_worker_says_why_in_one_line_and_a_bug_shows_its_traceback(
     text = log.read_text()
     assert text.startswith(f"egress-router: test worker 0 failed: {error}\n"), text
     assert ("Traceback (most recent call last):" in text) is traceback, text
+
+
+def test_cpus_is_the_affinity_mask() -> None:
+    import os
+
+    assert workers.cpus() == len(os.sched_getaffinity(0)) >= 1
+
+
+@pytest.mark.parametrize(
+    ("configured", "per_cpu_max", "cpus", "count"),
+    [
+        (3, 4, 8, 3),  # a configured count is taken as it is
+        (16, 4, 1, 16),
+        (0, 4, 8, 4),  # 0: one per CPU, at most per_cpu_max (the HTTP proxy: 4)
+        (0, 4, 2, 2),
+        (0, 16, 64, 16),  # the DNS proxy's relay: 16
+        (0, 16, 1, 1),
+    ],
+)
+def test_count(
+    monkeypatch: pytest.MonkeyPatch, configured: int, per_cpu_max: int, cpus: int, count: int
+) -> None:
+    monkeypatch.setattr(workers, "cpus", lambda: cpus)
+    assert workers.count(configured, per_cpu_max=per_cpu_max) == count

@@ -31,6 +31,8 @@ from typing import Any
 from egress_router.common.documents import DocumentError
 from egress_router.common.documents import load_json as decode_json
 from egress_router.common.lines import bad_char, describe_char, split_fields
+from egress_router.common.names import is_interface_name
+from egress_router.common.networks import CidrError, CidrPart, HostBits, parse_cidr
 from egress_router.common.values import is_decimal, parse_ipv4
 from egress_router.errors import ConfigError, VariableError, brief
 from egress_router.redirect.model.destinations import CNI_PROTOCOLS, Destination, parse_destination
@@ -117,13 +119,18 @@ def _str_list(obj: Mapping[str, Any], key: str) -> list[str]:
 
 
 def _strip_mask(entry: str, index: int) -> str:
+    """The entry with its address's ``/mask`` checked and dropped (host bits kept: the mask
+    never meant a range). A bad address is left for the destination grammar to report."""
     fields = list(split_fields(entry.strip(" \t")))
     at = 0 if len(fields) == 1 else 2
     if at < len(fields) and "/" in fields[at]:
         ip, _, mask = fields[at].partition("/")
-        if not (is_decimal(mask) and len(mask) <= 2 and int(mask) <= 32):
-            raise CniError(f"ip.destinations[{index}]: '{entry}': bad mask '/{mask}'")
-        fields[at] = ip
+        try:
+            fields[at] = str(parse_cidr(fields[at], host_bits=HostBits.KEEP, ipv6=False).ip)
+        except CidrError as exc:
+            if exc.part is CidrPart.PREFIX:
+                raise CniError(f"ip.destinations[{index}]: '{entry}': bad mask '/{mask}'") from None
+            fields[at] = ip
     return " ".join(fields)
 
 
@@ -170,14 +177,21 @@ def _ip(raw: dict[str, Any]) -> IpConfig:
     if len(addresses) != 1:
         raise CniError(f"ip.addresses: exactly one address is supported, got {len(addresses)}")
     text = addresses[0]
-    try:
-        address = ipaddress.ip_interface(text)
-    except ValueError:
-        raise CniError(f"ip.addresses[0]: '{text}' is not an address with a prefix") from None
-    if "/" not in text:
-        raise CniError(f"ip.addresses[0]: '{text}' needs a prefix length (e.g. {text}/24)")
-    if not isinstance(address, ipaddress.IPv4Interface):
-        raise CniError(f"ip.addresses[0]: '{text}': IPv6 egress routers are not supported")
+    try:  # the address on the macvlan and its subnet: host bits are the point
+        cidr = parse_cidr(text, host_bits=HostBits.KEEP, prefix_required=True, ipv6=False)
+    except CidrError as exc:
+        if exc.part is CidrPart.FAMILY:
+            raise CniError(
+                f"ip.addresses[0]: '{text}': IPv6 egress routers are not supported"
+            ) from None
+        if "/" not in text:
+            raise CniError(
+                f"ip.addresses[0]: '{text}' needs a prefix length (e.g. {text}/24)"
+            ) from None
+        raise CniError(
+            f"ip.addresses[0]: '{text}' is not an address with a prefix ({exc})"
+        ) from None
+    address = ipaddress.IPv4Interface(cidr)
     gateway_text = _str(raw, "gateway", "ip.")
     if not gateway_text:
         raise CniError("ip.gateway: required (the router's default route goes through it)")
@@ -198,7 +212,7 @@ def _interface_args(raw: Mapping[str, Any]) -> tuple[str | None, str, int | None
         raise CniError(f"interfaceType: '{kind}' is not supported (only macvlan)")
     args = _obj(raw, "interfaceArgs") or {}
     master = _str(args, "master", "interfaceArgs.") or None
-    if master is not None and (len(master) > 15 or not NAME_RE.match(master)):
+    if master is not None and not is_interface_name(master):
         raise CniError(f"interfaceArgs.master: '{master}' is not an interface name")
     mode = (_str(args, "mode", "interfaceArgs.") or "bridge").lower()
     if mode not in MACVLAN_MODES:
