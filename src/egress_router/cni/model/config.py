@@ -233,18 +233,15 @@ def _gateways(
         )
     if not gateway_text and not texts:
         raise CniError("ip.gateway: required (the router's default route goes through it)")
-    gateway = _gateway(gateway_text, "ip.gateway") if gateway_text else None
+    first = "ip.gateway" if gateway_text else "ip.gateways[0]"
+    gateway = _gateway(gateway_text or texts[0], first)
     for index, text in enumerate(texts):
         this = _gateway(text, f"ip.gateways[{index}]")
-        if gateway is None:
-            gateway = this
-        elif this != gateway:
-            first = "ip.gateway" if gateway_text else "ip.gateways[0]"
+        if this != gateway:
             raise CniError(
                 f"ip.gateways[{index}]: {this} differs from {first} {gateway}"
                 " (the router has one default route: one gateway for all its addresses)"
             )
-    assert gateway is not None
     for address in addresses:
         if gateway == address.ip:
             raise CniError(f"ip.gateway: {gateway} is the egress address itself")
