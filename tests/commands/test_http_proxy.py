@@ -57,6 +57,22 @@ def test_unit_test_mode_prints_the_rule_table() -> None:
         ),
         ({VAR: "*", "EGRESS_HTTP_PROXY_WORKERS": "0"}, "EGRESS_HTTP_PROXY_WORKERS: must be"),
         ({VAR: "*", "EGRESS_HTTP_PROXY_WORKERS": "2.5"}, "EGRESS_HTTP_PROXY_WORKERS: not a"),
+        (
+            {VAR: "*", "EGRESS_HTTP_PROXY_WORKERS": "17"},
+            "EGRESS_HTTP_PROXY_WORKERS: must be 1 to 16",
+        ),
+        (
+            {VAR: "*", "EGRESS_HTTP_PROXY_ACCESS_LOG": "none"},
+            "EGRESS_HTTP_PROXY_ACCESS_LOG: expected",
+        ),
+        (
+            {VAR: "*", "EGRESS_ROUTER_CLUSTER_INTERFACE": "eth*"},
+            "EGRESS_ROUTER_CLUSTER_INTERFACE: not an interface name",
+        ),
+        (
+            {VAR: "*", "EGRESS_ROUTER_MACVLAN_INTERFACE": "a/b"},
+            "EGRESS_ROUTER_MACVLAN_INTERFACE: not an interface name",
+        ),
         ({VAR: "*", "EGRESS_HTTP_PROXY_ACCESS_LOG": "maybe"}, "EGRESS_HTTP_PROXY_ACCESS_LOG:"),
         ({VAR: "*", "EGRESS_HTTP_PROXY_SPLICE": "fast"}, "EGRESS_HTTP_PROXY_SPLICE: expected on"),
         ({VAR: "*", "EGRESS_HTTP_PROXY_IDLE_TIMEOUT": "-1"}, "EGRESS_HTTP_PROXY_IDLE_TIMEOUT:"),

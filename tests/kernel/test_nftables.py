@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 
@@ -96,3 +97,50 @@ _LIST = """
 from egress_router.kernel import nftables
 print(json.dumps(nftables.list_table("ip", "er_t")))
 """
+
+
+_SETS = r"""
+import json, subprocess
+from dataclasses import asdict
+from egress_router.kernel import nftables
+script = '''
+add table inet er_sets
+add set inet er_sets s4 { type ipv4_addr; flags timeout; }
+add element inet er_sets s4 { 203.0.113.5 timeout 30s, 203.0.113.6 }
+add set inet er_sets iv { type ipv4_addr; flags interval; }
+add element inet er_sets iv { 203.0.113.0/28, 198.18.0.1-198.18.0.9, 198.18.1.1 }
+add set inet er_sets c { type ipv4_addr . inet_service; flags timeout; }
+add element inet er_sets c { 203.0.113.5 . 80 timeout 1h, 203.0.113.6 . 443 }
+add set inet er_sets d { type ipv4_addr; timeout 1m; }
+add element inet er_sets d { 203.0.113.7 }
+add set inet er_sets v6 { type ipv6_addr; flags interval,timeout; }
+add element inet er_sets v6 { 2001:db8::/64 timeout 20s, 2001:db8:1::1 }
+add map inet er_sets m { type ipv4_addr : verdict; flags interval; }
+add element inet er_sets m { 203.0.113.0/24 : accept }
+'''
+subprocess.run(["nft", "-f", "-"], input=script, text=True, check=True)
+sets = nftables.list_sets("inet", "er_sets")
+print(json.dumps({n: [asdict(e) for e in es] for n, es in sets.items()}))
+print(json.dumps(nftables.list_sets("inet", "er_absent")))
+"""
+
+
+def test_set_elements_read_back_from_the_kernel(namespace: str) -> None:
+    result = procs.run(namespace, [sys.executable, "-c", _SETS], timeout=30, check=True)
+    listed, absent = result.stdout.splitlines()
+    assert absent == "null"  # no such table
+    sets = json.loads(listed)
+    assert set(sets) == {"s4", "iv", "c", "d", "v6"}  # the map is not a set
+
+    def keys(name: str) -> set[str]:
+        return {e["key"] for e in sets[name]}
+
+    assert keys("iv") == {"203.0.113.0/28", "198.18.0.1-198.18.0.9", "198.18.1.1"}
+    assert keys("c") == {"203.0.113.5 . 80", "203.0.113.6 . 443"}
+    assert keys("v6") == {"2001:db8::/64", "2001:db8:1::1"}
+    by_key = {e["key"]: e for name in sets for e in sets[name]}
+    assert by_key["203.0.113.5"]["timeout"] == 30 and 0 < by_key["203.0.113.5"]["expires"] <= 30
+    assert by_key["203.0.113.6"] == {"key": "203.0.113.6", "timeout": None, "expires": None}
+    assert by_key["203.0.113.7"]["timeout"] is None and 0 < by_key["203.0.113.7"]["expires"] <= 60
+    assert by_key["2001:db8::/64"]["timeout"] == 20
+    assert by_key["203.0.113.5 . 80"]["timeout"] == 3600

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from egress_router.common.values import parse_health
+from egress_router.common.endpoints import parse_health
 from egress_router.runtime.health import Health, State, serve_health
 from egress_router.runtime.reload import ReloadCounts
 

@@ -19,7 +19,6 @@ from egress_router.runtime import metrics as m
         ("198.18.0.2:9100", ("198.18.0.2", 9100)),
         (" 0.0.0.0:1 ", ("0.0.0.0", 1)),
         ("[2001:db8::1]:65535", ("2001:db8::1", 65535)),
-        ("::1:9100", ("::1", 9100)),
     ],
 )
 def test_listen_accepted(text: str, expected: tuple[str, int]) -> None:
@@ -28,7 +27,8 @@ def test_listen_accepted(text: str, expected: tuple[str, int]) -> None:
 
 @pytest.mark.parametrize(
     "text", ["", "9100", ":9100", "198.18.0.2", "198.18.0.2:", "198.18.0.2:0", "1.2.3.4:70000",
-             "metrics.local:9100", "198.18.0.2:9x", "[::1]"],
+             "metrics.local:9100", "198.18.0.2:9x", "[::1]",
+             "::1:9100"],  # IPv6 with a port needs brackets: ::1:9100 is itself an address
 )  # fmt: skip
 def test_listen_refused(text: str) -> None:
     with pytest.raises(ValueError):

@@ -1,4 +1,5 @@
-"""The worker supervisor: workers start only after the parent's ``after_fork`` finished."""
+"""The worker supervisor: workers start only after the parent's ``after_fork`` finished; how
+many workers a configured count means."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from egress_router.runtime import workers
 from egress_router.runtime.workers import supervise
 
 
@@ -45,3 +47,27 @@ def test_a_failing_after_fork_stops_workers_before_they_work(tmp_path: Path) -> 
     with pytest.raises(OSError, match="cannot serve metrics"):
         supervise(2, work, name="test", after_fork=after_fork)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cpus_is_the_affinity_mask() -> None:
+    import os
+
+    assert workers.cpus() == len(os.sched_getaffinity(0)) >= 1
+
+
+@pytest.mark.parametrize(
+    ("configured", "per_cpu_max", "cpus", "count"),
+    [
+        (3, 4, 8, 3),  # a configured count is taken as it is
+        (16, 4, 1, 16),
+        (0, 4, 8, 4),  # 0: one per CPU, at most per_cpu_max (the HTTP proxy: 4)
+        (0, 4, 2, 2),
+        (0, 16, 64, 16),  # the DNS proxy's relay: 16
+        (0, 16, 1, 1),
+    ],
+)
+def test_count(
+    monkeypatch: pytest.MonkeyPatch, configured: int, per_cpu_max: int, cpus: int, count: int
+) -> None:
+    monkeypatch.setattr(workers, "cpus", lambda: cpus)
+    assert workers.count(configured, per_cpu_max=per_cpu_max) == count

@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         if settings.unit_test:
             typer.echo(render_plan(settings), nl=False)
             return 0
-        from egress_router.common.values import HEALTH_VARIABLE, parse_health
+        from egress_router.common.endpoints import HEALTH_VARIABLE, parse_health
         from egress_router.dns_proxy.main import run
 
         health_text = os.environ.get(HEALTH_VARIABLE)

@@ -69,20 +69,13 @@ def _node(
 
 
 def _hostport(flag: str, text: str, default_port: int) -> tuple[str, int]:
-    from egress_router.common.values import parse_port
+    from egress_router.common.endpoints import parse_endpoint
 
-    host, port = text, str(default_port)
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest.startswith(":"):
-            port = rest[1:]
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
     try:
-        ipaddress.ip_address(host)
-        return host, parse_port(port)
+        endpoint = parse_endpoint(text, default_port=default_port)
     except ValueError as exc:
         raise VariableError(flag, str(exc), text=text, expected="ADDR[:PORT]") from exc
+    return endpoint.host, endpoint.port
 
 
 @fw.command()
@@ -182,14 +175,14 @@ def _config(
 ) -> AgentConfig:
     """The agent's settings from the flags ``run`` and ``agent`` share."""
     from egress_router.firewall.agent import AgentConfig
-    from egress_router.firewall.model.dnsrules import DnsSettings
+    from egress_router.firewall.model.dnsrules import dns_settings
 
     ttl_floor, ttl_ceiling, grace, retry_first, retry_max = timing
     if not 0 < ttl_floor <= ttl_ceiling or retry_first <= 0 or retry_max < retry_first:
         raise VariableError(
             "--ttl-floor", "need 0 < floor <= ceiling and 0 < retry-first <= retry-max"
         )
-    settings = DnsSettings(
+    settings = dns_settings(
         ttl_floor=ttl_floor,
         ttl_ceiling=ttl_ceiling,
         grace=grace,
@@ -204,7 +197,7 @@ def _config(
             metrics_listen = parse_listen(metrics)
         except ValueError as exc:
             raise VariableError("--metrics", str(exc), text=metrics) from None
-    from egress_router.common.values import parse_health
+    from egress_router.common.endpoints import parse_health
 
     try:
         health_listen = parse_health(health)
@@ -382,9 +375,9 @@ def explain(
             raise VariableError("--to", "not an IP address or DNS name", text=to) from None
         import asyncio
 
-        from egress_router.firewall.resolver import Resolver
+        from egress_router.firewall.agent import new_resolver
 
-        targets, _ = asyncio.run(Resolver().lookup(to))
+        targets = list(asyncio.run(new_resolver(None).lookup(to)).require(to).addresses)
         name = to
     members = _live_members() if live else None
     for dst in targets:
@@ -403,17 +396,10 @@ def _live_members() -> Members | None:
     from egress_router.kernel import nftables
 
     try:
-        items = nftables.list_table(FAMILY, TABLE) or []
+        listed = nftables.list_sets(FAMILY, TABLE) or {}
     except (DataplaneError, ValueError):
         return None
-    sets: dict[str, set[str]] = {}
-    for item in items:
-        if "set" in item:
-            elems = item["set"].get("elem", [])
-            values = (
-                e["elem"].get("val") if isinstance(e, dict) and "elem" in e else e for e in elems
-            )
-            sets[item["set"]["name"]] = {v for v in values if isinstance(v, str)}
+    sets = {name: {e.key for e in elements} for name, elements in listed.items()}
 
     def members(namespace: str, rule: Rule, address: Address) -> bool:
         assert rule.dns_name is not None

@@ -67,6 +67,18 @@ def _listen_addresses(interface: str) -> tuple[str, ...]:
     return (*found, LOOPBACK)
 
 
+def _interface_name(variable: str, text: str) -> str:
+    from egress_router.common.names import INTERFACE_NAME_RULE, check_interface_name
+    from egress_router.errors import VariableError
+
+    try:
+        return check_interface_name(text)
+    except ValueError as exc:
+        raise VariableError(
+            variable, f"not an interface name ({exc})", text=text, expected=INTERFACE_NAME_RULE
+        ) from None
+
+
 def _refuse_reserved(listen: tuple[str, ...], variable: str, macvlan: str) -> None:
     """Never listen on the reserved external address: that made the reference an open proxy."""
     from egress_router.errors import VariableError
@@ -94,10 +106,12 @@ def with_file(env: Mapping[str, str]) -> dict[str, str]:
 
 def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> Any:
     """``ProxySettings`` from flags (preferred) and the environment; raises VariableError."""
+    from egress_router.common.switches import PER_CPU, parse_switch, parse_workers
     from egress_router.common.values import parse_port
     from egress_router.errors import VariableError
     from egress_router.http_proxy.model import settings as s
     from egress_router.http_proxy.model.rules import parse_destinations
+    from egress_router.runtime import workers
 
     def value(knob: str) -> tuple[str, str | None]:
         variable = KNOBS[knob][0]
@@ -114,17 +128,19 @@ def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> A
     for knob in ("access_log", "splice"):
         variable, text = value(knob)
         if text is not None:
-            lowered = text.strip().lower()
-            if lowered not in ("on", "off", "true", "false", "1", "0", "yes", "no", "none"):
-                raise VariableError(variable, "expected on or off", text=text)
-            options[knob] = lowered in ("on", "true", "1", "yes")
+            try:
+                options[knob] = parse_switch(text, default=True)
+            except ValueError as exc:
+                raise VariableError(variable, str(exc), text=text) from None
     variable, text = value("connect_ports")
     if text is not None:
         options["connect_ports"] = s.parse_connect_ports(text, variable)
     variable, text = value("workers")
-    options["workers"] = (
-        int(s.parse_positive(text, variable, integer=True)) if text else s.default_workers()
-    )
+    try:
+        configured = parse_workers(text, per_cpu=False) if text else PER_CPU
+    except ValueError as exc:
+        raise VariableError(variable, str(exc), text=text) from None
+    options["workers"] = workers.count(configured, per_cpu_max=s.DEFAULT_MAX_WORKERS)
     for knob in ("max_header_bytes", "max_connections"):
         variable, text = value(knob)
         if text is not None:
@@ -145,13 +161,14 @@ def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> A
         except ValueError as exc:
             raise VariableError(variable, str(exc), text=text) from None
     rules = parse_destinations(env.get(DESTINATION))
+    macvlan = _interface_name(MACVLAN_INTERFACE, env.get(MACVLAN_INTERFACE) or "macvlan0")
     variable, text = value("listen_address")
     if text is not None:
         listen = s.parse_listen(text, variable)
     else:
         variable, interface = value("cluster_interface")
-        listen = _listen_addresses(interface or "eth0")
-    _refuse_reserved(listen, variable, env.get(MACVLAN_INTERFACE) or "macvlan0")
+        listen = _listen_addresses(_interface_name(variable, interface or "eth0"))
+    _refuse_reserved(listen, variable, macvlan)
     return s.ProxySettings(rules=rules, listen=listen, **options)
 
 
@@ -214,7 +231,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(parse_destinations(text).render(), nl=False)
             return 0
         settings = build_settings(with_file(os.environ), flags)
-        from egress_router.common.values import HEALTH_VARIABLE, parse_health
+        from egress_router.common.endpoints import HEALTH_VARIABLE, parse_health
         from egress_router.errors import VariableError
         from egress_router.http_proxy.server import serve
 

@@ -177,23 +177,6 @@ def parse_port(text: str) -> int:
     return port
 
 
-HEALTH_VARIABLE = "EGRESS_ROUTER_HEALTH_PORT"
-
-
-def parse_health(text: str | None) -> tuple[str, int] | None:
-    """``EGRESS_ROUTER_HEALTH_PORT``: ``PORT`` (every address) or ``ADDR:PORT``; unset, empty
-    or ``off``: None. ValueError with the reason."""
-    value = (text or "").strip()
-    if not value or value.lower() == "off":
-        return None
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        return "0.0.0.0", parse_port(value)
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    address = ipaddress.ip_address(host)  # ValueError names the text
-    return str(normalize_address(address)), parse_port(port)
-
-
 def normalize_name(text: str) -> str:
     """Lower-case a DNS name and drop one trailing dot (names compare case-insensitively)."""
     return text.lower().removesuffix(".")

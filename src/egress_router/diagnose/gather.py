@@ -173,7 +173,7 @@ def _resolve(names: Sequence[str], resolv_conf: str, limits: Limits) -> tuple[Re
             except ResolveError as exc:
                 out.append(Resolution(name, error=str(exc)))
                 continue
-            out.append(Resolution(name, answer.addresses))
+            out.append(Resolution(name, answer.ipv4))
         return out
 
     return tuple(asyncio.run(all_names()))

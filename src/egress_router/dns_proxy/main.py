@@ -25,13 +25,11 @@ from egress_router.dns_proxy.relay import Logger
 from egress_router.dns_proxy.service import DnsProxyService
 from egress_router.errors import EgressRouterError
 from egress_router.runtime import logsink
+from egress_router.runtime import workers as processes
 from egress_router.runtime.health import Health, serve_health
 from egress_router.runtime.reload import Source
 from egress_router.runtime.resolver import Resolver
 from egress_router.runtime.workers import supervise
-
-MAX_WORKERS = 16  # bound on processes (and on DNS queries: each worker follows every name)
-
 
 Reload = Source[Settings]  # how to re-read the configuration (``runtime.reload``)
 
@@ -167,10 +165,10 @@ def _run_loop(
 
 
 def workers_for(settings: Settings) -> int:
+    """One process on the kernel path; the relay's configured count (0: one per CPU)."""
     if settings.forwarding is not Forwarding.RELAY:
         return 1
-    wanted = settings.relay_workers or (os.cpu_count() or 1)
-    return max(1, min(wanted, MAX_WORKERS))
+    return processes.count(settings.relay_workers)
 
 
 def run(

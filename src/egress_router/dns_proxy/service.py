@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 Lookup = Callable[[str], Awaitable[Answer]]
 Addresses = tuple[ipaddress.IPv4Address, ...]
+Name = NameState[ipaddress.IPv4Address]
 
 
 class DnsProxyService:
@@ -56,7 +57,7 @@ class DnsProxyService:
         self.lookup = lookup
         self.log = log
         self.policy = policy or RefreshPolicy(settings.ttl_min_s, settings.ttl_max_s)
-        self.states = {name: NameState(name) for name in settings.names}
+        self.states = {name: Name(name) for name in settings.names}
         self._apply_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -88,10 +89,12 @@ class DnsProxyService:
         try:
             answer = await self.lookup(name)
         except ResolveError as exc:
-            outcome: Outcome = on_failure(state, exc.reason, loop.time(), self.policy)
+            outcome: Outcome[ipaddress.IPv4Address] = on_failure(
+                state, exc.reason, loop.time(), self.policy
+            )
             result = "error"
         else:
-            outcome = on_answer(state, answer.addresses, answer.ttl, loop.time(), self.policy)
+            outcome = on_answer(state, answer.ipv4, answer.ttl, loop.time(), self.policy)
             result = "ok" if answer.addresses else "nxdomain"
         if self.metrics is not None:
             self.metrics.lookup(self._ports.get(name, ()), result, time.time())
@@ -155,7 +158,7 @@ class DnsProxyService:
         If the forwarder refuses, nothing changes (the old destinations stay in force)."""
         async with self._apply_lock:
             added = [n for n in settings.names if n not in self.states]
-            fresh = {name: NameState(name) for name in added}
+            fresh = {name: Name(name) for name in added}
             saved = self.settings, self.states
             self.settings, self.states = settings, {**self.states, **fresh}
             try:

@@ -15,7 +15,6 @@ their TTL plus grace, as they would have without the agent refreshing them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import threading
 import time
@@ -25,15 +24,17 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from egress_router.common.dns_schedule import RefreshPolicy
 from egress_router.common.documents import MAX_CHARS
 from egress_router.errors import EgressRouterError, PolicyError
 from egress_router.firewall.model.decide import Address, NodeConfig
-from egress_router.firewall.model.dnsrules import DnsSettings
+from egress_router.firewall.model.dnsrules import dns_settings
 from egress_router.firewall.model.plan import Plan, compile_plan
 from egress_router.firewall.model.policy import Policy, index_by_namespace, parse_text
 from egress_router.firewall.model.render import FAMILY, TABLE, build, learn_commands
 from egress_router.kernel import nftables
 from egress_router.runtime import logsink
+from egress_router.runtime.resolver import Resolver
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -48,11 +49,25 @@ ADOPTED_PERMANENT_S = 60.0
 # Lookups `firewall apply` runs at once: a policy may name thousands of hosts, the resolver
 # should not see them all in the same instant (each lookup is bounded by the resolver's budget).
 APPLY_LOOKUPS_IN_FLIGHT = 32
+QUERY_TIMEOUT_S = 5.0  # one query to one server, as the references use
+LOOKUP_BUDGET_S = 2 * QUERY_TIMEOUT_S  # one whole lookup (A and AAAA in parallel)
 
 
 def log(message: str) -> None:
     """One line on stderr; never blocks (from the event loop or a worker thread alike)."""
     logsink.stderr().line(f"egress-router firewall: {message}")
+
+
+def new_resolver(upstream: Sequence[tuple[str, int]] | None) -> Resolver:
+    """The firewall's lookups: A and AAAA in parallel, no search list, 5 s per query, through
+    ``upstream`` servers or the system resolv.conf (``--dns-upstream``)."""
+    return Resolver(
+        timeout=LOOKUP_BUDGET_S,
+        nameservers=upstream,
+        families=(4, 6),
+        search=False,
+        query_timeout=QUERY_TIMEOUT_S,
+    )
 
 
 def load_policies(files: Sequence[Path], default_namespace: str | None) -> dict[str, Policy]:
@@ -73,7 +88,7 @@ class AgentConfig:
     files: list[Path]
     node: NodeConfig
     default_namespace: str | None = None
-    dns: DnsSettings = field(default_factory=DnsSettings)
+    dns: RefreshPolicy = field(default_factory=dns_settings)  # the DNS schedule's timing
     dns_listen: tuple[str, int] | None = None
     upstream: list[tuple[str, int]] | None = None
     watch_interval: float = 1.0  # seconds between policy-file checks
@@ -93,7 +108,6 @@ class Agent:
         self.plan: Plan | None = None
         # (namespace, pattern) -> address -> expiry (monotonic seconds)
         self.learned: dict[tuple[str, str], dict[Address, float]] = {}
-        self.last_good: dict[str, tuple[list[Address], float]] = {}  # name -> (addrs, ttl)
         self.failed_reloads = 0  # reloads refused since start (the previous rules stayed)
         self._lock = threading.Lock()
         self.metrics: FirewallMetrics | None = None
@@ -166,26 +180,24 @@ class Agent:
         """At start, take over the addresses a previous agent left in our sets (with their
         remaining lifetimes), so a restart does not deny what pods have just been told."""
         try:
-            items = nftables.list_table(FAMILY, TABLE) or []
+            sets = nftables.list_sets(FAMILY, TABLE) or {}
         except EgressRouterError:
             return
         by_name = {d.name: d for d in plan.dns_sets}
         now = time.monotonic()
-        for item in items:
-            dset = by_name.get(item.get("set", {}).get("name", ""))
+        for set_name, elements in sets.items():
+            dset = by_name.get(set_name)
             if dset is None:
                 continue
             known = self.learned.setdefault((dset.namespace, dset.pattern), {})
-            for elem in item["set"].get("elem", []):
-                if isinstance(elem, str):  # no timeout: written by `firewall apply`
-                    with contextlib.suppress(ValueError):
-                        known[ip_address(elem)] = now + ADOPTED_PERMANENT_S
-                elif isinstance(elem, dict) and isinstance(elem.get("elem"), dict):
-                    value, expires = elem["elem"].get("val"), elem["elem"].get("expires", 0)
-                    try:
-                        known[ip_address(value)] = now + float(expires)
-                    except (TypeError, ValueError):
-                        continue
+            for element in elements:
+                try:
+                    address = ip_address(element.key)
+                except ValueError:  # not one address (our DNS sets hold nothing else)
+                    continue
+                # no expiry: written for good by `firewall apply`, adopted for a while
+                left = ADOPTED_PERMANENT_S if element.expires is None else element.expires
+                known[address] = now + left
 
     # -- learned addresses ---------------------------------------------------------------------
 
@@ -195,8 +207,6 @@ class Agent:
         Returns one line per name that could not be resolved (its rules match nothing). Call
         before ``apply(policies)``, which writes the addresses with the table, in one go.
         """
-        from egress_router.firewall.resolver import Resolver
-
         names = sorted(
             {
                 r.dns_name
@@ -207,26 +217,26 @@ class Agent:
         )
         if not names:
             return []
-        resolver = Resolver(self.config.upstream)
+        resolver = new_resolver(self.config.upstream)
 
-        async def lookups() -> list[tuple[list[Address], float] | BaseException]:
+        async def lookups() -> list[tuple[Address, ...] | BaseException]:
             gate = asyncio.Semaphore(APPLY_LOOKUPS_IN_FLIGHT)
 
-            async def one(name: str) -> tuple[list[Address], float]:
+            async def one(name: str) -> tuple[Address, ...]:
                 async with gate:
-                    return await resolver.lookup(name)
+                    return (await resolver.lookup(name)).require(name).addresses
 
             return await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
 
         problems = []
-        found: dict[str, list[Address]] = {}
+        found: dict[str, tuple[Address, ...]] = {}
         for name, result in zip(names, asyncio.run(lookups()), strict=True):
             if isinstance(result, EgressRouterError):
                 problems.append(f"{result.one_line()}: its rules match nothing")
             elif isinstance(result, BaseException):
                 raise result
             else:
-                found[name] = result[0]
+                found[name] = result
         for namespace, policy in policies.items():
             for rule in policy.rules:
                 if rule.dns_name in found:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from egress_router.errors import EgressRouterError, escape
-from egress_router.firewall.agent import Agent, log, summary
+from egress_router.firewall.agent import Agent, log, new_resolver, summary
 from egress_router.firewall.loop import Pollers, upstream
 from egress_router.firewall.model.cluster import (
     NAMESPACES,
@@ -38,7 +38,6 @@ from egress_router.firewall.model.cluster import (
     status_update,
 )
 from egress_router.firewall.model.policy import API_VERSIONS, Network, Policy
-from egress_router.firewall.resolver import Resolver
 from egress_router.kube.client import Kube, KubeError
 from egress_router.kube.watch import Backoff, Resource, Watcher, WatchEvent, start
 
@@ -181,7 +180,7 @@ async def run(agent: Agent, kube: Kube, config: ClusterConfig) -> None:
     watchers = [
         Watcher(kube, r, sink, report=log, backoff=config.backoff) for r in resources(config.node)
     ]
-    resolver = Resolver(agent.config.upstream)
+    resolver = new_resolver(agent.config.upstream)
     pollers = Pollers(agent, resolver)
 
     if agent.config.metrics is not None:

@@ -31,8 +31,8 @@ import dns.rcode
 from egress_router.errors import DataplaneError, EgressRouterError
 from egress_router.firewall.model.decide import Address
 from egress_router.firewall.model.dnsrules import matching
-from egress_router.firewall.resolver import read_answer
 from egress_router.runtime.metrics import FirewallMetrics
+from egress_router.runtime.resolver import read_wire
 
 MAX_INFLIGHT = 1024  # bounds memory and tasks under a query flood
 UPSTREAM_TIMEOUT_S = 5.0
@@ -175,7 +175,7 @@ class DnsServer(asyncio.DatagramProtocol):
         namespace, patterns = found
         if not patterns:
             return
-        answer = read_answer(dns.message.from_wire(response))
+        answer = read_wire(response)
         if answer is None or not answer.addresses:
             return
         hits = matching(patterns, answer.names)

@@ -1,7 +1,9 @@
 """The agent's run loop: DNS polling tasks, policy-file watching, signals, the DNS proxy.
 
-Owns: one polling task per name (TTL with floor and ceiling, failures retried with bounded
-back-off, last good addresses kept), reloading on a policy-file change or SIGHUP (a failed
+Owns: one polling task per name, driven by the shared schedule (``common.dns_schedule``: TTL
+with floor and ceiling, failures retried with bounded back-off, last good addresses kept and
+extended while a lookup is slow; the task only waits, looks up, logs and writes what the
+schedule keeps into the sets), reloading on a policy-file change or SIGHUP (a failed
 reload logs one line and keeps the previous rules), starting the DNS proxy before the first
 apply, and stopping on SIGTERM/SIGINT with the rules left in the kernel.
 Must not: build rulesets or write the kernel itself (``agent.Agent`` does).
@@ -13,57 +15,72 @@ import asyncio
 import signal
 from pathlib import Path
 
+from egress_router.common.dns_schedule import (
+    Event,
+    NameState,
+    Outcome,
+    on_answer,
+    on_failure,
+    on_slow,
+)
 from egress_router.errors import ConfigError, EgressRouterError, ResolveError, escape
-from egress_router.firewall.agent import Agent, log, summary, warnings
+from egress_router.firewall.agent import Agent, log, new_resolver, summary, warnings
 from egress_router.firewall.model.decide import Address
-from egress_router.firewall.resolver import Resolver
+from egress_router.runtime.resolver import Resolver
+
+State = NameState[Address]
 
 
-async def poll(agent: Agent, name: str, resolver: Resolver) -> None:
-    settings = agent.config.dns
-    failures = 0
+async def poll(agent: Agent, name: str, resolver: Resolver, states: dict[str, State]) -> None:
+    """Follow ``name``: look it up when the schedule says, write what it keeps to the sets."""
+    schedule = agent.config.dns
+    loop = asyncio.get_running_loop()
+    state = states.setdefault(name, NameState(name))
     while True:
         lookup = asyncio.ensure_future(resolver.lookup(name))
-        # Addresses have only ``grace`` left when their refresh is due. A failing resolver can
-        # take the whole query budget to answer, so keep the last good ones alive meanwhile.
+        # Addresses have only the grace left when their refresh is due. A failing resolver can
+        # take the whole lookup budget to answer, so keep the last good ones alive meanwhile.
         try:
-            done, _ = await asyncio.wait({lookup}, timeout=settings.grace / 2)
-            good = agent.last_good.get(name)
-            if not done and good:
-                keep = [(a, resolver.budget + settings.grace) for a in good[0]]
-                await _safe_learn(agent, name, keep)
+            done, _ = await asyncio.wait({lookup}, timeout=schedule.slow_after)
+            if not done:
+                slow = on_slow(state, loop.time(), resolver.budget, schedule)
+                state = states[name] = await _record(agent, slow, loop.time())
         except asyncio.CancelledError:  # the name left the policies: drop its lookup too
             lookup.cancel()
             raise
         try:
-            addrs, ttl = await lookup
+            answer = await lookup
         except ResolveError as exc:
-            if agent.metrics is not None:
-                agent.metrics.lookup(False)
-            failures += 1
-            delay = settings.retry_after(failures)
-            if failures == 1:
-                log(f"{exc}; retrying, last good addresses kept")
-            if good:
-                keep = [(a, delay + settings.grace) for a in good[0]]
-                await _safe_learn(agent, name, keep)
+            outcome = on_failure(state, exc.reason, loop.time(), schedule)
         else:
-            if agent.metrics is not None:
-                agent.metrics.lookup(True)
-            if failures:
-                log(f"{name} resolves again after {failures} failed lookups")
-            failures = 0
-            agent.last_good[name] = (addrs, ttl)
-            delay = settings.refresh_after(ttl)
-            await _safe_learn(agent, name, [(a, settings.lifetime(ttl)) for a in addrs])
-        await asyncio.sleep(delay)
+            outcome = on_answer(
+                state, answer.addresses, answer.ttl, loop.time(), schedule, answer.note
+            )
+        state = states[name] = await _record(agent, outcome, loop.time())
+        await asyncio.sleep(max(0.0, state.next_lookup - loop.time()))
 
 
-async def _safe_learn(agent: Agent, name: str, addrs: list[tuple[Address, float]]) -> None:
-    try:
-        await asyncio.to_thread(agent.learn_everywhere, name, addrs)
-    except EgressRouterError as exc:
-        log(f"cannot update the addresses of {name}: {exc.one_line()}")
+async def _record(agent: Agent, outcome: Outcome[Address], now: float) -> State:
+    """Count and log a transition, and write the addresses it keeps into the sets."""
+    state = outcome.state
+    if outcome.event is Event.FAILURE:
+        if agent.metrics is not None:
+            agent.metrics.lookup(False)
+        if state.failures == 1:
+            failed = ResolveError(state.name, state.last_error or "no answer")
+            log(f"{failed}; retrying, last good addresses kept")
+    elif outcome.event is Event.ANSWER:
+        if agent.metrics is not None:
+            agent.metrics.lookup(True)
+        if outcome.previous_failures:
+            log(f"{state.name} resolves again after {outcome.previous_failures} failed lookups")
+    kept = state.kept(now)
+    if kept:
+        try:
+            await asyncio.to_thread(agent.learn_everywhere, state.name, kept)
+        except EgressRouterError as exc:
+            log(f"cannot update the addresses of {state.name}: {exc.one_line()}")
+    return state
 
 
 def _signature(agent: Agent) -> list[tuple[int, int, int] | None]:
@@ -116,14 +133,17 @@ class Pollers:
     def __init__(self, agent: Agent, resolver: Resolver) -> None:
         self.agent, self.resolver = agent, resolver
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.states: dict[str, State] = {}  # name -> its schedule state (while it is polled)
 
     def sync(self) -> None:
         """Stop the tasks of names no longer named; start one for each new name."""
         wanted = self.agent.polled_names()
         for name in set(self.tasks) - wanted:
             self.tasks.pop(name).cancel()
+            self.states.pop(name, None)
         for name in wanted - set(self.tasks):
-            self.tasks[name] = asyncio.create_task(poll(self.agent, name, self.resolver))
+            task = poll(self.agent, name, self.resolver, self.states)
+            self.tasks[name] = asyncio.create_task(task)
 
     def cancel(self) -> None:
         for task in self.tasks.values():
@@ -137,7 +157,7 @@ async def run(agent: Agent) -> None:
     loop.add_signal_handler(signal.SIGHUP, reload.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    resolver = Resolver(agent.config.upstream)
+    resolver = new_resolver(agent.config.upstream)
     pollers = Pollers(agent, resolver)
 
     if agent.config.metrics is not None:

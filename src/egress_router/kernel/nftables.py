@@ -1,7 +1,8 @@
 """nftables through its JSON interface (``nft -j``): the only module that runs ``nft``.
 
 Owns: sending a batch of JSON commands as ONE atomic transaction, checking a batch without
-applying it, and reading tables back as JSON.
+applying it, reading tables back as JSON, and reading the elements of a table's sets (with
+their timeouts and time left): the one reader of ``nft -j`` set listings.
 Must not: decide what the rules are (the features' ``model`` planners build the command lists).
 
 A batch given to ``nft -j -f -`` is committed by the kernel as a single transaction: either
@@ -16,7 +17,8 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from egress_router.common.nft import Command
@@ -25,13 +27,16 @@ from egress_router.errors import DataplaneError
 
 __all__ = [
     "Command",
+    "SetElement",
     "apply",
     "batch",
     "check",
     "delete_table",
+    "list_sets",
     "list_table",
     "list_table_text",
     "list_tables",
+    "read_set_elements",
     "replace_table_commands",
 ]
 
@@ -123,3 +128,82 @@ def list_tables() -> list[tuple[str, str]]:
 def delete_table(family: str, name: str) -> None:
     """Remove our table if present (idempotent)."""
     apply(replace_table_commands(family, name))
+
+
+@dataclass(frozen=True)
+class SetElement:
+    """One element of a set as the kernel lists it.
+
+    ``key`` is nft's text form of the value: ``203.0.113.5``, ``203.0.113.0/28`` (a prefix),
+    ``198.18.0.1-198.18.0.9`` (a range), ``203.0.113.5 . 80`` (a concatenation).
+    ``timeout`` is the element's own timeout and ``expires`` the seconds it has left; None when
+    the kernel lists none (an element without ``expires`` stays until it is deleted).
+    """
+
+    key: str
+    timeout: float | None = None
+    expires: float | None = None
+
+
+def _key(value: Any) -> str | None:
+    """nft's text form of one listed value, or None for a shape this reader does not know."""
+    if isinstance(value, bool):  # JSON true/false: not a value a set of ours holds
+        return None
+    if isinstance(value, str | int):
+        return str(value)
+    if isinstance(value, dict):
+        if isinstance(value.get("prefix"), dict):
+            addr, length = value["prefix"].get("addr"), value["prefix"].get("len")
+            if isinstance(addr, str) and isinstance(length, int):
+                return f"{addr}/{length}"
+        elif isinstance(value.get("range"), list) and len(value["range"]) == 2:
+            low, high = (_key(v) for v in value["range"])
+            if low is not None and high is not None:
+                return f"{low}-{high}"
+        elif isinstance(value.get("concat"), list) and value["concat"]:
+            parts = [_key(v) for v in value["concat"]]
+            if all(p is not None for p in parts):
+                return " . ".join(str(p) for p in parts)
+    return None
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
+
+
+def _element(item: Any) -> SetElement | None:
+    if isinstance(item, dict) and isinstance(item.get("elem"), dict):  # with timeout, counter…
+        inner = item["elem"]
+        key = _key(inner.get("val"))
+        if key is None:
+            return None
+        return SetElement(key, _seconds(inner.get("timeout")), _seconds(inner.get("expires")))
+    key = _key(item)
+    return None if key is None else SetElement(key)
+
+
+def read_set_elements(items: Iterable[Any]) -> dict[str, tuple[SetElement, ...]]:
+    """Set name -> its elements, from the objects ``list_table`` returns (maps are skipped).
+
+    Shapes the kernel lists: a bare value (``"203.0.113.6"``, ``80``), ``{"prefix": …}``,
+    ``{"range": […]}``, ``{"concat": […]}``, and any of these wrapped in ``{"elem": {"val": …,
+    "timeout": s, "expires": s, "counter": …, "comment": …}}``. An element of another shape is
+    left out rather than guessed at.
+    """
+    out: dict[str, tuple[SetElement, ...]] = {}
+    for item in items:
+        body = item.get("set") if isinstance(item, dict) else None
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            continue
+        listed = body.get("elem", [])
+        elements = (_element(e) for e in (listed if isinstance(listed, list) else []))
+        out[body["name"]] = tuple(e for e in elements if e is not None)
+    return out
+
+
+def list_sets(family: str, table: str) -> dict[str, tuple[SetElement, ...]] | None:
+    """The sets of one table with their elements, or None if the table does not exist."""
+    items = list_table(family, table)
+    return None if items is None else read_set_elements(items)

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from egress_router.common.endpoints import parse_endpoint
 from egress_router.errors import DataplaneError
 from egress_router.lab import procs
 
@@ -85,16 +86,16 @@ class Nginx:
             [NGINX, "-c", str(self.conf), "-p", str(self.prefix)],
             name=f"nginx-{self.role}",
         )
-        first = self.listen[0]
-        host, _, port = first.rpartition(":")
-        if not procs.wait_for(lambda: self._listening(host or "127.0.0.1", int(port)), timeout):
+        # nginx's `listen`: PORT (every address: probed on loopback), ADDR:PORT, [V6]:PORT
+        first = parse_endpoint(self.listen[0], default_host="127.0.0.1")
+        if not procs.wait_for(lambda: self._listening(first.host, first.port), timeout):
             raise DataplaneError(f"nginx did not start: {self.proc.output()[-500:]}")
         return self
 
     def _listening(self, host: str, port: int) -> bool:
         code = (
             "import socket,sys\n"
-            f"s=socket.socket(); s.settimeout(0.5)\n"
+            f"s=socket.socket(socket.AF_INET{'6' if ':' in host else ''}); s.settimeout(0.5)\n"
             f"sys.exit(s.connect_ex(({host!r},{port})))\n"
         )
         result: int = self.lab.exec(self.role, ["python3", "-c", code]).returncode

@@ -24,7 +24,8 @@ from prometheus_client.metrics import Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import CollectorRegistry
 
-from egress_router.common.values import parse_port
+from egress_router.common.endpoints import parse_endpoint
+from egress_router.common.values import trim
 from egress_router.errors import DataplaneError
 from egress_router.runtime import logsink
 
@@ -40,15 +41,10 @@ HOLD_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``ADDR:PORT`` or ``[V6]:PORT`` (the port is required); ValueError with the reason."""
-    import ipaddress
-
-    host, sep, port = text.strip().rpartition(":")
-    if not sep or not host:
-        raise ValueError("expected ADDR:PORT, e.g. 198.18.0.2:9100")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    ipaddress.ip_address(host)  # ValueError names the text
-    return host, parse_port(port)  # ValueError says what a port must be
+    """``ADDR:PORT`` or ``[V6]:PORT`` (``common.endpoints``; the port is required), trimmed;
+    ValueError with the reason."""
+    endpoint = parse_endpoint(trim(text))
+    return endpoint.host, endpoint.port
 
 
 def serve(address: str, port: int, registry: CollectorRegistry | None = None) -> None:

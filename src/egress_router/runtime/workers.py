@@ -4,7 +4,8 @@ Owns: forking N workers that each run ``work(index)``, forwarding SIGTERM/SIGINT
 workers that reload, SIGHUP) to them, running ``after_fork`` in the parent once they exist and
 before they start working (e.g. the metrics endpoint: a thread the workers must not inherit,
 listening before any worker says it is ready), stopping the others when one dies unexpectedly
-(the pod restarts us whole), and turning the workers' exit statuses into ours.
+(the pod restarts us whole), and turning the workers' exit statuses into ours; how many
+workers a configured count means (``count``: the CPUs this process may run on, for ``0``).
 Must not: know what the workers do (the HTTP proxy and the TCP relay both use it).
 """
 
@@ -16,9 +17,25 @@ import signal
 import sys
 from collections.abc import Callable
 
+from egress_router.common.switches import MAX_WORKERS, PER_CPU
 from egress_router.runtime import logsink
 
 Work = Callable[[int], None]
+
+
+def cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: a container's cpuset), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def count(configured: int, *, per_cpu_max: int = MAX_WORKERS) -> int:
+    """Worker processes for a parsed count (``common.switches.parse_workers``): the count
+    itself, or for ``0`` one per CPU, at most ``per_cpu_max``; always 1..``MAX_WORKERS``."""
+    wanted = configured if configured != PER_CPU else min(cpus(), per_cpu_max)
+    return max(1, min(wanted, MAX_WORKERS))
 
 
 def _exit_code(exc: BaseException) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from egress_router.cni.model.config import CniError, parse_config, parse_destinations
 from egress_router.cni.model.skel import (
     Invocation,
@@ -107,3 +109,26 @@ def test_status_and_gc_invocations_need_no_container() -> None:
         assert parse_invocation({"CNI_COMMAND": command, "CNI_PATH": "/opt/cni/bin"}) == (
             Invocation(command, path="/opt/cni/bin")
         )
+
+
+ADD = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/ns", "CNI_PATH": "/"}
+
+
+@pytest.mark.parametrize("ifname", ["net1", "eth0", "ens3.100", "a" * 15, "veth_1-x"])
+def test_ifname_accepted(ifname: str) -> None:
+    assert parse_invocation({**ADD, "CNI_IFNAME": ifname}).ifname == ifname
+
+
+@pytest.mark.parametrize(
+    "ifname",
+    ["", ".", "..", "a" * 16, "a/b", "a:b", "a b", "net1\n", "net*", "\u00e9" * 8, "n\u00a0"],
+)
+def test_ifname_refused(ifname: str) -> None:
+    """The one interface-name rule: "é" * 8 is 8 characters but 16 bytes (the kernel counts
+    bytes); "net*" would be a wildcard in nftables."""
+    try:
+        parse_invocation({**ADD, "CNI_IFNAME": ifname})
+    except CniError as exc:
+        assert exc.code == 4 and f"invalid CNI_IFNAME: '{ifname}'" in str(exc)
+    else:
+        raise AssertionError(f"{ifname!r} accepted")

@@ -159,6 +159,14 @@ def test_defaults() -> None:
         ({"EGRESS_DNS_PROXY_DEBUG": "1"}, "debug", True),
         ({"EGRESS_DNS_PROXY_DEBUG": "true"}, "debug", True),
         ({"EGRESS_DNS_PROXY_DEBUG": "0"}, "debug", False),
+        ({"EGRESS_DNS_PROXY_DEBUG": "false"}, "debug", False),  # common.switches: one reading
+        ({"EGRESS_DNS_PROXY_DEBUG": " Off "}, "debug", False),
+        ({"EGRESS_DNS_PROXY_DEBUG": ""}, "debug", False),
+        ({"EGRESS_DNS_PROXY_DEBUG": "yes"}, "debug", True),
+        ({"EGRESS_ROUTER_CLUSTER_INTERFACE": "ens3.100"}, "cluster_interface", "ens3.100"),
+        ({"EGRESS_ROUTER_EGRESS_INTERFACE": "br-ex"}, "egress_interface", "br-ex"),
+        ({"EGRESS_DNS_PROXY_RELAY_WORKERS": "0"}, "relay_workers", 0),
+        ({"EGRESS_DNS_PROXY_RELAY_WORKERS": "16"}, "relay_workers", 16),
         ({"EGRESS_DNS_PROXY_MODE": "unit-test"}, "unit_test", True),
         ({"EGRESS_DNS_PROXY_FORWARDING": "relay"}, "forwarding", Forwarding.RELAY),
         ({"EGRESS_DNS_PROXY_FORWARDING": "KERNEL"}, "forwarding", Forwarding.KERNEL),
@@ -188,6 +196,13 @@ def test_knobs(env: dict[str, str], field: str, value: object) -> None:
         ({"EGRESS_ROUTER_CLUSTER_INTERFACE": "macvlan0"}, "EGRESS_ROUTER_CLUSTER_INTERFACE"),
         ({"EGRESS_DNS_PROXY_RELAY_WORKERS": "17"}, "EGRESS_DNS_PROXY_RELAY_WORKERS"),
         ({"EGRESS_DNS_PROXY_RELAY_WORKERS": "-1"}, "EGRESS_DNS_PROXY_RELAY_WORKERS"),
+        ({"EGRESS_DNS_PROXY_RELAY_WORKERS": "\u0664"}, "EGRESS_DNS_PROXY_RELAY_WORKERS"),
+        ({"EGRESS_DNS_PROXY_DEBUG": "debug"}, "EGRESS_DNS_PROXY_DEBUG"),
+        ({"EGRESS_DNS_PROXY_DEBUG": "2"}, "EGRESS_DNS_PROXY_DEBUG"),
+        ({"EGRESS_ROUTER_CLUSTER_INTERFACE": "a" * 16}, "EGRESS_ROUTER_CLUSTER_INTERFACE"),
+        ({"EGRESS_ROUTER_CLUSTER_INTERFACE": "eth*"}, "EGRESS_ROUTER_CLUSTER_INTERFACE"),
+        ({"EGRESS_ROUTER_EGRESS_INTERFACE": "mac\u00e9"}, "EGRESS_ROUTER_EGRESS_INTERFACE"),
+        ({"EGRESS_ROUTER_EGRESS_INTERFACE": ".."}, "EGRESS_ROUTER_EGRESS_INTERFACE"),
     ],
 )
 def test_bad_knobs(env: dict[str, str], variable: str) -> None:

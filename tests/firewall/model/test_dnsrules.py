@@ -1,12 +1,13 @@
-"""TTL clamps, retry back-off and pattern matching of DNS-named rules."""
+"""The firewall's timing of DNS-named rules (TTL clamps, lifetimes, retry back-off: the shared
+schedule with the firewall's settings) and pattern matching."""
 
 from __future__ import annotations
 
 import pytest
 
-from egress_router.firewall.model.dnsrules import DnsSettings, matching
+from egress_router.firewall.model.dnsrules import dns_settings, matching
 
-S = DnsSettings()
+S = dns_settings()  # the documented defaults
 
 
 @pytest.mark.parametrize(
@@ -38,3 +39,11 @@ def test_matching_uses_the_whole_cname_chain():
     patterns = ["www.foo.com", "*.cdn.net", "other.org"]
     assert matching(patterns, ["www.foo.com", "edge1.cdn.net"]) == ["www.foo.com", "*.cdn.net"]
     assert matching(patterns, ["x.y.cdn.net"]) == []
+
+
+def test_the_firewall_settings_keep_and_follow():
+    custom = dns_settings(ttl_floor=2, ttl_ceiling=60, grace=1, retry_first=3, retry_max=9)
+    assert (custom.ttl_min_s, custom.ttl_max_s, custom.grace_s) == (2, 60, 1)
+    assert (custom.retry_base_s, custom.retry_cap_s, custom.retry_steady) == (3, 9, 10)
+    assert not custom.believe_negative  # NXDOMAIN keeps the last good addresses
+    assert not custom.peers_only  # every answered address goes into the set

@@ -131,10 +131,38 @@ def test_interfaces_default_variable_and_flag() -> None:
         parse_router_env(env(), macvlan="")
 
 
-def test_debug_is_any_non_empty_value() -> None:
-    assert not parse_router_env(env()).debug
-    assert not parse_router_env(env(EGRESS_ROUTER_DEBUG="")).debug
-    assert parse_router_env(env(EGRESS_ROUTER_DEBUG="0")).debug
+@pytest.mark.parametrize(
+    ("value", "debug"),
+    [
+        (None, False),
+        ("", False),
+        (" ", False),
+        ("0", False),  # the reference turned debug on for any non-empty value, even these
+        ("false", False),
+        ("off", False),
+        ("No", False),
+        ("1", True),  # the documented example
+        ("true", True),
+        (" ON\r\n", True),
+        ("yes", True),
+    ],
+)
+def test_debug_is_on_or_off(value: str | None, debug: bool) -> None:
+    variables = env() if value is None else env(EGRESS_ROUTER_DEBUG=value)
+    assert parse_router_env(variables).debug is debug
+
+
+@pytest.mark.parametrize("value", ["2", "debug", "enabled", "tru", "\u0661", "on\nyes"])
+def test_debug_other_values_are_refused(value: str) -> None:
+    with pytest.raises(VariableError, match=r"^EGRESS_ROUTER_DEBUG: expected on or off"):
+        parse_router_env(env(EGRESS_ROUTER_DEBUG=value))
+
+
+def test_debug_is_checked_after_source_and_gateway() -> None:
+    with pytest.raises(VariableError, match=r"^EGRESS_GATEWAY"):
+        parse_router_env(env(EGRESS_GATEWAY="x", EGRESS_ROUTER_DEBUG="x"))
+    with pytest.raises(VariableError, match=r"^EGRESS_ROUTER_DEBUG"):
+        parse_router_env(env(EGRESS_ROUTER_DEBUG="x", EGRESS_ROUTER_MODE="x"))
 
 
 KEYS = ["EGRESS_SOURCE", "EGRESS_GATEWAY", "EGRESS_ROUTER_MODE", "EGRESS_DESTINATION"]

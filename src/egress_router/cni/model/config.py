@@ -40,6 +40,8 @@ from typing import Any
 from egress_router.common.documents import DocumentError
 from egress_router.common.documents import load_json as decode_json
 from egress_router.common.lines import bad_char, describe_char, split_fields
+from egress_router.common.names import is_interface_name
+from egress_router.common.networks import CidrError, CidrPart, HostBits, parse_cidr
 from egress_router.common.values import is_decimal, parse_ipv4
 from egress_router.errors import ConfigError, VariableError, brief
 from egress_router.redirect.model.destinations import CNI_PROTOCOLS, Destination, parse_destination
@@ -135,13 +137,18 @@ def _str_list(obj: Mapping[str, Any], key: str) -> list[str]:
 
 
 def _strip_mask(entry: str, index: int) -> str:
+    """The entry with its address's ``/mask`` checked and dropped (host bits kept: the mask
+    never meant a range). A bad address is left for the destination grammar to report."""
     fields = list(split_fields(entry.strip(" \t")))
     at = 0 if len(fields) == 1 else 2
     if at < len(fields) and "/" in fields[at]:
         ip, _, mask = fields[at].partition("/")
-        if not (is_decimal(mask) and len(mask) <= 2 and int(mask) <= 32):
-            raise CniError(f"ip.destinations[{index}]: '{entry}': bad mask '/{mask}'")
-        fields[at] = ip
+        try:
+            fields[at] = str(parse_cidr(fields[at], host_bits=HostBits.KEEP, ipv6=False).ip)
+        except CidrError as exc:
+            if exc.part is CidrPart.PREFIX:
+                raise CniError(f"ip.destinations[{index}]: '{entry}': bad mask '/{mask}'") from None
+            fields[at] = ip
     return " ".join(fields)
 
 
@@ -184,15 +191,16 @@ def parse_destinations(entries: list[str], fallback_ip: str | None = None) -> De
 
 
 def _address(text: str, index: int) -> ipaddress.IPv4Interface:
-    try:
-        address = ipaddress.ip_interface(text)
-    except ValueError:
-        raise CniError(f"ip.addresses[{index}]: '{text}' is not an address with a prefix") from None
-    if "/" not in text:
-        raise CniError(f"ip.addresses[{index}]: '{text}' needs a prefix length (e.g. {text}/24)")
-    if not isinstance(address, ipaddress.IPv4Interface):
-        raise CniError(f"ip.addresses[{index}]: '{text}': IPv6 egress routers are not supported")
-    return address
+    where = f"ip.addresses[{index}]"
+    try:  # the address on the macvlan and its subnet: host bits are the point
+        cidr = parse_cidr(text, host_bits=HostBits.KEEP, prefix_required=True, ipv6=False)
+    except CidrError as exc:
+        if exc.part is CidrPart.FAMILY:
+            raise CniError(f"{where}: '{text}': IPv6 egress routers are not supported") from None
+        if "/" not in text:
+            raise CniError(f"{where}: '{text}' needs a prefix length (e.g. {text}/24)") from None
+        raise CniError(f"{where}: '{text}' is not an address with a prefix ({exc})") from None
+    return ipaddress.IPv4Interface(cidr)
 
 
 def _addresses(raw: dict[str, Any]) -> tuple[ipaddress.IPv4Interface, ...]:
@@ -262,7 +270,7 @@ def _interface_args(raw: Mapping[str, Any]) -> tuple[str | None, str, int | None
         raise CniError(f"interfaceType: '{kind}' is not supported (only macvlan)")
     args = _obj(raw, "interfaceArgs") or {}
     master = _str(args, "master", "interfaceArgs.") or None
-    if master is not None and (len(master) > 15 or not NAME_RE.match(master)):
+    if master is not None and not is_interface_name(master):
         raise CniError(f"interfaceArgs.master: '{master}' is not an interface name")
     mode = (_str(args, "mode", "interfaceArgs.") or "bridge").lower()
     if mode not in MACVLAN_MODES:

@@ -23,7 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from egress_router.cni.model.config import DEFAULT_LOG_FILE, NAME_RE
+from egress_router.cni.model.config import DEFAULT_LOG_FILE
+from egress_router.common.names import is_interface_name
+from egress_router.common.networks import CidrError, CidrPart, HostBits, parse_cidr
 from egress_router.errors import PolicyError, brief
 
 API_VERSION = "network.operator.openshift.io/v1"
@@ -138,14 +140,14 @@ def _one_address(value: Any, path: str, source: str | None) -> tuple[RouterAddre
     entry = _map(value, path, source, ("ip", "gateway"))
     ip = entry.get("ip")
     try:
-        if not isinstance(ip, str) or "/" not in ip:
-            raise ValueError
-        interface = ipaddress.ip_interface(ip)
-    except ValueError:
+        if not isinstance(ip, str):
+            raise CidrError(CidrPart.ADDRESS, "not a string")
+        interface = parse_cidr(ip, host_bits=HostBits.KEEP, prefix_required=True, ipv6=False)
+    except CidrError as exc:
+        if exc.part is CidrPart.FAMILY:
+            raise _fail(f"{path}.ip", f"{ip}: IPv6 is not supported", source) from None
         got = brief(ip, as_json=True)
         raise _fail(f"{path}.ip", f"must be an address/prefix, got {got}", source) from None
-    if interface.version != 4:
-        raise _fail(f"{path}.ip", f"{ip}: IPv6 is not supported", source)
     if "gateway" not in entry:
         raise _fail(f"{path}.gateway", "required (the pod's default route)", source)
     return RouterAddress(ip, _ip(entry["gateway"], f"{path}.gateway", source)), interface.ip
@@ -232,9 +234,7 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
         path = "spec.networkInterface.macvlan.mode"
         raise _fail(path, f"must be one of {', '.join(MACVLAN_MODES)}, got {got}", source)
     master = macvlan.get("master")
-    if master is not None and (
-        not isinstance(master, str) or len(master) > 15 or not NAME_RE.match(master)
-    ):
+    if master is not None and (not isinstance(master, str) or not is_interface_name(master)):
         raise _fail("spec.networkInterface.macvlan.master", "must be an interface name", source)
     return EgressRouter(
         name=meta["name"],

@@ -23,6 +23,7 @@ from egress_router.cni.model.config import (
     CniConfig,
     CniError,
 )
+from egress_router.common.names import is_interface_name
 from egress_router.redirect.model.destinations import Destination
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
@@ -68,13 +69,7 @@ def parse_invocation(env: Mapping[str, str]) -> Invocation:
     if not NAME_RE.match(container):
         raise CniError(f"invalid characters in CNI_CONTAINERID: {container}", code=INVALID_ENV)
     ifname = env["CNI_IFNAME"]
-    if (
-        not ifname
-        or len(ifname) > 15
-        or ifname in (".", "..")
-        or any(c in ifname for c in "/:")
-        or any(c.isspace() for c in ifname)
-    ):
+    if not is_interface_name(ifname):
         raise CniError(f"invalid CNI_IFNAME: '{ifname}'", code=INVALID_ENV)
     return Invocation(command, container, env.get("CNI_NETNS", ""), ifname, env["CNI_PATH"])
 

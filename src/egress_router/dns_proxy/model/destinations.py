@@ -26,6 +26,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from egress_router.common.lines import meaningful_lines
+from egress_router.common.names import INTERFACE_NAME_RULE, check_interface_name
+from egress_router.common.switches import (
+    MAX_WORKERS,
+    PER_CPU,
+    SWITCH_EXPECTED,
+    parse_switch,
+    parse_workers,
+)
 from egress_router.common.values import (
     is_decimal,
     is_dns_name,
@@ -46,7 +54,7 @@ TTL_MAX_VAR = "EGRESS_DNS_PROXY_TTL_MAX"
 CLUSTER_IF_VAR = "EGRESS_ROUTER_CLUSTER_INTERFACE"
 EGRESS_IF_VAR = "EGRESS_ROUTER_EGRESS_INTERFACE"
 WORKERS_VAR = "EGRESS_DNS_PROXY_RELAY_WORKERS"
-MAX_RELAY_WORKERS = 16
+MAX_RELAY_WORKERS = MAX_WORKERS
 
 DEFAULT_TTL_MIN_S = 5  # do not query the cluster DNS more often than this per name
 DEFAULT_TTL_MAX_S = 1800  # re-check at least every 30 min, even if the TTL says a day
@@ -192,9 +200,12 @@ def _seconds(env: Mapping[str, str], var: str, default: int, minimum: int) -> in
 
 def _interface(env: Mapping[str, str], var: str, default: str) -> str:
     text = trim(env.get(var, "")) or default
-    if len(text) > 15 or not text.isascii() or not all(c.isalnum() or c in "-_.@" for c in text):
-        raise VariableError(var, "not an interface name", text=text)
-    return text
+    try:
+        return check_interface_name(text)
+    except ValueError as exc:
+        raise VariableError(
+            var, f"not an interface name ({exc})", text=text, expected=INTERFACE_NAME_RULE
+        ) from None
 
 
 def parse_settings(env: Mapping[str, str]) -> Settings:
@@ -217,30 +228,35 @@ def parse_settings(env: Mapping[str, str]) -> Settings:
         raise VariableError(
             TTL_MAX_VAR, f"must not be below {TTL_MIN_VAR} ({ttl_min})", text=str(ttl_max)
         )
-    workers_text = trim(env.get(WORKERS_VAR, "")) or "0"
-    if (
-        not is_decimal(workers_text)
-        or len(workers_text) > 3
-        or int(workers_text) > MAX_RELAY_WORKERS
-    ):
+    workers_text = trim(env.get(WORKERS_VAR, "")) or str(PER_CPU)
+    try:
+        relay_workers = parse_workers(workers_text, per_cpu=True)
+    except ValueError as exc:
         raise VariableError(
-            WORKERS_VAR, "must be a number of processes", text=workers_text,
-            expected=f"0 (one per CPU) to {MAX_RELAY_WORKERS}",
-        )  # fmt: skip
+            WORKERS_VAR, f"must be a number of processes ({exc})", text=workers_text,
+            expected=f"{PER_CPU} (one per CPU) to {MAX_RELAY_WORKERS}",
+        ) from None  # fmt: skip
+    debug_text = env.get(DEBUG_VAR)
+    try:
+        debug = parse_switch(debug_text)
+    except ValueError:
+        raise VariableError(
+            DEBUG_VAR, "expected on or off", text=debug_text, expected=SWITCH_EXPECTED
+        ) from None
     cluster = _interface(env, CLUSTER_IF_VAR, "eth0")
     egress = _interface(env, EGRESS_IF_VAR, "macvlan0")
     if cluster == egress:
         raise VariableError(CLUSTER_IF_VAR, f"must differ from {EGRESS_IF_VAR}", text=cluster)
     return Settings(
         destinations=destinations,
-        debug=bool(trim(env.get(DEBUG_VAR, ""))) and trim(env.get(DEBUG_VAR, "")) != "0",
+        debug=debug,
         unit_test=mode == "unit-test",
         forwarding=forwarding,
         ttl_min_s=ttl_min,
         ttl_max_s=ttl_max,
         cluster_interface=cluster,
         egress_interface=egress,
-        relay_workers=int(workers_text),
+        relay_workers=relay_workers,
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from egress_router.common.values import unmap_address
 from egress_router.errors import VariableError
-from egress_router.firewall.model.policy import _NAMESPACE, Network, Policy, Rule, parse_cidr
+from egress_router.firewall.model.policy import _NAMESPACE, Network, Policy, Rule, parse_network
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Members = Callable[[str, Rule, Address], bool]  # (namespace, dnsName rule, address) -> in set?
@@ -50,7 +50,7 @@ def _cidrs(flag: str, text: str) -> list[Network]:
     for part in text.split(","):
         part = part.strip(" \t")
         try:
-            out.append(parse_cidr(part if "/" in part else _host(part)))
+            out.append(parse_network(part))
         except ValueError as exc:
             raise VariableError(flag, str(exc), text=part) from exc
     return out
@@ -60,10 +60,6 @@ def _within(inner: Network, outer: Network) -> bool:
     return inner.version == outer.version and (
         inner.network_address in outer and inner.broadcast_address in outer
     )
-
-
-def _host(text: str) -> str:
-    return f"{text}/128" if ":" in text else f"{text}/32"
 
 
 def parse_node(

@@ -21,15 +21,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from egress_router.common import networks
 from egress_router.common.documents import DocumentError, load_any
+from egress_router.common.networks import CidrError, CidrPart, HostBits
 from egress_router.common.values import (
     AliasKind,
     is_dns_name,
     normalize_name,
-    normalize_network,
-    parse_ipv4,
-    parse_ipv6,
-    parse_prefixlen,
 )
 from egress_router.errors import PolicyError, brief
 
@@ -226,22 +224,31 @@ def parse_cidr(text: str, *, ipv6: bool = True) -> Network:
     """``A.B.C.D/N`` (N 0..32) or, when ``ipv6``, an IPv6 ``addr/N`` (N 0..128).
 
     Host bits are cleared (``1.2.3.4/24`` is ``1.2.3.0/24``), as the references' parsers do.
+    ``::ffff:a.b.c.d/N+96`` reaches IPv4 hosts, which the kernel sends as IPv4 packets: an ip6
+    rule for it would match nothing, so it is the IPv4 rule ``a.b.c.d/N``.
     Raises ``ValueError`` with the reason.
     """
-    address, slash, prefix = text.partition("/")
-    if not slash:
-        raise ValueError("must be a CIDR with a prefix length, e.g. 1.2.3.0/24")
-    if ":" in address:
-        if not ipv6:
-            raise ValueError("IPv6 needs kind EgressFirewall")
-        network = ipaddress.IPv6Network(
-            f"{parse_ipv6(address)}/{parse_prefixlen(prefix, 128)}", strict=False
-        )
-        # ::ffff:a.b.c.d/N+96 reaches IPv4 hosts, which the kernel sends as IPv4 packets: an
-        # ip6 rule for it would match nothing, so it is the IPv4 rule a.b.c.d/N.
-        return normalize_network(network, MAPPED_ONLY)
-    v4 = parse_ipv4(address)
-    return ipaddress.IPv4Network(f"{v4}/{parse_prefixlen(prefix, 32)}", strict=False)
+    return _network(text, prefix_required=True, ipv6=ipv6)
+
+
+def parse_network(text: str) -> Network:
+    """``parse_cidr``, but a bare address is its host network (/32 or /128)."""
+    return _network(text, prefix_required=False, ipv6=True)
+
+
+def _network(text: str, *, prefix_required: bool, ipv6: bool) -> Network:
+    try:
+        return networks.parse_cidr(
+            text,
+            host_bits=HostBits.CLEAR,
+            prefix_required=prefix_required,
+            ipv6=ipv6,
+            unalias=MAPPED_ONLY,
+        ).network
+    except CidrError as exc:
+        if exc.part is CidrPart.FAMILY:
+            raise ValueError("IPv6 needs kind EgressFirewall") from None
+        raise
 
 
 def _cidr(value: Any, kind: str, index: int, where: dict[str, Any]) -> Network:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import httptools
 
+from egress_router.common.endpoints import split_host_port
+from egress_router.common.values import is_decimal, parse_port
 from egress_router.errors import ProtocolError
 
 # RFC 9110 §7.6.1 plus the de-facto ones every proxy drops.
@@ -111,15 +113,22 @@ def _parse_absolute(url: bytes) -> Target:
 def parse_authority(target: bytes) -> Target:
     """``host:port`` or ``[v6]:port``, the CONNECT target."""
     text = target.decode("latin-1")
-    host, colon, port_text = text.rpartition(":")
-    if not colon or not port_text.isdigit() or not port_text.isascii():
+    try:
+        host, port_text = split_host_port(text)  # common.endpoints: the [V6]:PORT rule
+    except ValueError:
+        raise ProtocolError("CONNECT needs host:port") from None
+    if port_text is None:
+        unbracketed_v6 = text.count(":") > 1 and not text.startswith("[")
+        raise ProtocolError(
+            "IPv6 CONNECT targets need brackets" if unbracketed_v6 else "CONNECT needs host:port"
+        )
+    if not is_decimal(port_text):
         raise ProtocolError("CONNECT needs host:port")
-    port = int(port_text)
-    if not 1 <= port <= 65535:
-        raise ProtocolError("CONNECT port out of range")
-    if ":" in host and not host.startswith("["):
-        raise ProtocolError("IPv6 CONNECT targets need brackets")
-    name, is_address = _host(host)
+    try:
+        port = parse_port(port_text)
+    except ValueError:
+        raise ProtocolError("CONNECT port out of range") from None
+    name, is_address = _host(f"[{host}]" if text.startswith("[") else host)
     return Target(name, port, b"", is_address)
 
 

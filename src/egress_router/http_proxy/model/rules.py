@@ -31,11 +31,11 @@ Decision (the same ordered list, read at two levels; see docs/http-proxy.md):
 from __future__ import annotations
 
 import enum
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from egress_router.common.lines import meaningful_lines
+from egress_router.common.networks import ALL_ALIASES, HostBits, parse_cidr
 from egress_router.common.values import (
     AliasKind,
     IPAddress,
@@ -44,10 +44,6 @@ from egress_router.common.values import (
     is_dns_name,
     normalize_address,
     normalize_name,
-    normalize_network,
-    parse_ipv4,
-    parse_ipv6,
-    parse_prefixlen,
     trim,
 )
 from egress_router.errors import VariableError
@@ -214,29 +210,9 @@ class RuleTable:
 
 
 def _network(text: str) -> IPNetwork:
-    """An address or CIDR, IPv4 or IPv6, with the prefix range and host bits checked."""
-    if not text.isascii():
-        raise ValueError("addresses are written in ASCII digits")
-    address_text, slash, prefix_text = text.partition("/")
-    address: IPAddress
-    if ":" in address_text:
-        if "[" in address_text or "]" in address_text:
-            raise ValueError("write IPv6 addresses without brackets")
-        if "%" in address_text:
-            raise ValueError("zone ids such as %eth0 are not allowed in an address")
-        try:
-            address = parse_ipv6(address_text)
-        except ValueError as exc:
-            raise ValueError(f"{exc} (ports and URLs are not allowed)") from None
-    else:
-        address = parse_ipv4(address_text)
-    if not slash:
-        return normalize_network(ipaddress.ip_network(address))
-    prefix = parse_prefixlen(prefix_text, address.max_prefixlen)
-    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
-    if network.network_address != address:
-        raise ValueError(f"host bits set (did you mean {network}?)")
-    return normalize_network(network)  # ::ffff:203.0.113.0/120 is 203.0.113.0/24
+    """An address or CIDR, IPv4 or IPv6, with the prefix range checked and host bits refused
+    (a typo must not widen an allow rule); alias forms are the IPv4 network they stand for."""
+    return parse_cidr(text, host_bits=HostBits.REJECT, unalias=ALL_ALIASES).network
 
 
 def _looks_numeric(text: str) -> bool:

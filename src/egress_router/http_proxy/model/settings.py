@@ -8,7 +8,6 @@ Must not: open sockets or read the environment itself.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -17,14 +16,9 @@ from egress_router.common.values import parse_port, unmap_address
 from egress_router.errors import VariableError
 from egress_router.http_proxy.model.rules import RuleTable
 
-
-def default_workers() -> int:
-    """One worker per CPU we may run on, at most 4 (the relay is I/O bound beyond that)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 4))
+# Unset, the proxy runs one worker per CPU it may run on, at most this many (the relay is I/O
+# bound beyond that); a set EGRESS_HTTP_PROXY_WORKERS is 1..common.switches.MAX_WORKERS.
+DEFAULT_MAX_WORKERS = 4
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from egress_router.common.endpoints import HEALTH_VARIABLE, parse_health
+from egress_router.common.names import INTERFACE_NAME_RULE, check_interface_name
+from egress_router.common.switches import SWITCH_EXPECTED, parse_switch
 from egress_router.common.values import (
-    HEALTH_VARIABLE,
     IPv4Source,
-    parse_health,
     parse_ipv4,
     parse_ipv4_source,
     trim,
@@ -29,7 +30,7 @@ DEFAULT_MACVLAN = "macvlan0"
 DEFAULT_CLUSTER = "eth0"
 MACVLAN_VARIABLE = "EGRESS_ROUTER_MACVLAN_INTERFACE"
 CLUSTER_VARIABLE = "EGRESS_ROUTER_CLUSTER_INTERFACE"
-IFNAMSIZ = 16  # the kernel's limit, including the terminating NUL
+DEBUG_VARIABLE = "EGRESS_ROUTER_DEBUG"
 
 
 class Mode(StrEnum):
@@ -116,6 +117,16 @@ def _gateway(value: str | None) -> ipaddress.IPv4Address:
         ) from None
 
 
+def _debug(value: str | None) -> bool:
+    """``EGRESS_ROUTER_DEBUG``: on/off (``common.switches``); unset or empty is off."""
+    try:
+        return parse_switch(value)
+    except ValueError:
+        raise VariableError(
+            DEBUG_VARIABLE, "expected on or off", text=value, expected=SWITCH_EXPECTED
+        ) from None
+
+
 def _mode(value: str | None) -> Mode:
     text = trim(value or "")
     if not text:
@@ -131,20 +142,13 @@ def _mode(value: str | None) -> Mode:
 
 
 def interface_name(value: str, variable: str) -> str:
-    """A Linux interface name: 1-15 bytes, no blanks, no '/', not '.' or '..'."""
-    ok = (
-        0 < len(value.encode()) < IFNAMSIZ
-        and value not in (".", "..")
-        and not any(ch.isspace() or ch in "/:" for ch in value)
-    )
-    if not ok:
+    """A Linux interface name (``common.names``), or a ``VariableError`` naming ``variable``."""
+    try:
+        return check_interface_name(value)
+    except ValueError as exc:
         raise VariableError(
-            variable,
-            "invalid interface name",
-            text=value,
-            expected="1-15 characters without blanks, '/' or ':'",
-        )
-    return value
+            variable, f"invalid interface name ({exc})", text=value, expected=INTERFACE_NAME_RULE
+        ) from None
 
 
 def _interfaces(env: Mapping[str, str], macvlan: str | None, cluster: str | None) -> Interfaces:
@@ -170,6 +174,7 @@ def parse_router_env(
     """Validate every variable (flags ``macvlan``/``cluster`` override the variables)."""
     source = _source(env.get("EGRESS_SOURCE"))
     gateway = _gateway(env.get("EGRESS_GATEWAY"))
+    debug = _debug(env.get(DEBUG_VARIABLE))  # the reference's order: after SOURCE and GATEWAY
     mode = _mode(env.get("EGRESS_ROUTER_MODE"))
     destination = parse_destination(env.get("EGRESS_DESTINATION")) if mode.redirects else None
     interfaces = _interfaces(env, macvlan, cluster)
@@ -192,6 +197,6 @@ def parse_router_env(
         mode=mode,
         destination=destination,
         interfaces=interfaces,
-        debug=bool(env.get("EGRESS_ROUTER_DEBUG")),
+        debug=debug,
         health=health,
     )
