@@ -102,6 +102,7 @@ AGENT_ALLOWED = [
     ("watch", "network.openshift.io/egressnetworkpolicies", {}),
     ("patch", "k8s.ovn.org/egressfirewalls", {"subresource": "status"}),
     ("patch", "network.openshift.io/egressnetworkpolicies", {"subresource": "status"}),
+    ("create", "events", {}),
 ]
 AGENT_DENIED = [
     ("patch", "k8s.ovn.org/egressfirewalls", {}),
@@ -110,6 +111,8 @@ AGENT_DENIED = [
     ("get", "secrets", {}),
     ("get", "network.operator.openshift.io/egressrouters", {}),
     ("create", "apps/deployments", {}),
+    ("list", "events", {}),
+    ("patch", "events", {}),
 ]
 
 

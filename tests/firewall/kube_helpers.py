@@ -196,3 +196,13 @@ def get_status(
         group, version, namespace, plural, name
     )
     return dict(obj.get("status") or {})
+
+
+def warning_events(api: Any, namespace: str, name: str) -> list[tuple[str, str, str]]:
+    """(type, reason, message) of the core/v1 Events about the object ``name``."""
+    from kubernetes import client
+
+    found = client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name}"
+    )
+    return [(e.type, e.reason, e.message) for e in found.items]

@@ -33,6 +33,7 @@ from .kube_helpers import (
     install_agent_rbac,
     replace_rules,
     until,
+    warning_events,
 )
 
 pytestmark = [pytest.mark.lab, pytest.mark.kube, pytest.mark.timeout(300)]
@@ -109,6 +110,14 @@ def test_policies_and_pods_from_the_api_filter_real_traffic(
         ]
         assert not reach(lab, "client", WEB[0], timeout=1)
         assert reach(lab, "client", WEB[1])
+        # ... and a Warning event on it says why (the agent's RBAC allows creating events)
+        refusal = (
+            "Warning",
+            "PolicyRefused",
+            f"{node}: {NOT_APPLIED}: only one policy per namespace is allowed: "
+            f"EgressFirewall default is in force in {ns_a}",
+        )
+        assert until(lambda: warning_events(kube_api, ns_a, "second"), 15, "event") == [refusal]
 
         # the policy changed through the API
         replace_rules(kube_api, EF, ns_a, "default", [deny(f"{WEB[1]}/32")])
@@ -120,6 +129,8 @@ def test_policies_and_pods_from_the_api_filter_real_traffic(
         assert eventually(lambda: reach(lab, "client", WEB[1], timeout=1), 15)
         create_pod(kube_api, ns_a, "client", node, CLIENT)
         assert eventually(lambda: not reach(lab, "client", WEB[1], timeout=1), 15)
+        # reconciled several times since: still the one event (not one per reconcile)
+        assert warning_events(kube_api, ns_a, "second") == [refusal]
 
         # the API server cut off: the last rules stay in force, the agent retries with back-off
         bridge.cut()
@@ -192,6 +203,8 @@ def test_agent_started_without_api_server_keeps_previous_rules_and_reports_bad_p
         assert "nodeSelector is not supported by this agent" in message
         assert message.endswith("; no rules applied")
         assert reach(lab, "client", WEB[0])
+        events = until(lambda: warning_events(kube_api, ns, "default"), 15, "event")
+        assert events == [("Warning", "PolicyInvalid", message)]
 
         agent.stop()
         assert agent.popen.returncode == 0, agent.output()

@@ -68,6 +68,8 @@ def describe_char(ch: str) -> str:
 
 def bad_char(text: str) -> str | None:
     """The first character of ``text`` (one line) that may not appear in a value, or None."""
+    if text.isprintable() or text.replace("\t", " ").isprintable():
+        return None  # the common case, decided in C; the loop below only names the culprit
     for ch in text:
         if ch != "\t" and not ch.isprintable():
             return ch
@@ -100,6 +102,8 @@ def split_fields(text: str) -> tuple[str, ...]:
 
 
 def _strip_comment(text: str) -> str:
+    if "#" not in text:
+        return text
     if text.startswith("#"):
         return ""
     for i, ch in enumerate(text):

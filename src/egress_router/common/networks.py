@@ -26,6 +26,7 @@ import ipaddress
 from egress_router.common.values import (
     AliasKind,
     IPAddress,
+    IPNetwork,
     normalize_network,
     parse_ipv4,
     parse_ipv6,
@@ -106,11 +107,17 @@ def parse_cidr(
             prefix = parse_prefixlen(prefix_text, address.max_prefixlen)
         except ValueError as exc:
             raise CidrError(CidrPart.PREFIX, str(exc)) from None
-    network = ipaddress.ip_network((address, prefix), strict=False)
+    # Built from integers, by family: given an address object, ``ipaddress`` formats it as
+    # text and parses that again (five formats and four parses per CIDR), which made an
+    # 8,000-rule policy take seconds to read.
+    v4 = address.version == 4
+    network_type = ipaddress.IPv4Network if v4 else ipaddress.IPv6Network
+    network: IPNetwork = network_type((int(address), prefix), strict=False)
     if host_bits is HostBits.REJECT and network.network_address != address:
         raise CidrError(CidrPart.HOST_BITS, f"host bits set (did you mean {network}?)")
     unaliased = normalize_network(network, unalias)
     if unaliased is not network:  # the IPv4 network an alias /96 stands for
         address, network = ipaddress.IPv4Address(int(address) & _LOW32), unaliased
     kept = address if host_bits is HostBits.KEEP else network.network_address
-    return ipaddress.ip_interface((kept, network.prefixlen))
+    interface_type = ipaddress.IPv4Interface if kept.version == 4 else ipaddress.IPv6Interface
+    return interface_type((int(kept), network.prefixlen))

@@ -45,6 +45,9 @@ _ALIAS_PREFIXES = (
     (ipaddress.IPv6Network("64:ff9b::/96"), AliasKind.NAT64),
 )
 _LOW32 = 0xFFFF_FFFF
+# The same prefixes by their upper 96 bits: one dict lookup per address (policies parse
+# thousands of addresses; four ``in`` tests each cost ten times as much).
+_ALIAS_BY_TOP96 = {int(net.network_address) >> 32: kind for net, kind in _ALIAS_PREFIXES}
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,10 @@ def ipv4_alias(address: IPAddress) -> Alias | None:
     if not isinstance(address, ipaddress.IPv6Address):  # a zone (%eth0) changes nothing
         return None
     value = int(address)
-    for network, kind in _ALIAS_PREFIXES:
-        if address in network:
-            if kind is AliasKind.COMPATIBLE and value <= 1:
-                return None
-            return Alias(ipaddress.IPv4Address(value & _LOW32), kind)
-    return None
+    kind = _ALIAS_BY_TOP96.get(value >> 32)
+    if kind is None or (kind is AliasKind.COMPATIBLE and value <= 1):
+        return None
+    return Alias(ipaddress.IPv4Address(value & _LOW32), kind)
 
 
 def normalize_address(address: IPAddress) -> IPAddress:
@@ -136,10 +137,10 @@ def parse_ipv4(text: str) -> ipaddress.IPv4Address:
     """A dotted-quad IPv4 address with every octet in 0..255 (no CIDR, no names)."""
     if not _DOTTED_QUAD.match(text):
         raise ValueError("expected an IPv4 address such as 203.0.113.25")
-    octets = [int(part) for part in text.split(".")]
-    if any(o > 255 for o in octets):
+    a, b, c, d = (int(part) for part in text.split("."))  # ASCII digits: the pattern said so
+    if a > 255 or b > 255 or c > 255 or d > 255:
         raise ValueError("IPv4 octets must be 0-255")
-    return ipaddress.IPv4Address(".".join(str(o) for o in octets))
+    return ipaddress.IPv4Address((a << 24) | (b << 16) | (c << 8) | d)  # leading zeros: decimal
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ through ``egress_router.kube.watch``; folding their events into the ``ClusterVie
 loop; after a short quiet period (``debounce``, at most ``debounce_max`` after the first event)
 one reconcile: ``cluster.desire`` -> ``Agent.apply`` (one atomic nft transaction, skipped when
 nothing the kernel sees changed) -> each policy's status as this node (server-side apply, our own
-field manager, so nodes never overwrite each other's messages); the DNS pollers and DNS proxy of
+field manager, so nodes never overwrite each other's messages); a Warning Event on each policy
+that is refused, invalid or failed to apply here (posted once per problem: the Event's name is
+derived from it); the DNS pollers and DNS proxy of
 ``firewall.loop``; signals. Status writes that fail are retried with back-off.
 Must not: decide what to apply or what a status says (``firewall.model.cluster``), or call the
 client library (``egress_router.kube``).
@@ -34,8 +36,10 @@ from egress_router.firewall.model.cluster import (
     ClusterView,
     Desired,
     PolicyKey,
+    PolicyWarning,
     desire,
     status_update,
+    warnings,
 )
 from egress_router.firewall.model.policy import API_VERSIONS, Network, Policy
 from egress_router.kube.client import Kube, KubeError
@@ -44,6 +48,8 @@ from egress_router.runtime import unexpected
 
 GROUPS = {"egressfirewalls": "k8s.ovn.org", "egressnetworkpolicies": "network.openshift.io"}
 FIELD_MANAGER = "egress-router-firewall"
+Arrival = tuple[float, WatchEvent]  # when the watcher thread handed the event on (monotonic)
+MAX_POSTED = 10_000  # event names remembered (beyond: forgotten; posting again is a cheap 409)
 
 
 @dataclass
@@ -78,6 +84,8 @@ class Reconciler:
         self.kernel_error: str | None = None
         self.written: dict[PolicyKey, tuple[str, dict[str, Any]]] = {}
         self.status_failures = 0
+        self.posted: set[str] = set()  # the names of the events posted (or found posted)
+        self.event_failures = 0
 
     def desire(self, view: ClusterView) -> Desired:
         return desire(view, self.config.exempt, self.in_force, self.last_good)
@@ -114,7 +122,42 @@ class Reconciler:
                     f"{'applied' if first else 'updated'}: {summary(self.agent)}, {pods} pod "
                     f"addresses ({timing})"
                 )
-        return self._write_statuses(view, desired)
+        retry = self._write_statuses(view, desired)
+        self._post_events(warnings(self.config.node, view, desired, self.kernel_error))
+        return retry
+
+    def _post_events(self, due: list[PolicyWarning]) -> None:
+        """Post each new problem's Warning event once; a failed post is tried again at the
+        next reconcile (events are best effort: they never hold up the kernel or the status)."""
+        for item in due:
+            if item.name in self.posted:
+                continue
+            key = item.key
+            involved = {
+                "apiVersion": API_VERSIONS[key.kind][0],
+                "kind": key.kind,
+                "namespace": key.namespace,
+                "name": key.name,
+                "uid": item.uid,
+            }
+            try:
+                self.kube.post_event(
+                    involved,
+                    item.name,
+                    item.reason.value,
+                    item.message,
+                    FIELD_MANAGER,
+                    self.config.node,
+                )
+            except KubeError as exc:
+                self.event_failures += 1
+                if self.event_failures == 1:
+                    log(f"cannot post an event on {key}: {exc.one_line()}")
+                return  # probably away: the next reconcile tries again
+            self.event_failures = 0
+            self.posted.add(item.name)
+        if len(self.posted) > MAX_POSTED:  # a bound on memory: forget, a repost is a 409
+            self.posted = {item.name for item in due}
 
     def _error(self, key: PolicyKey, desired: Desired) -> str | None:
         problem = desired.problems.get(key)
@@ -168,14 +211,14 @@ async def run(agent: Agent, kube: Kube, config: ClusterConfig) -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    events: asyncio.Queue[WatchEvent] = asyncio.Queue()
+    events: asyncio.Queue[Arrival] = asyncio.Queue()
     threads_stop = threading.Event()
 
     def sink(event: WatchEvent) -> None:  # called from a watcher thread
         if threads_stop.is_set():
             return
         try:
-            loop.call_soon_threadsafe(events.put_nowait, event)
+            loop.call_soon_threadsafe(events.put_nowait, (time.monotonic(), event))
         except RuntimeError:  # the loop closed while this thread was reading: we are stopping
             threads_stop.set()
 
@@ -232,7 +275,7 @@ async def run(agent: Agent, kube: Kube, config: ClusterConfig) -> None:
 
 
 async def _next_batch(
-    events: asyncio.Queue[WatchEvent],
+    events: asyncio.Queue[Arrival],
     view: ClusterView,
     stop: asyncio.Event,
     timeout: float | None,
@@ -240,7 +283,10 @@ async def _next_batch(
 ) -> float | None:
     """Wait for events (or ``timeout``), then gather until quiet; fold them into ``view``.
 
-    Returns when the first event arrived (monotonic), None if none did.
+    Each event is folded as soon as it is taken, and the quiet period runs from when the last
+    one arrived (stamped by the watcher thread), so the time spent parsing a big policy counts
+    towards it instead of coming before it. Returns when the first event arrived (monotonic),
+    None if none did.
     """
     getter = asyncio.ensure_future(events.get())
     stopper = asyncio.ensure_future(stop.wait())
@@ -251,17 +297,19 @@ async def _next_batch(
     if getter not in done:
         getter.cancel()
         return None
-    arrived = time.monotonic()
-    batch = [getter.result()]
-    deadline = time.monotonic() + config.debounce_max
+    arrived, event = getter.result()
+    view.update(event.resource.plural, event.type, event.object)
+    deadline, last = arrived + config.debounce_max, arrived
     while True:
-        remaining = deadline - time.monotonic()
+        while not events.empty():  # what arrived while the last one was folded
+            last, event = events.get_nowait()
+            view.update(event.resource.plural, event.type, event.object)
+        remaining = min(deadline, last + config.debounce) - time.monotonic()
         if remaining <= 0:
             break
         try:
-            batch.append(await asyncio.wait_for(events.get(), min(config.debounce, remaining)))
+            last, event = await asyncio.wait_for(events.get(), remaining)
         except TimeoutError:
             break
-    for event in batch:
         view.update(event.resource.plural, event.type, event.object)
     return arrived

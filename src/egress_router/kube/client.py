@@ -1,8 +1,9 @@
 """The one adapter to the Kubernetes API (the ``kubernetes`` client library).
 
 Owns: logging in (a kubeconfig file, else the pod's service account), server-side apply of an
-object, reading one, deleting one, and patching (or server-side applying, per field manager) a
-custom resource's status subresource (watching is in ``kube.watch``); every
+object, reading one, deleting one, patching (or server-side applying, per field manager) a
+custom resource's status subresource, and posting a core/v1 Event about an object once by name
+(watching is in ``kube.watch``); every
 library error wrapped into ``KubeError`` with the HTTP status and the API server's message.
 Must not: decide anything (the operator's model does) or be imported by a pure ``model``.
 """
@@ -205,6 +206,50 @@ class Kube:
             )
         except (ApiException, HTTPError, OSError) as exc:
             raise _wrap(f"update the status of {plural} {namespace}/{name}", exc) from exc
+
+    def post_event(
+        self,
+        involved: Mapping[str, str],
+        name: str,
+        reason: str,
+        message: str,
+        component: str,
+        host: str,
+    ) -> bool:
+        """Create the Warning Event ``name`` about ``involved`` (its apiVersion, kind,
+        namespace, name, uid); ``False`` when an Event of that name already exists.
+
+        One create, never a read or an update: an Event's name says which problem it reports,
+        so a second post of the same problem is the API server's 409 and costs nothing more.
+        """
+        namespace = involved["namespace"]
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": dict(involved),
+            "type": "Warning",
+            "reason": reason,
+            "message": message,
+            "source": {"component": component, "host": host},
+            "reportingComponent": component,
+            "reportingInstance": host,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            client.CoreV1Api(self.api).create_namespaced_event(
+                namespace, body, _preload_content=False, _request_timeout=STATUS_TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise _wrap(f"post an event on {involved['kind']} {namespace}", exc) from exc
+        except (HTTPError, OSError) as exc:
+            raise _wrap(f"post an event on {involved['kind']} {namespace}", exc) from exc
+        return True
 
     def read_lease(self, namespace: str, name: str) -> Lease | None:
         """The Lease ``namespace/name``, or ``None`` when there is none."""

@@ -14,11 +14,13 @@ from egress_router.firewall.model.cluster import (
     NOT_APPLIED,
     ClusterView,
     PolicyKey,
+    Reason,
     desire,
     fold,
     node_message,
     pod_entry,
     status_update,
+    warnings,
 )
 
 NODE = "worker-1"
@@ -196,6 +198,34 @@ def test_invalid_policy_keeps_last_good() -> None:
     # without a last good policy: nothing applied for the namespace, and it says so
     fresh = desire(view)
     assert fresh.policies == {} and fresh.problems[key].endswith("no rules applied")
+
+
+def test_warnings_name_each_problem_once() -> None:
+    first = policy("a", "default", created="2026-01-01T00:00:00Z")
+    second = policy("a", "other", created="2026-01-01T00:00:05Z")
+    bad = policy("b", rules=[{"type": "Allow", "to": {"dnsName": "bad_name!"}}])
+    view = view_of(enps=[first, second], efs=[bad])
+    desired = desire(view)
+    found = {(w.key.namespace, w.key.name): w for w in warnings(NODE, view, desired, None)}
+    assert set(found) == {("a", "other"), ("b", "default")}
+    refused, invalid = found["a", "other"], found["b", "default"]
+    assert refused.reason is Reason.REFUSED and invalid.reason is Reason.INVALID
+    assert refused.message == node_message(NODE, desired.problems[refused.key])
+    assert "to.dnsName" in invalid.message and refused.uid == "a-other"
+    # the same problem again (another reconcile, a restart): the same event name
+    again = {
+        w.name for w in warnings(NODE, view_of(enps=[first, second], efs=[bad]), desired, None)
+    }
+    assert again == {refused.name, invalid.name}
+    # the kernel refused: the policies in force get an ApplyFailed; a new uid is a new event
+    failed = warnings(NODE, view, desired, "nftables refused the ruleset: x")
+    applied = [w for w in failed if w.reason is Reason.APPLY_FAILED]
+    assert [w.key.name for w in applied] == ["default"] and applied[0].key.namespace == "a"
+    assert applied[0].message.endswith("x; the previous rules stay in force")
+    renewed = view_of(enps=[first, policy("a", "other", uid="new")], efs=[bad])
+    names = {w.name for w in warnings(NODE, renewed, desire(renewed), None)}
+    assert refused.name not in names and invalid.name in names
+    assert all(len(w.name) <= 253 and w.name.startswith(w.key.name + ".") for w in failed)
 
 
 def test_status_only_change_does_not_reparse() -> None:

@@ -22,9 +22,11 @@ Decisions, each unlike the reference where it failed users:
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from egress_router.errors import PolicyError
@@ -221,6 +223,14 @@ class ClusterView:
             self.namespaces.discard(name)
 
 
+class Reason(StrEnum):
+    """Why a policy is not (correctly) applied: the ``reason`` of its Warning event."""
+
+    REFUSED = "PolicyRefused"  # a second policy in a namespace that has one in force
+    INVALID = "PolicyInvalid"  # the policy does not validate (our checks, stricter than a CRD)
+    APPLY_FAILED = "ApplyFailed"  # the kernel of this node refused the ruleset
+
+
 @dataclass(frozen=True)
 class Desired:
     """What to apply (``policies`` and ``node`` for ``Agent.apply``) and why."""
@@ -229,6 +239,7 @@ class Desired:
     node: NodeConfig
     in_force: dict[str, PolicyKey]  # namespace -> the policy whose rules are in force
     problems: dict[PolicyKey, str]  # policy -> why it is not (correctly) applied
+    reasons: dict[PolicyKey, Reason] = field(default_factory=dict)  # the kind of each problem
 
 
 def _host(address: Address) -> Network:
@@ -254,6 +265,7 @@ def desire(
     policies: dict[str, Policy] = {}
     chosen: dict[str, PolicyKey] = {}
     problems: dict[PolicyKey, str] = {}
+    reasons: dict[PolicyKey, Reason] = {}
     for namespace, entries in sorted(by_namespace.items()):
         current = in_force.get(namespace)
         entries.sort(key=lambda e: (e.key != current, e.order))
@@ -263,12 +275,14 @@ def desire(
                 f"only one policy per namespace is allowed: {first.key.kind} "
                 f"{first.key.name} is in force in {namespace}"
             )
+            reasons[other.key] = Reason.REFUSED
         if first.policy is not None:
             policies[namespace], chosen[namespace] = first.policy, first.key
         else:
             kept = last_good.get(first.key)
             note = "; the previous rules stay in force" if kept else "; no rules applied"
             problems[first.key] = f"{first.error}{note}"
+            reasons[first.key] = Reason.INVALID
             if kept is not None:
                 policies[namespace], chosen[namespace] = kept, first.key
     pods: list[tuple[str, Network]] = []
@@ -284,7 +298,9 @@ def desire(
     # A pod's own address is a cluster address, never filtered as a destination (as --pods).
     exempt_nets += [net for _, net in pods if not any(_inside(net, e) for e in exempt_nets)]
     node = NodeConfig(pods=tuple(pods), exempt=tuple(exempt_nets))
-    return Desired(policies=policies, node=node, in_force=chosen, problems=problems)
+    return Desired(
+        policies=policies, node=node, in_force=chosen, problems=problems, reasons=reasons
+    )
 
 
 # -- status ---------------------------------------------------------------------------------------
@@ -314,3 +330,54 @@ def status_update(node: str, entry: PolicyEntry, error: str | None) -> dict[str,
     if ours == [mine] and entry.status == folded:
         return None
     return {"messages": [mine], "status": folded}
+
+
+# -- events ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyWarning:
+    """A Warning event to post on a policy object, once (``name`` is its identity)."""
+
+    key: PolicyKey
+    uid: str
+    reason: Reason
+    message: str
+    name: str  # the Event's name: the same problem always gets the same name
+
+
+def warning(node: str, entry: PolicyEntry, reason: Reason, problem: str) -> PolicyWarning:
+    """The event for ``problem`` of ``entry`` on ``node``.
+
+    Its name is derived from the object's uid, the node, the reason and the message, so the
+    same problem is posted once (another reconcile, or a restarted agent, finds it exists),
+    and a new problem, or the same again on a new object, is a new event.
+    """
+    message = node_message(
+        node, problem
+    )  # as in its status: "<node>: ... not correctly applied: why"
+    digest = hashlib.sha256(
+        "\0".join((entry.uid, node, reason.value, message)).encode()
+    ).hexdigest()[:16]
+    # an Event name is a DNS subdomain (253 characters); a policy name is at most 253 itself
+    name = f"{entry.key.name[:200]}.{digest}"
+    return PolicyWarning(entry.key, entry.uid, reason, message, name)
+
+
+def warnings(
+    node: str, view: ClusterView, desired: Desired, kernel_error: str | None
+) -> list[PolicyWarning]:
+    """The Warning events the current problems call for (refused, invalid, failed to apply)."""
+    out = []
+    for key, entry in sorted(view.policies.items()):
+        if key.namespace not in view.namespaces:
+            continue
+        reason, problem = desired.reasons.get(key), desired.problems.get(key)
+        if reason is None and kernel_error and key in desired.in_force.values():
+            reason, problem = (
+                Reason.APPLY_FAILED,
+                f"{kernel_error}; the previous rules stay in force",
+            )
+        if reason is not None and problem is not None:
+            out.append(warning(node, entry, reason, problem))
+    return out

@@ -136,10 +136,12 @@ def fold(rules: list[tuple[int, int, int, bool]]) -> tuple[Interval, ...]:
 def _block_steps(chain: str, block: list[Rule], counter: int) -> list[Step]:
     steps: list[Step] = []
     for family in (4, 6):
+        width = 32 if family == 4 else 128
         ranges = [
-            (int(r.cidr.network_address), int(r.cidr.broadcast_address), r.index, r.allow)
+            (lo, lo | ((1 << (width - r.cidr.prefixlen)) - 1), r.index, r.allow)
             for r in block
             if r.cidr is not None and r.cidr.version == family
+            for lo in (int(r.cidr.network_address),)
         ]
         if ranges:
             name = f"{chain}_m{counter}v{family}"

@@ -57,8 +57,9 @@ def _net(net: Network) -> Any:
 
 
 def _interval(iv: Interval, family: int) -> Any:
-    lo, hi = address(iv.lo, family), address(iv.hi, family)
-    return str(lo) if iv.lo == iv.hi else {"range": [str(lo), str(hi)]}
+    if iv.lo == iv.hi:  # most elements of a big policy: one address object, not two
+        return str(address(iv.lo, family))
+    return {"range": [str(address(iv.lo, family)), str(address(iv.hi, family))]}
 
 
 def _ports(step: MatchStep) -> list[list[dict[str, Any]]]:
