@@ -77,8 +77,11 @@ def test_a_bug_in_an_apply_keeps_the_rules_and_the_next_apply_runs(
     monkeypatch.setattr(cluster, "log", lines.append)
     monkeypatch.setattr(cluster, "summary", lambda agent: "0 policies")
     monkeypatch.setattr(cluster.Reconciler, "_write_statuses", lambda self, view, desired: False)
+    monkeypatch.setattr(cluster.Reconciler, "_post_events", lambda self, events: False)
+    monkeypatch.setattr(cluster, "warnings", lambda *args: [])
     agent = _Agent()
-    reconciler = cluster.Reconciler(agent, None, None)  # type: ignore[arg-type]
+    config = SimpleNamespace(node="node-1")
+    reconciler = cluster.Reconciler(agent, None, config)  # type: ignore[arg-type]
     desired = Desired(policies={}, node=SimpleNamespace(pods=()), in_force={}, problems={})  # type: ignore[arg-type]
     reconciler.reconcile(None, desired)  # type: ignore[arg-type]
     assert reconciler.kernel_error == "RuntimeError: injected fault"
