@@ -16,6 +16,7 @@ import pytest
 from egress_router.errors import ControlPlaneError
 from egress_router.lab.controlplane import ControlPlane, binaries_dir
 from egress_router.lab.topology import Lab
+from tests.runtime.unexpected_helpers import Reports, reports_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -119,3 +120,9 @@ def setup_router(
     result = cli("setup", env=env, namespace=lab.ns("router"))
     assert result.returncode == 0, f"setup failed ({result.returncode}): {result.stderr}"
     return result
+
+
+@pytest.fixture
+def reports(monkeypatch: pytest.MonkeyPatch) -> Iterator[Reports]:
+    """Unexpected errors reported during the test (``runtime.unexpected``): lines and counter."""
+    yield from reports_fixture(monkeypatch)

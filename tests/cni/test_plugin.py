@@ -78,7 +78,7 @@ def test_env_errors(changes: dict[str, str | None], code: int, msg: str, tmp_pat
     [
         ("{", 6, "error reading network config"),
         (json.dumps({**LAB_CONFIG, "cniVersion": "2.0.0"}), 1, "incompatible CNI versions"),
-        (json.dumps({**LAB_CONFIG, "ip": {}}), 7, "ip.addresses: exactly one address"),
+        (json.dumps({**LAB_CONFIG, "ip": {}}), 7, "ip.addresses: at least one address is required"),
     ],
 )
 def test_config_errors_are_cni_error_json(stdin: str, code: int, msg: str, tmp_path: Path) -> None:

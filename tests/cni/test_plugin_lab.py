@@ -230,3 +230,63 @@ def test_spec_1_1_0_lifecycle_status_add_check_gc_del(cni_lab: Lab, tmp_path: Pa
     )
     assert missing.returncode == 1
     assert json.loads(missing.stdout)["code"] == 50
+
+
+# -- several reserved addresses -----------------------------------------------------------------
+
+TWO_ADDRESSES = ["198.19.123.99/24", "198.19.123.100/24"]
+WEBS = ["203.0.113.25", "203.0.113.26", "203.0.113.27"]
+# Client sources (aliases on the client pod's eth0): the SNAT hash is over (client, destination),
+# so several pairs are needed to see the flows spread over both reserved addresses.
+CLIENT_SOURCES = [f"198.18.0.{i}" for i in range(30, 36)]
+
+
+def test_add_with_two_addresses_spreads_flows_over_both(cni_lab: Lab, tmp_path: Path) -> None:
+    log_file = tmp_path / "egress-router-log"
+    config = {
+        **LAB_CONFIG,
+        "ip": {
+            "addresses": TWO_ADDRESSES,
+            "destinations": [f"{8080 + i} TCP {web} 80" for i, web in enumerate(WEBS)],
+            "gateway": "198.19.123.1",
+        },
+    }
+    result = run_plugin(cni_lab, "ADD", config, log_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(result.stdout)
+    assert [ip["address"] for ip in doc["ips"]] == TWO_ADDRESSES
+    assert "IP Source Addresses: [198.19.123.99/24 198.19.123.100/24]" in _messages(log_file)
+
+    listed = json.loads(cni_lab.exec(CONTAINER, ["ip", "-j", "addr", "show", "net1"]).stdout)
+    on_net1 = [f"{a['local']}/{a['prefixlen']}" for a in listed[0]["addr_info"]]
+    assert [a for a in on_net1 if a.startswith("198.19.")] == TWO_ADDRESSES
+    routes = [" ".join(r.split()) for r in container_state(cni_lab)["routes"].splitlines()]
+    assert "default via 198.19.123.1 dev net1" in routes[0]
+    assert any(r.startswith("198.19.123.1 dev net1") for r in routes)
+    ruleset = container_state(cni_lab)["ruleset"]
+    assert "jhash ip saddr . ip daddr mod 2" in ruleset
+    assert "0 : 198.19.123.99, 1 : 198.19.123.100" in ruleset
+
+    for source in CLIENT_SOURCES:
+        cni_lab.exec("client", ["ip", "addr", "add", f"{source}/24", "dev", "eth0"], check=True)
+    cni_lab.set_web_firewall([a.split("/")[0] for a in TWO_ADDRESSES])
+    Nginx(cni_lab, "web", [f"{web}:80" for web in WEBS]).start()
+    seen: dict[tuple[str, str], str] = {}
+    for _round in range(2):  # every (client, destination) pair twice: the same address again
+        for source in CLIENT_SOURCES:
+            for port in (8080, 8081, 8082):
+                url = f"http://{CONTAINER_IP}:{port}/ip"
+                argv = ["curl", "-sS", "-m", "5", "--interface", source, url]
+                proc = cni_lab.exec("client", argv)
+                assert proc.returncode == 0, proc.stderr
+                arrived = proc.stdout.strip()
+                assert seen.setdefault((source, url), arrived) == arrived
+    assert set(seen.values()) == {"198.19.123.99", "198.19.123.100"}
+
+    check = run_plugin(cni_lab, "CHECK", config, log_file)
+    assert (check.returncode, check.stdout) == (0, "")
+    gone = run_plugin(cni_lab, "DEL", config, log_file)
+    assert (gone.returncode, gone.stdout) == (0, "")
+    after = container_state(cni_lab)
+    assert not any(link["ifname"] == "net1" for link in after["links"])
+    assert "egress_router" not in after["ruleset"]

@@ -7,7 +7,7 @@ import asyncio
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -67,7 +67,7 @@ class Scripted:
             step = step[1]
         if self.asked >= len(self.script):  # the last step has answered
             self.done.set()
-        if isinstance(step, ResolveError):
+        if isinstance(step, (ResolveError, RuntimeError)):
             raise step
         assert isinstance(step, Answer)
         return step
@@ -135,6 +135,12 @@ def test_a_refused_write_is_logged_and_polling_goes_on() -> None:
     agent, logs = follow([Answer((A,), 0), Answer((A,), 0)], FakeAgent(refuse=True))
     assert agent.metrics.lookups[:2] == [True, True]
     assert logs[0].startswith("cannot update the addresses of n.example: ")
+
+
+def test_a_bug_in_a_lookup_is_reported_once_and_the_name_is_retried(reports: Any) -> None:
+    agent, _ = follow([Answer((A,), 0), RuntimeError("injected fault"), Answer((B,), 1)])
+    reports.assert_one("firewall", "RuntimeError: injected fault")
+    assert [a for _, addrs in agent.learned for a, _ in addrs][-1] == B  # polling went on
 
 
 def test_pollers_follow_the_names_and_forget_dropped_ones() -> None:

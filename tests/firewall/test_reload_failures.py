@@ -55,6 +55,18 @@ def test_reload_survives_any_error_with_one_line(exc: BaseException, monkeypatch
     assert "\x1b" not in err
 
 
+def test_a_bug_in_a_reload_is_reported_with_its_traceback_once(reports, monkeypatch) -> None:
+    monkeypatch.setattr(loop, "log", lambda line: None)
+    assert loop._reload(_Failing(TypeError("injected fault"))) is False  # type: ignore[arg-type]
+    reports.assert_one("firewall", "TypeError: injected fault")
+
+
+def test_a_refused_policy_is_not_a_bug(reports, monkeypatch) -> None:
+    monkeypatch.setattr(loop, "log", lambda line: None)
+    assert loop._reload(_Failing(PolicyError("bad", source="p.json"))) is False  # type: ignore[arg-type]
+    assert reports.count("firewall") == 0
+
+
 METRICS = "198.18.0.1:9110"
 WEB = "203.0.113.25"
 

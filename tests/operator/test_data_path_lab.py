@@ -5,6 +5,7 @@ arriving at the lab's web server from the router's reserved address (the only on
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -22,9 +23,11 @@ from tests.operator.helpers import (
     GROUP,
     PLURAL,
     VERSION,
+    condition,
     create_router,
     custom,
     eventually,
+    get_router,
     owned,
 )
 
@@ -204,3 +207,104 @@ def test_router_resource_to_traffic_from_the_reserved_address(
         120,
         "the router pod collected",
     )
+
+
+TWO_NAME = "two-egress"
+# Two reserved addresses (the web server's firewall admits both), one gateway.
+TWO_ROUTER = """\
+apiVersion: network.operator.openshift.io/v1
+kind: EgressRouter
+spec:
+  networkInterface:
+    macvlan:
+      mode: Bridge
+      master: ext0
+  addresses:
+  - ip: 198.19.123.99/24
+    gateway: 198.19.123.1
+  - ip: 198.19.123.100/24
+    gateway: 198.19.123.1
+  mode: Redirect
+  redirect:
+    redirectRules:
+    - {destinationIP: 203.0.113.25, port: 8080, targetPort: 80, protocol: TCP}
+    - {destinationIP: 203.0.113.26, port: 8081, targetPort: 80, protocol: TCP}
+    - {destinationIP: 203.0.113.27, port: 8082, targetPort: 80, protocol: TCP}
+"""
+CLIENT_SOURCES = [f"198.18.0.{i}" for i in range(30, 36)]
+
+
+def test_two_address_router_from_the_api_serves_from_both_and_goes_available(
+    kube_api: Any, kube_namespace: str, operator: None, cni_lab: Lab, tmp_path: Path
+) -> None:
+    from kubernetes import client
+
+    ns = kube_namespace
+    create_router(kube_api, ns, TWO_NAME, TWO_ROUTER)
+    made = eventually(
+        lambda: (o := owned(kube_api, ns, TWO_NAME)) and len(o) == 3 and o,
+        90,
+        "NAD, Deployment and Service made by the operator",
+    )
+    config_text = made["NetworkAttachmentDefinition"]["spec"]["config"]
+    ip = json.loads(config_text)["ip"]
+    assert ip["addresses"] == ["198.19.123.99/24", "198.19.123.100/24"]
+    assert (ip["gateway"], ip["gateways"]) == ("198.19.123.1", ["198.19.123.1"] * 2)
+    template = made["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert json.loads(template[NETWORKS]) == [{"name": TWO_NAME, "default-route": ["198.19.123.1"]}]
+    core = client.CoreV1Api(kube_api)
+    selector = f"network.operator.openshift.io/egress-router={TWO_NAME}"
+    pod = eventually(
+        lambda: next(iter(core.list_namespaced_pod(ns, label_selector=selector).items), None),
+        120,
+        "the router pod object created from the Deployment",
+    )
+
+    private_tmp = tmp_path / "node-tmp"
+    private_tmp.mkdir()
+    added = multus_invokes(cni_lab, "ADD", config_text, pod, private_tmp)
+    assert added.returncode == 0, added.stdout + added.stderr
+    result = json.loads(added.stdout)
+    assert [entry["address"] for entry in result["ips"]] == ip["addresses"]
+
+    # Flows from several clients to three servers: each pair keeps one address, both are used.
+    for source in CLIENT_SOURCES:
+        cni_lab.exec("client", ["ip", "addr", "add", f"{source}/24", "dev", "eth0"], check=True)
+    cni_lab.set_web_firewall(["198.19.123.99", "198.19.123.100"])
+    Nginx(cni_lab, "web", ["203.0.113.25:80", "203.0.113.26:80", "203.0.113.27:80"]).start()
+    arrived = set()
+    for source in CLIENT_SOURCES:
+        for port in (8080, 8081, 8082):
+            argv = ["curl", "-sS", "-m", "10", "--interface", source]
+            proc = cni_lab.exec("client", [*argv, f"http://{CONTAINER_IP}:{port}/ip"])
+            assert proc.returncode == 0, proc.stderr
+            arrived.add(proc.stdout.strip())
+    assert arrived == {"198.19.123.99", "198.19.123.100"}
+
+    # What the kubelet would report once the sandbox is up (no kubelet runs here): the pod
+    # ready; the controller-manager counts it, and the operator marks the router Available.
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = {
+        "phase": "Running",
+        "podIP": CONTAINER_IP,
+        "podIPs": [{"ip": CONTAINER_IP}],
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+    }
+    core.patch_namespaced_pod_status(pod.metadata.name, ns, {"status": status})
+    router = eventually(
+        lambda: (
+            (c := condition(get_router(kube_api, ns, TWO_NAME), "Available"))
+            and c["status"] == "True"
+            and get_router(kube_api, ns, TWO_NAME)
+        ),
+        120,
+        "the two-address router Available",
+    )
+    assert condition(router, "Degraded")["status"] == "False"  # type: ignore[index]
+
+    deleting = json.dumps({**json.loads(config_text), "prevResult": result})
+    gone = multus_invokes(cni_lab, "DEL", deleting, pod, private_tmp)
+    assert (gone.returncode, gone.stdout) == (0, ""), gone.stderr
+    after = container_state(cni_lab)
+    assert not any(link["ifname"] == "net1" for link in after["links"])
+    assert "egress_router" not in after["ruleset"]

@@ -84,14 +84,54 @@ def test_no_service_without_port_rules() -> None:
     assert "Service" not in objects(body)
 
 
+def test_a_router_with_two_addresses_carries_both_to_the_plugin() -> None:
+    two = [
+        {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
+        {"ip": "192.168.12.100/24", "gateway": "192.168.12.1"},
+    ]
+    made = objects(router(name="two", addresses=two))
+    assert set(made) == {"NetworkAttachmentDefinition", "Deployment", "Service"}
+    text = made["NetworkAttachmentDefinition"]["spec"]["config"]
+    ip = json.loads(text)["ip"]
+    assert ip["addresses"] == ["192.168.12.99/24", "192.168.12.100/24"]
+    assert ip["gateways"] == ["192.168.12.1", "192.168.12.1"]
+    assert [str(a) for a in parse_config(text).ip.addresses] == ip["addresses"]
+    annotations = made["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    networks = json.loads(annotations["k8s.v1.cni.cncf.io/networks"])
+    assert networks == [{"name": "two", "default-route": ["192.168.12.1"]}]
+    assert made["Service"] == objects(router(name="two"))["Service"]  # unchanged
+
+
+def test_a_single_address_nad_is_as_before() -> None:
+    ip = json.loads(objects(router())["NetworkAttachmentDefinition"]["spec"]["config"])["ip"]
+    assert ip == {
+        "addresses": ["192.168.12.99/24"],
+        "destinations": ip["destinations"],
+        "fallbackIP": "203.0.113.28",
+        "gateway": "192.168.12.1",
+    }
+
+
 @pytest.mark.parametrize(
     ("spec", "field"),
     [
         (
             {"addresses": [{"ip": "192.168.12.99/24", "gateway": "192.168.12.1"}] * 2},
-            "addresses[1]",
+            "spec.addresses[1].ip",  # the same address twice
         ),
-        ({"addresses": [{"ip": "2001:db8::5/64", "gateway": "2001:db8::1"}]}, "addresses[0].ip"),
+        (
+            {
+                "addresses": [
+                    {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
+                    {"ip": "192.168.12.100/24", "gateway": "192.168.12.2"},
+                ]
+            },
+            "spec.addresses[1].gateway",  # one default route: one gateway
+        ),
+        (
+            {"addresses": [{"ip": "2001:db8::5/64", "gateway": "2001:db8::1"}]},
+            "spec.addresses[0].ip",
+        ),
     ],
 )
 def test_what_the_plugin_cannot_do_is_refused_naming_the_field(

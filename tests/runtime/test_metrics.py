@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from prometheus_client.registry import CollectorRegistry
 
 from egress_router.runtime import metrics as m
@@ -35,31 +33,6 @@ def test_listen_refused(text: str) -> None:
         m.parse_listen(text)
 
 
-@pytest.mark.parametrize(
-    ("rule", "label"),
-    [
-        ("rule 3: *", "rule 3: *"),
-        ("rule 12: !*.example.com", "rule 12: !*.example.com"),
-        ("-", "none"),
-        ("no rule matched and the list does not end in *", "default"),
-        ("loopback and unspecified addresses need an explicit address rule", "loopback"),
-        ("CONNECT to port 25 is not allowed", "connect-port"),
-        ("refusing to forward to the proxy itself (a loop)", "self"),
-        ("request for the proxy itself", "other"),
-        ("rule x", "other"),
-    ],
-)
-def test_rule_labels(rule: str, label: str) -> None:
-    assert m.rule_label(rule) == label
-
-
-@given(st.text(max_size=40))
-def test_rule_labels_are_table_rules_or_a_few_words(text: str) -> None:
-    words = {"none", "default", "loopback", "connect-port", "self", "other"}
-    label = m.rule_label(text)
-    assert label in words or (label == text and text.startswith("rule ") and text[5].isdigit())
-
-
 def value(registry: CollectorRegistry, metric: str, /, **labels: str) -> float | None:
     return registry.get_sample_value(metric, labels)
 
@@ -71,7 +44,7 @@ def test_http_exchange_updates() -> None:
     h.exchange("GET", 403, "rule 1: !*.example.com", 0, 0, 0.001, False)
     h.exchange("CONNECT", 200, "rule 2: *", 500, 700, 3.0, True)
     h.exchange("GET", 502, "rule 2: *", 0, 0, 0.01, False)
-    h.exchange("", 400, "-", 0, 0, 0.0, False)
+    h.exchange("", 400, "none", 0, 0, 0.0, False)
     h.sample(7, 1)
     total = "egress_router_http_requests_total"
     assert value(reg, total, method="GET", status="200", rule="rule 2: *") == 1

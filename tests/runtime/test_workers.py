@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from egress_router.runtime import workers
+from egress_router.errors import VariableError
+from egress_router.runtime import logsink, workers
 from egress_router.runtime.workers import supervise
 
 
@@ -47,6 +48,34 @@ def test_a_failing_after_fork_stops_workers_before_they_work(tmp_path: Path) -> 
     with pytest.raises(OSError, match="cannot serve metrics"):
         supervise(2, work, name="test", after_fork=after_fork)
     assert list(tmp_path.iterdir()) == []
+
+
+class _FileSink:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def line(self, text: str) -> None:
+        with self.path.open("a") as out:
+            out.write(text + "\n")
+
+
+@pytest.mark.parametrize(
+    ("error", "traceback"),
+    [(VariableError("EGRESS_X", "is bad"), False), (RuntimeError("a bug"), True)],
+)
+def test_a_failed_worker_says_why_in_one_line_and_a_bug_shows_its_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception, traceback: bool
+) -> None:
+    log = tmp_path / "stderr"
+    monkeypatch.setattr(logsink, "stderr", lambda: _FileSink(log))  # the child's too
+
+    def work(index: int) -> None:
+        raise error
+
+    assert supervise(1, work, name="test") == 1
+    text = log.read_text()
+    assert text.startswith(f"egress-router: test worker 0 failed: {error}\n"), text
+    assert ("Traceback (most recent call last):" in text) is traceback, text
 
 
 def test_cpus_is_the_affinity_mask() -> None:

@@ -4,7 +4,8 @@ Owns: the CNI process contract (CNI_* env, config on stdin, result or error JSON
 exit status), the log file, and the ADD / DEL / CHECK sequences: the macvlan is created on
 the master in the namespace the plugin runs in (the node's), moved into ``CNI_NETNS`` under a
 temporary name; then the plugin enters that namespace and the router applier configures it
-(address, gateway host route, default route via the gateway, ip_forward, our nftables table).
+(every address, gateway host route, default route via the gateway, ip_forward, our nftables
+table, SNAT spread over the addresses, a gratuitous ARP for each).
 Must not: parse or plan (``cni.model.config``, ``cni.model.skel``, ``redirect.model.plan``,
 ``redirect.model.rules`` do), or touch any namespace but its own and ``CNI_NETNS``.
 """
@@ -131,7 +132,7 @@ def _add(config: CniConfig, inv: cni_skel.Invocation, log: Logger) -> str:
     from egress_router.redirect import apply
 
     log.log(f"Gateway: {config.ip.gateway}")
-    log.log(f"IP Source Addresses: {cni_skel.go_list([str(config.ip.address)])}")
+    log.log(f"IP Source Addresses: {cni_skel.go_list([str(a) for a in config.ip.addresses])}")
     log.log(f"IP Destinations: {cni_skel.go_list(config.ip.destinations)}")
     if inv.ifname == CLUSTER_INTERFACE:
         raise CniError(
@@ -146,6 +147,7 @@ def _add(config: CniConfig, inv: cni_skel.Invocation, log: Logger) -> str:
         mode=Mode.INIT,
         destination=config.ip.destination,
         interfaces=Interfaces(macvlan=inv.ifname, cluster=CLUSTER_INTERFACE),
+        extra=config.ip.addresses[1:],
     )
     try:
         with Netlink() as nl:
@@ -206,10 +208,10 @@ def _check(config: CniConfig, inv: cni_skel.Invocation) -> None:
     with Netlink() as nl:
         if nl.link(inv.ifname) is None:
             raise CniError(f'interface "{inv.ifname}" not found', code=PLUGIN_FAILURE)
-        if config.ip.address not in nl.addresses(inv.ifname):
-            raise CniError(
-                f'interface "{inv.ifname}" lacks {config.ip.address}', code=PLUGIN_FAILURE
-            )
+        present = nl.addresses(inv.ifname)
+        for address in config.ip.addresses:
+            if address not in present:
+                raise CniError(f'interface "{inv.ifname}" lacks {address}', code=PLUGIN_FAILURE)
 
 
 def _status(config: CniConfig) -> None:

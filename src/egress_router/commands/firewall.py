@@ -219,15 +219,19 @@ def _config(
 def _serve(main: Coroutine[Any, Any, None]) -> None:
     import asyncio
 
-    from egress_router.runtime import logsink
+    from egress_router.runtime import logsink, unexpected
+
+    async def reported() -> None:  # what escapes a callback or an unawaited task: logged, counted
+        unexpected.install(asyncio.get_running_loop(), "firewall")
+        await main
 
     with logsink.installed():  # a stalled log reader must not stop the DNS server or a reload
         try:
             import uvloop
 
-            uvloop.run(main)
+            uvloop.run(reported())
         except ImportError:  # pragma: no cover - uvloop is a pinned dependency
-            asyncio.run(main)
+            asyncio.run(reported())
 
 
 @fw.command()

@@ -16,6 +16,8 @@ Command = dict[str, Any]
 
 def _value(v: Any) -> str:
     if isinstance(v, dict):
+        if "payload" in v:
+            return _left(v)
         if "concat" in v:
             return " . ".join(_value(x) for x in v["concat"])
         if "prefix" in v:
@@ -66,7 +68,15 @@ def _nat(kind: str, spec: dict[str, Any]) -> str:
 
 def _nat_value(v: Any) -> str:
     if isinstance(v, dict) and "map" in v:
-        return f"{_left(v['map']['key'])} map {v['map']['data']}"
+        key, data = v["map"]["key"], v["map"]["data"]
+        if "jhash" in key:
+            h = key["jhash"]
+            key_text = f"jhash {_value(h['expr'])} mod {h['mod']} seed {h['seed']:#x}"
+        else:
+            key_text = _left(key)
+        if isinstance(data, dict) and "set" in data:
+            data = "{ " + ", ".join(f"{k} : {d}" for k, d in data["set"]) + " }"
+        return f"{key_text} map {data}"
     return str(v)
 
 

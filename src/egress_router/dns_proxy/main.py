@@ -24,7 +24,7 @@ from egress_router.dns_proxy.model.destinations import Forwarding, Settings
 from egress_router.dns_proxy.relay import Logger
 from egress_router.dns_proxy.service import DnsProxyService
 from egress_router.errors import EgressRouterError
-from egress_router.runtime import logsink
+from egress_router.runtime import logsink, unexpected
 from egress_router.runtime import workers as processes
 from egress_router.runtime.health import Health, serve_health
 from egress_router.runtime.reload import Source
@@ -102,6 +102,7 @@ async def serve(
     service = DnsProxyService(settings, forwarder, Resolver().lookup, log, metrics=observer)
     stop, hup, changed = asyncio.Event(), asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
+    unexpected.install(loop, "dns-proxy")  # a relay callback that raised: that connection ends
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, hup.set)

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
+from egress_router.runtime import unexpected
+
 HIGH_WATER = 256 * 1024  # bytes queued towards one peer before we stop reading the other
 LOW_WATER = 64 * 1024
 CONNECT_TIMEOUT_S = 5.0  # per address; the next address is tried after this
@@ -198,6 +200,15 @@ class _Downstream(_Side):
             )
 
     async def _dial(self) -> None:
+        try:
+            await self._dial_addresses()
+        except Exception as exc:  # a bug costs this connection (reset), never a silent hang
+            unexpected.report("dns-proxy", f"a connection to port {self.route.local_port}", exc)
+            self.dial_failed = True
+            if not self.closed and self.transport is not None:
+                _reset(self.transport)
+
+    async def _dial_addresses(self) -> None:
         loop = asyncio.get_running_loop()
         route = self.route
         assert self.transport is not None

@@ -29,7 +29,8 @@ from egress_router.common.dns_schedule import (
 from egress_router.dns_proxy.forwarders import Forwarder
 from egress_router.dns_proxy.model.destinations import Settings
 from egress_router.dns_proxy.relay import Logger
-from egress_router.errors import ResolveError
+from egress_router.errors import EgressRouterError, ResolveError
+from egress_router.runtime import unexpected
 from egress_router.runtime.resolver import Answer
 
 if TYPE_CHECKING:
@@ -129,8 +130,11 @@ class DnsProxyService:
                     self._dirty = True  # until an apply succeeds, every lookup retries it
                     await self._push()
                     self._dirty = False
-            except Exception as exc:  # keep following; a failure here must not stop the others
+            except (EgressRouterError, OSError) as exc:  # nftables or a bind refused: retried
                 self.log(f"cannot update forwarding for {name}: {exc}")
+                await asyncio.sleep(self.policy.retry_base_s)
+            except Exception as exc:  # a bug: reported once; this name and the others go on
+                unexpected.report("dns-proxy", f"following {name}", exc)
                 await asyncio.sleep(self.policy.retry_base_s)
 
     async def start(self) -> None:

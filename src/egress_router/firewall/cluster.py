@@ -44,6 +44,7 @@ from egress_router.firewall.model.cluster import (
 from egress_router.firewall.model.policy import API_VERSIONS, Network, Policy
 from egress_router.kube.client import Kube, KubeError
 from egress_router.kube.watch import Backoff, Resource, Watcher, WatchEvent, start
+from egress_router.runtime import unexpected
 
 GROUPS = {"egressfirewalls": "k8s.ovn.org", "egressnetworkpolicies": "network.openshift.io"}
 FIELD_MANAGER = "egress-router-firewall"
@@ -103,6 +104,7 @@ class Reconciler:
                 self.kernel_error = exc.one_line()
                 log(f"apply failed, previous rules stay in force: {self.kernel_error}")
             except Exception as exc:  # a bug must not end the agent: the kernel keeps its rules
+                unexpected.report("firewall", "an apply", exc)
                 detail = escape(" ".join(str(exc).split()), 200)
                 self.kernel_error = f"{type(exc).__name__}: {detail}"
                 log(f"apply failed, previous rules stay in force: {self.kernel_error}")

@@ -31,9 +31,11 @@ import dns.rcode
 from egress_router.errors import DataplaneError, EgressRouterError
 from egress_router.firewall.model.decide import Address
 from egress_router.firewall.model.dnsrules import matching
+from egress_router.runtime import unexpected
 from egress_router.runtime.metrics import FirewallMetrics
 from egress_router.runtime.resolver import read_wire
 
+_report_failed = unexpected.task_done("firewall", "a DNS query")
 MAX_INFLIGHT = 1024  # bounds memory and tasks under a query flood
 UPSTREAM_TIMEOUT_S = 5.0
 HOLD_TIMEOUT_S = 2.0  # the longest we delay an answer for the kernel update
@@ -97,6 +99,7 @@ class DnsServer(asyncio.DatagramProtocol):
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
         self.inflight -= 1
+        _report_failed(task)
 
     async def _forward(self, data: bytes) -> bytes:
         loop = asyncio.get_running_loop()
@@ -126,6 +129,9 @@ class DnsServer(asyncio.DatagramProtocol):
             await asyncio.wait_for(self._learn(response, client), HOLD_TIMEOUT_S)
             held = time.monotonic() - started
         except (OSError, TimeoutError, EgressRouterError, dns.exception.DNSException, EOFError):
+            response = _servfail(data)
+        except Exception as exc:  # a bug: this query gets SERVFAIL (fail closed), others go on
+            unexpected.report("firewall", f"a DNS query from {client}", exc)
             response = _servfail(data)
         if metrics is not None:  # once per query
             metrics.query(held is not None, held)

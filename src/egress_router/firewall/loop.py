@@ -26,6 +26,7 @@ from egress_router.common.dns_schedule import (
 from egress_router.errors import ConfigError, EgressRouterError, ResolveError, escape
 from egress_router.firewall.agent import Agent, log, new_resolver, summary, warnings
 from egress_router.firewall.model.decide import Address
+from egress_router.runtime import unexpected
 from egress_router.runtime.resolver import Resolver
 
 State = NameState[Address]
@@ -37,27 +38,42 @@ async def poll(agent: Agent, name: str, resolver: Resolver, states: dict[str, St
     loop = asyncio.get_running_loop()
     state = states.setdefault(name, NameState(name))
     while True:
-        lookup = asyncio.ensure_future(resolver.lookup(name))
-        # Addresses have only the grace left when their refresh is due. A failing resolver can
-        # take the whole lookup budget to answer, so keep the last good ones alive meanwhile.
         try:
-            done, _ = await asyncio.wait({lookup}, timeout=schedule.slow_after)
-            if not done:
-                slow = on_slow(state, loop.time(), resolver.budget, schedule)
-                state = states[name] = await _record(agent, slow, loop.time())
-        except asyncio.CancelledError:  # the name left the policies: drop its lookup too
-            lookup.cancel()
-            raise
-        try:
-            answer = await lookup
-        except ResolveError as exc:
-            outcome = on_failure(state, exc.reason, loop.time(), schedule)
-        else:
-            outcome = on_answer(
-                state, answer.addresses, answer.ttl, loop.time(), schedule, answer.note
-            )
-        state = states[name] = await _record(agent, outcome, loop.time())
+            state = await _poll_once(agent, name, resolver, states, state)
+        except Exception as exc:  # a bug: reported once; this name is retried on back-off
+            unexpected.report("firewall", f"DNS polling of {name}", exc)
+            current = states.get(name, state)
+            state = states[name] = on_failure(
+                current, "internal error", loop.time(), schedule
+            ).state
         await asyncio.sleep(max(0.0, state.next_lookup - loop.time()))
+
+
+async def _poll_once(
+    agent: Agent, name: str, resolver: Resolver, states: dict[str, State], state: State
+) -> State:
+    """One lookup of ``name`` and what the schedule makes of it (the new state)."""
+    schedule = agent.config.dns
+    loop = asyncio.get_running_loop()
+    lookup = asyncio.ensure_future(resolver.lookup(name))
+    # Addresses have only the grace left when their refresh is due. A failing resolver can
+    # take the whole lookup budget to answer, so keep the last good ones alive meanwhile.
+    try:
+        done, _ = await asyncio.wait({lookup}, timeout=schedule.slow_after)
+        if not done:
+            slow = on_slow(state, loop.time(), resolver.budget, schedule)
+            state = states[name] = await _record(agent, slow, loop.time())
+    except asyncio.CancelledError:  # the name left the policies: drop its lookup too
+        lookup.cancel()
+        raise
+    try:
+        answer = await lookup
+    except ResolveError as exc:
+        outcome = on_failure(state, exc.reason, loop.time(), schedule)
+    else:
+        outcome = on_answer(state, answer.addresses, answer.ttl, loop.time(), schedule, answer.note)
+    states[name] = await _record(agent, outcome, loop.time())
+    return states[name]
 
 
 async def _record(agent: Agent, outcome: Outcome[Address], now: float) -> State:
@@ -117,7 +133,8 @@ def _reload(agent: Agent) -> bool:
         agent.failed_reloads += 1
         log(f"reload failed, previous rules stay in force: {exc.one_line()}")
         return False
-    except Exception as exc:
+    except Exception as exc:  # a bug: reported once with its traceback, and counted
+        unexpected.report("firewall", "reload", exc)
         agent.failed_reloads += 1
         detail = escape(" ".join(str(exc).split()), 200)
         log(f"reload failed ({type(exc).__name__}: {detail}), previous rules stay in force")

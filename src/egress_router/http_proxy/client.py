@@ -29,6 +29,7 @@ from egress_router.http_proxy.model.exchange import Exchange
 from egress_router.http_proxy.model.messages import error_response
 from egress_router.http_proxy.model.rules import Decision
 from egress_router.http_proxy.splice import SpliceTunnel
+from egress_router.runtime import unexpected
 
 # Pipelined bytes are parsed at most this many at a time, so the core's queue and buffer bounds
 # are checked between slices (a 256 KiB read of 24-byte requests would otherwise become 10,000
@@ -134,8 +135,10 @@ class ClientProtocol(asyncio.Protocol):
             return False
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            status = cause.status if isinstance(cause, ProtocolError) else 400
-            self.run(self.core.fail(status, str(cause or exc)))
+            if isinstance(cause, ProtocolError):  # what our callbacks raise on a bad request
+                self.run(self.core.fail(cause.status, str(cause)))
+            else:  # a bug in a callback: this connection ends, the worker goes on
+                self.failed(cause if isinstance(cause, Exception) else exc)
             return False
         except httptools.HttpParserError as exc:
             self.run(self.core.fail(400, f"malformed request: {exc}"))
@@ -150,10 +153,12 @@ class ClientProtocol(asyncio.Protocol):
         return True if self.core.eof() else None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.splice is not None:
-            self.splice.close("client connection lost")
-        self.run(self.core.lost())
-        self.worker.closed(self)
+        try:
+            if self.splice is not None:
+                self.splice.close("client connection lost")
+            self.run(self.core.lost())
+        finally:  # even after a bug, the connection slot is given back
+            self.worker.closed(self)
 
     def pause_writing(self) -> None:
         if self.upstream is not None:
@@ -294,6 +299,20 @@ class ClientProtocol(asyncio.Protocol):
         self.worker.closed(self)
         if self.transport is not None:
             self.transport.close()  # after the buffered answer is flushed
+
+    def failed(self, exc: Exception) -> None:
+        """A bug hit this connection outside a Protocol callback (the loop reports those):
+        report it once and drop the connection; the worker keeps serving the others."""
+        unexpected.report("http-proxy", f"connection from {self.peer}", exc)
+        if self.splice is not None:
+            self.splice.close("internal error")  # both sockets closed, the tunnel logged
+        self.core.phase = CLOSED
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            upstream.abort()
+        self.worker.closed(self)
+        if self.transport is not None:
+            self.transport.abort()
 
     def abort_now(self, reason: str) -> None:
         if self.splice is not None:

@@ -18,8 +18,14 @@ from egress_router.common.values import normalize_address
 from egress_router.http_proxy import splice
 from egress_router.http_proxy.contracts import ClientSide
 from egress_router.http_proxy.model.exchange import Exchange
-from egress_router.http_proxy.model.rules import Decision, connect_address, loops_to_self
+from egress_router.http_proxy.model.rules import (
+    Decision,
+    Fixed,
+    connect_address,
+    loops_to_self,
+)
 from egress_router.http_proxy.upstream import UpstreamProtocol
+from egress_router.runtime import unexpected
 
 
 async def resolve(loop: asyncio.AbstractEventLoop, host: str, port: int) -> list[str]:
@@ -59,7 +65,7 @@ async def open_upstream(client: ClientSide, ex: Exchange, by_name: Decision | No
             ips = [ipaddress.ip_address(a) for a in addresses]
             own = [ipaddress.ip_address(a) for a in settings.listen]
             if loops_to_self(ips, target.port, own, settings.port):
-                ex.address = target.host
+                ex.address, ex.rule_id = target.host, Fixed.SELF
                 client.reject(ex, 403, "refusing to forward to the proxy itself (a loop)")
                 return
             allowed: Decision | None = None
@@ -67,6 +73,7 @@ async def open_upstream(client: ClientSide, ex: Exchange, by_name: Decision | No
                 decision = worker.decide_address(address, by_name)
                 if not decision.allowed:
                     ex.address, ex.rule = address, _name(decision)
+                    ex.rule_id = decision.rule.label
                     canonical = normalize_address(ip)
                     shown = address if canonical == ip else f"{address}, that is {canonical}"
                     where = f" ({target.host} is {shown})" if not target.is_address else ""
@@ -78,7 +85,8 @@ async def open_upstream(client: ClientSide, ex: Exchange, by_name: Decision | No
             assert allowed is not None
             # Dial what was decided (``::ffff:a.b.c.d`` as ``a.b.c.d``), each address once.
             addresses = list(dict.fromkeys(str(connect_address(ip)) for ip in ips))
-            rule = _name(by_name if by_name is not None else allowed)
+            deciding = by_name if by_name is not None else allowed
+            rule, ex.rule_id = _name(deciding), deciding.rule.label
             error: OSError | None = None
             if ex.is_connect and splice.AVAILABLE and worker.settings.splice:
                 for address in addresses:
@@ -108,6 +116,7 @@ async def open_upstream(client: ClientSide, ex: Exchange, by_name: Decision | No
     except TimeoutError:
         client.reject(ex, 504, f"no connection to {target.host} port {target.port} in time")
     except Exception as exc:  # a bug must cost one answer, never a silent hang
+        unexpected.report("http-proxy", f"the dial to {target.host} port {target.port}", exc)
         client.reject(ex, 502, f"internal error: {exc!r}")
 
 

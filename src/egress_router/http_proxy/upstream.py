@@ -15,10 +15,12 @@ from typing import cast
 
 import httptools
 
+from egress_router.errors import ProtocolError
 from egress_router.http_proxy.contracts import ClientSide
 from egress_router.http_proxy.model import actions as act
 from egress_router.http_proxy.model.connection import TUNNELLED
 from egress_router.http_proxy.model.messages import Headers
+from egress_router.runtime import unexpected
 
 ANSWER = act.Op.ANSWER  # bound once: an Enum member read from its class is slow on 3.11
 
@@ -87,7 +89,12 @@ class UpstreamProtocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
-            self.broken(str(exc.__context__ or exc))
+            cause = exc.__context__
+            if isinstance(cause, ProtocolError):  # what our callbacks raise on a bad answer
+                self.broken(str(cause))
+            else:  # a bug in a callback: the client gets a 502, the worker goes on
+                unexpected.report("http-proxy", "an upstream answer", cause or exc)
+                self.broken("internal error")
         except httptools.HttpParserError as exc:
             self.broken(f"bad response from upstream: {exc}")
         if self.out:

@@ -25,11 +25,12 @@ from egress_router.http_proxy.model.connection import TUNNEL
 from egress_router.http_proxy.model.exchange import Exchange
 from egress_router.http_proxy.model.rules import Decision, RuleTable
 from egress_router.http_proxy.model.settings import ProxySettings
-from egress_router.runtime import logsink
+from egress_router.runtime import logsink, unexpected
 from egress_router.runtime.metrics import HttpProxyMetrics
 from egress_router.runtime.reload import Source
 
 NAME_CACHE_SIZE = 10_000  # decisions per host name kept (pure function of the name)
+COMPONENT = "http-proxy"  # the label of its unexpected errors (runtime.unexpected)
 
 
 class Worker:
@@ -63,6 +64,9 @@ class Worker:
         task = self.loop.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._task_failed)
+
+    _task_failed = staticmethod(unexpected.task_done(COMPONENT, "a proxy task"))
 
     # -- policy -------------------------------------------------------------------------------
 
@@ -137,7 +141,7 @@ class Worker:
             metrics.exchange(
                 ex.method.decode("latin-1"),
                 ex.status,
-                ex.rule,
+                ex.rule_id,  # structured: rewording a message changes no label
                 ex.up_bytes,
                 ex.down_bytes,
                 now - ex.started,
@@ -161,7 +165,10 @@ class Worker:
             await asyncio.sleep(1.0)
             self.now = self.loop.time()
             for conn in list(self.connections):
-                conn.tick(self.now)
+                try:
+                    conn.tick(self.now)
+                except Exception as exc:  # a bug ends that connection, never the sweep
+                    conn.failed(exc)
             self.flush_log()
             if self.metrics is not None:
                 self.sample_metrics()
@@ -174,6 +181,8 @@ class Worker:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def serve(self, sockets: list[socket.socket]) -> None:
+        # A Protocol callback that raises: uvloop closes that connection and reports it here.
+        unexpected.install(self.loop, COMPONENT)
         servers = [
             await self.loop.create_server(
                 lambda: ClientProtocol(self), sock=sock, backlog=4096, start_serving=True

@@ -11,8 +11,9 @@ its Deployment's status. Must not: talk to the API (``operator.handlers`` does) 
 
 Over the reference network operator: names per router instead of fixed ones; a Service for the
 redirect ports (its CRD text promised one); ``networkInterface.macvlan`` mode and master
-rendered; ``fallbackIP`` passed on; an invalid router marked Degraded on its own status with the
-field named, instead of a silent empty string and a cluster-wide Degraded two minutes later.
+rendered; every address passed on (not only the first); ``fallbackIP`` passed on; an invalid
+router marked Degraded on its own status with the field named, instead of a silent empty string
+and a cluster-wide Degraded two minutes later.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from egress_router.cni.model.egressrouter import (
     cni_config,
     parse_egressrouter,
 )
-from egress_router.errors import PolicyError
 
 APP_LABEL = "app"
 APP_VALUE = "egress-router-cni"
@@ -67,16 +67,9 @@ def owner_reference(router: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse(router: Mapping[str, Any]) -> EgressRouter:
-    """The router's spec checked beyond the CRD schema; ``PolicyError`` names the field."""
-    parsed = parse_egressrouter(dict(router), source=None)
-    addresses = router["spec"].get("addresses") or []
-    if len(addresses) > 1:
-        raise PolicyError(
-            "one address per router: the egress-router CNI plugin configures a single address "
-            "on the router pod's macvlan; create one EgressRouter per address",
-            field="spec.addresses[1]",
-        )
-    return parsed
+    """The router's spec checked beyond the CRD schema; ``PolicyError`` names the field
+    (e.g. ``spec.addresses[1].gateway`` when a second address names another gateway)."""
+    return parse_egressrouter(dict(router), source=None)
 
 
 def _meta(router: Mapping[str, Any]) -> dict[str, Any]:

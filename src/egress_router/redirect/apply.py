@@ -10,7 +10,8 @@ Order (nothing partially applied):
      (``nft -c``) before anything changes;
   2. netlink operations and the ip_forward sysctl, only those the plan says differ;
   3. the ruleset swap, one nftables transaction (our table deleted and re-created);
-  4. the gratuitous ARP reply (the request follows, see ``announce``).
+  4. the gratuitous ARP replies, one per reserved address (the requests follow, see
+     ``announce_request``).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def desired_ruleset(env: RouterEnv) -> list[nftables.Command] | None:
         return None
     health_port = env.health[1] if env.health is not None else None
     return redirect_rules.redirect_ruleset(
-        env.destination, env.source_ip, env.interfaces, health_port
+        env.destination, env.source_ips, env.interfaces, health_port
     )
 
 
@@ -167,28 +168,29 @@ def configure(
         mac = nl.require_link(env.interfaces.macvlan).mac
     if mac is None:
         raise DataplaneError(f"interface {env.interfaces.macvlan} has no MAC address")
-    reply, _request = announcements(env)
     if announce_if is not None and not announce_if():
         log("deadline passed while configuring: no gratuitous ARP")
         return outcome
-    log(str(reply))
-    arp.announce(reply.device, mac, reply.address, request=False)
-    outcome.announced.append(reply)
+    for reply in announcements(env, request=False):
+        log(str(reply))
+        arp.announce(reply.device, mac, reply.address, request=False)
+        outcome.announced.append(reply)
     return outcome
 
 
-def announce_request(env: RouterEnv, log: Log = _quiet) -> Announce:
-    """The second gratuitous ARP (request form); best effort, as in the reference."""
-    _reply, request = announcements(env)
-    log(str(request))
+def announce_request(env: RouterEnv, log: Log = _quiet) -> tuple[Announce, ...]:
+    """The second gratuitous ARPs (request form); best effort, as in the reference."""
+    requests = announcements(env, request=True)
     try:
         with Netlink() as nl:
             mac = nl.require_link(env.interfaces.macvlan).mac
-        if mac:
-            arp.announce(request.device, mac, request.address, request=True)
+        for request in requests:
+            log(str(request))
+            if mac:
+                arp.announce(request.device, mac, request.address, request=True)
     except DataplaneError as exc:
         log(f"ignored: {exc}")
-    return request
+    return requests
 
 
 def withdraw(

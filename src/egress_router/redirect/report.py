@@ -22,10 +22,11 @@ def render_plan(env: RouterEnv) -> str:
         "# network (against an unconfigured macvlan; any other default route is removed)",
     ]
     out += [str(op) for op in plan_network(env, ObservedNetwork.empty())]
-    out += [str(a) for a in announcements(env)]
+    out += [str(a) for a in announcements(env, request=False)]
+    out += [str(a) for a in announcements(env, request=True)]
     if env.destination is not None:
         ruleset = redirect_rules.redirect_ruleset(
-            env.destination, env.source_ip, ifs, env.health[1] if env.health else None
+            env.destination, env.source_ips, ifs, env.health[1] if env.health else None
         )
         out.append(
             f"# nftables: table {redirect_rules.FAMILY} {redirect_rules.TABLE}, "

@@ -27,7 +27,7 @@ from prometheus_client.registry import CollectorRegistry
 from egress_router.common.endpoints import parse_endpoint
 from egress_router.common.values import trim
 from egress_router.errors import DataplaneError
-from egress_router.runtime import logsink
+from egress_router.runtime import logsink, unexpected
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CHILDREN_CACHE_MAX = 4096  # (method, status, rule) -> counter child, for the common cases
@@ -94,9 +94,10 @@ def new_registry() -> CollectorRegistry:
 
 
 class LogMetrics:
-    """Log lines the process dropped because stdout or stderr was not read fast enough.
+    """Log lines the process dropped because stdout or stderr was not read fast enough, and
+    unexpected exceptions (bugs) reported by ``runtime.unexpected``.
 
-    Every component's metrics create one, so the counter exists wherever metrics are on."""
+    Every component's metrics create one, so the counters exist wherever metrics are on."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.dropped = Counter(
@@ -107,30 +108,23 @@ class LogMetrics:
         )
         self._streams = {s: self.dropped.labels(s) for s in ("stdout", "stderr")}
         logsink.observe(self.record)
+        self.unexpected = Counter(
+            "egress_router_unexpected_errors",
+            "Unexpected exceptions (bugs), each logged once with its traceback; the connection "
+            "or task it hit was ended and the process kept serving, by component.",
+            ["component"],
+            registry=registry,
+        )
+        unexpected.observe(self.unexpected_error)
 
     def record(self, stream: str, lines: int) -> None:
         self._streams[stream].inc(lines)
 
+    def unexpected_error(self, component: str) -> None:
+        self.unexpected.labels(component).inc()
+
 
 # -- http-proxy --------------------------------------------------------------------------------
-
-
-def rule_label(rule: str) -> str:
-    """The access log's rule field as a bounded label: a table rule as ``rule N: text``,
-    otherwise one of a few fixed words."""
-    if rule.startswith("rule ") and rule[5:6].isdigit():
-        return rule
-    if rule == "-":
-        return "none"
-    if rule.startswith("no rule matched"):
-        return "default"
-    if rule.startswith("loopback"):
-        return "loopback"
-    if rule.startswith("CONNECT to port"):
-        return "connect-port"
-    if rule.startswith("refusing to forward to the proxy itself"):
-        return "self"
-    return "other"
 
 
 class HttpProxyMetrics:
@@ -196,13 +190,15 @@ class HttpProxyMetrics:
         try:
             return self._rules[rule]
         except KeyError:
-            label = rule_label(rule) if len(self._rules) < RULE_LABELS_MAX else "other"
+            label = rule if len(self._rules) < RULE_LABELS_MAX else "other"
             self._rules[rule] = label
             return label
 
     def exchange(
         self, method: str, status: int, rule: str, up: int, down: int, seconds: float, tunnel: bool
     ) -> None:
+        """``rule``: the structured label (``Exchange.rule_id``: ``rule N: text`` of a table
+        rule or a fixed word), never a message's text."""
         key = (method, status, rule)
         try:
             child = self._children[key]

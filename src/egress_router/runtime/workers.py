@@ -15,12 +15,16 @@ import contextlib
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 
 from egress_router.common.switches import MAX_WORKERS, PER_CPU
+from egress_router.errors import EgressRouterError
 from egress_router.runtime import logsink
 
 Work = Callable[[int], None]
+# What ends a worker without being a bug: our error tree (one line says it all), a signal.
+EXPECTED = (EgressRouterError, KeyboardInterrupt, SystemExit)
 
 
 def cpus() -> int:
@@ -57,7 +61,10 @@ def _child(index: int, work: Work, name: str, gate: int | None) -> None:
                 os._exit(1)
         work(index)
     except BaseException as exc:  # one line, as the CLI would print it
-        logsink.stderr().line(f"egress-router: {name} worker {index} failed: {exc}")
+        line = f"egress-router: {name} worker {index} failed: {exc}"
+        if not isinstance(exc, EXPECTED):  # a bug: its traceback too, as the CLI would show it
+            line += "\n" + "".join(traceback.format_exception(exc)).rstrip("\n")
+        logsink.stderr().line(line)
         code = _exit_code(exc)
     logsink.drain_all()  # os._exit skips atexit; a stalled reader delays us a second at most
     os._exit(code)

@@ -14,6 +14,7 @@ from egress_router.cni.model.config import (
     CniError,
     parse_config,
     parse_destinations,
+    render_config,
 )
 from egress_router.redirect.model.destinations import ExtraProtocol, Protocol
 
@@ -66,6 +67,36 @@ def test_canonical_config() -> None:
         (8443, Protocol.TCP, IP("203.0.113.27"), 443),
     ]
     assert config.ip.destinations == tuple(BASE["ip"]["destinations"])
+
+
+def test_several_addresses_keep_their_order_and_render_back() -> None:
+    two = ["192.168.3.10/24", "192.168.3.11/24"]
+    config = parse_config(_with(ip__addresses=two))
+    assert [str(a) for a in config.ip.addresses] == two
+    assert config.ip.address == ipaddress.IPv4Interface(two[0])
+    assert config.ip.gateway == IP("192.168.3.1")
+    assert render_config(config)["ip"]["addresses"] == two
+    assert "gateways" not in render_config(config)["ip"]
+    assert parse_config(json.dumps(render_config(config))) == config
+
+
+def test_per_address_gateways_extension() -> None:
+    two = ["192.168.3.10/24", "192.168.3.11/24"]
+    gateways = ["192.168.3.1", "192.168.3.1"]
+    config = parse_config(_with(ip__addresses=two, ip__gateways=gateways, ip__gateway=None))
+    assert config.ip.gateway == IP("192.168.3.1") and config.ip.per_address_gateways
+    rendered = render_config(config)["ip"]
+    assert (rendered["gateway"], rendered["gateways"]) == ("192.168.3.1", gateways)
+    assert parse_config(json.dumps(render_config(config))) == config
+
+
+def test_single_address_renders_exactly_as_before() -> None:
+    config = parse_config(json.dumps(BASE))
+    assert render_config(config)["ip"] == {
+        "addresses": ["192.168.3.10/24"],
+        "gateway": "192.168.3.1",
+        "destinations": BASE["ip"]["destinations"],
+    }
 
 
 def test_hand_written_nad_with_master() -> None:
@@ -142,7 +173,47 @@ def test_destination_errors(entries: list[str], message: str) -> None:
         ({"name": None}, 7, "name: invalid network name null"),
         ({"name": "-bad"}, 7, 'name: invalid network name "-bad"'),
         ({"ip": None}, 7, "ip: required"),
-        ({"ip__addresses": []}, 7, "ip.addresses: exactly one address"),
+        ({"ip__addresses": []}, 7, "ip.addresses: at least one address is required"),
+        ({"ip__addresses": ["192.168.3.10/24", "fd00::1/64"]}, 7, "ip.addresses[1]: 'fd00::1/64'"),
+        (
+            {"ip__addresses": ["192.168.3.10/24", "192.168.3.11/24", "192.168.3.10/25"]},
+            7,
+            "ip.addresses[2]: 192.168.3.10 is already ip.addresses[0]",
+        ),
+        (
+            {"ip__addresses": [f"192.168.3.{i}/24" for i in range(10, 27)]},
+            7,
+            "ip.addresses: at most 16 addresses, got 17",
+        ),
+        (
+            {"ip__addresses": ["192.168.3.10/24", "192.168.3.1/24"]},
+            7,
+            "ip.gateway: 192.168.3.1 is the egress address itself",
+        ),
+        (
+            {"ip__gateways": ["192.168.3.1", "192.168.3.1"]},
+            7,
+            "ip.gateways: one per address (1 in ip.addresses), got 2",
+        ),
+        (
+            {
+                "ip__addresses": ["192.168.3.10/24", "192.168.3.11/24"],
+                "ip__gateways": ["192.168.3.1", "192.168.3.2"],
+            },
+            7,
+            "ip.gateways[1]: 192.168.3.2 differs from ip.gateway 192.168.3.1 (the router has one",
+        ),
+        (
+            {
+                "ip__addresses": ["192.168.3.10/24", "192.168.3.11/24"],
+                "ip__gateway": None,
+                "ip__gateways": ["192.168.3.1", "192.168.3.254"],
+            },
+            7,
+            "ip.gateways[1]: 192.168.3.254 differs from ip.gateways[0] 192.168.3.1",
+        ),
+        ({"ip__gateways": ["x"]}, 7, "ip.gateways[0]: 'x' is not an IPv4 address"),
+        ({"ip__gateways": "192.168.3.1"}, 7, "ip.gateways: must be a list of strings"),
         ({"ip__addresses": ["192.168.3.10"]}, 7, "ip.addresses[0]: '192.168.3.10' needs a prefix"),
         ({"ip__addresses": ["fd00::1/64"]}, 7, "ip.addresses[0]: 'fd00::1/64': IPv6"),
         ({"ip__addresses": ["nope/24"]}, 7, "ip.addresses[0]: 'nope/24' is not an address"),

@@ -15,6 +15,7 @@ from egress_router.cni.model.egressrouter import (
     cni_config,
     parse_egressrouter,
     render,
+    render_cr,
 )
 from egress_router.errors import PolicyError
 
@@ -129,6 +130,29 @@ def test_rendered_config_is_accepted_by_the_plugin() -> None:
     assert str(config.ip.destination.fallback) == "5.6.7.8"
 
 
+TWO_ADDRESSES = [
+    {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
+    {"ip": "192.168.12.100/24", "gateway": "192.168.12.1"},
+]
+
+
+def test_every_address_reaches_the_plugin_with_its_gateway() -> None:
+    router = parse_egressrouter(_cr(addresses=TWO_ADDRESSES))
+    ip = cni_config(router)["ip"]
+    assert ip["addresses"] == ["192.168.12.99/24", "192.168.12.100/24"]
+    assert (ip["gateway"], ip["gateways"]) == ("192.168.12.1", ["192.168.12.1"] * 2)
+    nad, deployment = render(router)
+    config = parse_config(nad["spec"]["config"])
+    assert [str(a) for a in config.ip.addresses] == ip["addresses"]
+    annotation = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert '"default-route": ["192.168.12.1"]' in annotation["k8s.v1.cni.cncf.io/networks"]
+    assert parse_egressrouter(render_cr(router)) == router
+
+
+def test_single_address_config_has_no_extension() -> None:
+    assert "gateways" not in cni_config(parse_egressrouter(_cr()))["ip"]
+
+
 def test_network_interface_is_rendered_when_not_default() -> None:
     router = parse_egressrouter(
         _cr(networkInterface={"macvlan": {"mode": "Private", "master": "ens4"}})
@@ -157,6 +181,51 @@ def test_defaults() -> None:
             'spec.addresses[0].gateway: must be an IP address, got "x"',
         ),
         ({"addresses": [{"ip": "fd00::5/64", "gateway": "fd00::1"}]}, "spec.addresses[0].ip: fd00"),
+        (
+            {
+                "addresses": [
+                    {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
+                    {"ip": "192.168.12.100/24", "gateway": "192.168.12.254"},
+                ]
+            },
+            "spec.addresses[1].gateway: 192.168.12.254 differs from spec.addresses[0].gateway "
+            "192.168.12.1: the router pod has one default route",
+        ),
+        (
+            {
+                "addresses": [
+                    {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
+                    {"ip": "192.168.12.99/25", "gateway": "192.168.12.1"},
+                ]
+            },
+            "spec.addresses[1].ip: 192.168.12.99 is already spec.addresses[0].ip",
+        ),
+        (
+            {
+                "addresses": [
+                    {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
+                    {"ip": "192.168.12.1/24", "gateway": "192.168.12.1"},
+                ]
+            },
+            "spec.addresses[1].ip: 192.168.12.1 is the gateway itself",
+        ),
+        (
+            {
+                "addresses": [
+                    {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
+                    {"ip": "fd00::5/64", "gateway": "fd00::1"},
+                ]
+            },
+            "spec.addresses[1].ip: fd00::5/64: IPv6 is not supported",
+        ),
+        (
+            {
+                "addresses": [
+                    {"ip": f"192.168.12.{i}/24", "gateway": "192.168.12.1"} for i in range(2, 19)
+                ]
+            },
+            "spec.addresses: at most 16 addresses, got 17",
+        ),
         ({"redirect": None}, "spec.redirect: must be an object"),
         (
             {"redirect": {"redirectRules": [{"destinationIP": "1.2.3.4", "port": 80}]}},

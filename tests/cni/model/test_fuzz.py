@@ -43,13 +43,27 @@ cni_doc = st.fixed_dictionaries(
                 {
                     "addresses": mostly(
                         st.just(["192.168.12.99/24"]),
-                        st.lists(either("192.168.12.99/24", "fe80::1%eth0/64"), max_size=2),
+                        st.lists(
+                            either(
+                                "192.168.12.99/24",
+                                "192.168.12.100/24",
+                                "10.1.2.3/8",
+                                "fe80::1%eth0/64",
+                                valid=3,
+                            ),
+                            max_size=3,
+                        ),
                         3,
                     ),
                     "gateway": either("192.168.12.1", "192.168.12.99", "\u0661.1.1.1"),
                     "destinations": or_junk(st.lists(entry, max_size=4, unique_by=repr)),
                 },
-                optional={"fallbackIP": either("203.0.113.9", "203.0.113.10")},
+                optional={
+                    "fallbackIP": either("203.0.113.9", "203.0.113.10"),
+                    "gateways": or_junk(
+                        st.lists(either("192.168.12.1", "192.168.12.254"), max_size=3)
+                    ),
+                },
             )
         ),
     },
@@ -102,7 +116,10 @@ macvlan = st.fixed_dictionaries(
     optional={"mode": either("Bridge", "VEPA", "bridge", valid=2), "master": either("eth1", "")},
 )
 address = st.fixed_dictionaries(
-    {"ip": either("192.168.12.99/24", "192.168.12.99"), "gateway": either("192.168.12.1")}
+    {
+        "ip": either("192.168.12.99/24", "192.168.12.100/24", "192.168.12.99", valid=2),
+        "gateway": either("192.168.12.1", "192.168.12.254", valid=2),
+    }
 )
 cr_doc = st.fixed_dictionaries(
     {
@@ -117,7 +134,7 @@ cr_doc = st.fixed_dictionaries(
         "spec": or_junk(
             st.fixed_dictionaries(
                 {
-                    "addresses": or_junk(st.lists(address, min_size=1, max_size=2)),
+                    "addresses": or_junk(st.lists(address, min_size=1, max_size=3)),
                     "redirect": or_junk(
                         st.fixed_dictionaries(
                             {"redirectRules": or_junk(st.lists(redirect_rule, max_size=3))},
@@ -150,6 +167,9 @@ def test_egressrouter_cr(text: str) -> None:
         assert_one_line(error)
         return
     event("accepted")
+    # what the operator renders for an accepted router, our plugin accepts (every address)
+    config = cni_config.parse_config(json.dumps(egressrouter.cni_config(parsed)))
+    assert [str(a) for a in config.ip.addresses] == [a.ip for a in parsed.addresses]
     doc = egressrouter.render_cr(parsed)
     assert egressrouter.parse_egressrouter(doc, source="cr.yaml") == parsed
     assert egressrouter.parse_egressrouter(load_any(yaml.safe_dump(doc))[0], "cr.yaml") == parsed

@@ -49,6 +49,19 @@ def test_result_0_2_0_layout() -> None:
         }
 
 
+def test_add_result_lists_every_address() -> None:
+    two = {**CONFIG, "ip": {**CONFIG["ip"], "addresses": ["192.168.3.10/24", "192.168.3.11/24"]}}
+    for version, extra in (("0.4.0", {"version": "4"}), ("1.0.0", {})):
+        config = parse_config(json.dumps({**two, "cniVersion": version}))
+        ips = json.loads(add_result(config, "net1", "m", "/ns/x"))["ips"]
+        assert ips == [
+            {**extra, "interface": 0, "address": a, "gateway": "192.168.3.1"}
+            for a in ("192.168.3.10/24", "192.168.3.11/24")
+        ]
+    old = parse_config(json.dumps({**two, "cniVersion": "0.2.0"}))
+    assert json.loads(add_result(old, "net1", "m", "/ns/x"))["ip4"]["ip"] == "192.168.3.10/24"
+
+
 def test_error_json() -> None:
     doc = json.loads(error_json(CniError("boom", code=100), "0.3.1"))
     assert doc == {"cniVersion": "0.3.1", "code": 100, "msg": "boom"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 import pytest
@@ -109,10 +110,59 @@ def test_other_interface_names() -> None:
 
 
 def test_announcements_reply_then_request_for_bare_ip() -> None:
-    reply, request = announcements(router_env())
+    (reply,) = announcements(router_env(), request=False)
+    (request,) = announcements(router_env(), request=True)
     assert (reply.request, request.request) == (False, True)
     assert reply.address == request.address == IP("198.19.123.99")
     assert str(reply) == "gratuitous ARP reply for 198.19.123.99 on macvlan0"
+
+
+# -- several reserved addresses (the CNI plugin's ip.addresses) ---------------------------------
+
+TWO = (Iface("198.19.123.99/24"), Iface("198.19.123.100/24"))
+
+
+def two_address_env() -> RouterEnv:
+    return dataclasses.replace(router_env(), extra=TWO[1:])
+
+
+def test_every_address_is_added_in_order_then_the_routes() -> None:
+    assert plan_network(two_address_env(), observed()) == [
+        AddAddress("macvlan0", TWO[0]),
+        AddAddress("macvlan0", TWO[1]),
+        SetUp("macvlan0"),
+        AddRoute(HOST),
+        DeleteRoute(SDN_DEFAULT),
+        AddRoute(DEFAULT),
+        SetSysctl("net.ipv4.ip_forward", "1"),
+    ]
+
+
+def test_a_missing_second_address_is_added_alone() -> None:
+    done = observed(True, ("198.19.123.99/24",), (HOST, DEFAULT), "1")
+    assert plan_network(two_address_env(), done) == [AddAddress("macvlan0", TWO[1])]
+    complete = observed(True, tuple(str(a) for a in TWO), (HOST, DEFAULT), "1")
+    assert plan_network(two_address_env(), complete) == []
+
+
+def test_an_address_no_longer_wanted_resets_the_macvlan() -> None:
+    before = observed(True, ("198.19.123.99/24", "198.19.123.7/24"), (HOST, DEFAULT), "1")
+    assert plan_network(two_address_env(), before) == [
+        DeleteAddress("macvlan0", TWO[0]),
+        DeleteAddress("macvlan0", Iface("198.19.123.7/24")),
+        AddAddress("macvlan0", TWO[0]),
+        AddAddress("macvlan0", TWO[1]),
+        AddRoute(HOST),
+        AddRoute(DEFAULT),
+    ]
+
+
+def test_one_gratuitous_arp_per_address_in_each_form() -> None:
+    env = two_address_env()
+    replies = announcements(env, request=False)
+    requests = announcements(env, request=True)
+    assert [(a.address, a.request) for a in replies] == [(t.ip, False) for t in TWO]
+    assert [(a.address, a.request) for a in requests] == [(t.ip, True) for t in TWO]
 
 
 # -- property: from any observed state, one plan reaches the goal and the next plan is empty ----

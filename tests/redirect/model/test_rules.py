@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import ipaddress
 from pathlib import Path
 from typing import Any
@@ -135,3 +136,45 @@ def test_not_current_when_missing_or_tampered() -> None:
 def _as_listing(commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What ``nft -j list table`` returns for these commands (the objects, without the verb)."""
     return [copy.deepcopy(command["add"]) for command in commands]
+
+
+# -- several reserved addresses: SNAT spread by a stable hash -----------------------------------
+
+THREE = ("192.168.12.99/24", "192.168.12.100/24", "192.168.12.101/24")
+
+
+def test_unit_test_plan_with_three_addresses_matches_golden() -> None:
+    parsed = parse_router_env(
+        {
+            "EGRESS_SOURCE": THREE[0],
+            "EGRESS_GATEWAY": "192.168.12.1",
+            "EGRESS_DESTINATION": "80 tcp 203.0.113.25\n8080 tcp 203.0.113.26 80\n203.0.113.27",
+            "EGRESS_ROUTER_MODE": "unit-test",
+        }
+    )
+    env = dataclasses.replace(parsed, extra=tuple(ipaddress.IPv4Interface(a) for a in THREE[1:]))
+    assert render_plan(env) == (GOLDEN / "unit_test_three_addresses.txt").read_text()
+
+
+def test_one_address_snats_to_it_and_several_hash_over_all_of_them() -> None:
+    one = redirect_rules.snat([SOURCE])
+    assert one == {"snat": {"family": "ip", "addr": "198.19.123.99"}}
+    pool = [SOURCE, ipaddress.IPv4Address("198.19.123.100")]
+    spread = redirect_rules.snat(pool)["snat"]["addr"]["map"]
+    assert spread["data"] == {"set": [[0, "198.19.123.99"], [1, "198.19.123.100"]]}
+    jhash = spread["key"]["jhash"]
+    assert (jhash["mod"], jhash["seed"]) == (2, redirect_rules.SNAT_SEED)  # fixed: stable
+    fields = [p["payload"]["field"] for p in jhash["expr"]["concat"]]
+    assert fields == ["saddr", "daddr"]
+
+
+def test_a_list_of_one_is_the_single_address_ruleset() -> None:
+    destination = parse_destination("203.0.113.25")
+    single = redirect_rules.redirect_ruleset(destination, SOURCE, DEFAULT_INTERFACES)
+    listed = redirect_rules.redirect_ruleset(destination, [SOURCE], DEFAULT_INTERFACES)
+    assert single == listed
+    two = [SOURCE, ipaddress.IPv4Address("198.19.123.100")]
+    other = redirect_rules.redirect_ruleset(destination, two, DEFAULT_INTERFACES)
+    assert redirect_rules.fingerprint(other) != redirect_rules.fingerprint(single)
+    assert not redirect_rules.is_current(other, _as_listing(single))
+    assert redirect_rules.is_current(other, _as_listing(other))

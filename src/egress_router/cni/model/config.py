@@ -2,7 +2,8 @@
 
 Owns: validating the JSON network configuration into a frozen ``CniConfig`` (fields of the
 OpenShift 4 plugin: ``cniVersion``, ``name``, ``type``, ``interfaceType``, ``interfaceArgs``,
-``ip {addresses, gateway, destinations, fallbackIP}``, ``log_file``, ``log_level``, ``dns``),
+``ip {addresses, gateway, destinations, fallbackIP}``, ``log_file``, ``log_level``, ``dns``,
+and our extension ``ip.gateways``),
 the destination grammar mapped onto our redirect ``Destination``, the CNI_* environment
 contract, and the pure texts the plugin prints (result JSON, Go-style lists, rule log lines).
 Must not: do I/O (``cni.plugin`` reads stdin/env and drives the kernel adapters).
@@ -18,6 +19,14 @@ Destination grammar (one JSON string per entry, fields separated by spaces):
 The protocol is case-insensitive; a ``/mask`` is tolerated and dropped (it never meant a
 range); ports are 1-65535 and a local port is used once per protocol (first match would
 shadow the rest in the reference). ``ip.fallbackIP`` becomes the catch-all when no entry is one.
+
+Addresses (the reference used ``addresses[0]`` and silently ignored the rest): every entry of
+``ip.addresses`` (1-16, each ``<ip>/<prefix>``, none twice) goes on the macvlan, and outgoing
+flows are spread over them (``redirect.model.rules``). ``ip.gateway`` is the one gateway of the
+reference grammar; the extension ``ip.gateways`` (a list beside ``ip.addresses``, entry *i* the
+gateway of address *i*, as the operator renders ``spec.addresses[i].gateway``) may repeat it per
+address. The pod has one default route, so every gateway must be the same address: a second
+one is refused with its index named. Only IPv4 is implemented (see docs/cni.md).
 """
 
 from __future__ import annotations
@@ -66,14 +75,23 @@ class CniError(ConfigError):
         super().__init__(message + (f" ({details})" if details else ""))
 
 
+MAX_ADDRESSES = 16  # as the EgressRouter CRD's maxItems: each is an address on the macvlan
+
+
 @dataclass(frozen=True)
 class IpConfig:
-    """``ip``: the egress address (with its prefix), the gateway and the DNAT destinations."""
+    """``ip``: the egress addresses (with prefixes), the gateway and the DNAT destinations."""
 
-    address: ipaddress.IPv4Interface
+    addresses: tuple[ipaddress.IPv4Interface, ...]  # at least one; the first is the primary
     gateway: ipaddress.IPv4Address
     destinations: tuple[str, ...]  # verbatim, for the ``IP Destinations: [...]`` log line
     destination: Destination
+    per_address_gateways: bool = False  # ``ip.gateways`` was given (rendered back the same)
+
+    @property
+    def address(self) -> ipaddress.IPv4Interface:
+        """The first address (what the reference used, and the one 0.2.0 results report)."""
+        return self.addresses[0]
 
 
 @dataclass(frozen=True)
@@ -172,38 +190,78 @@ def parse_destinations(entries: list[str], fallback_ip: str | None = None) -> De
     return destination
 
 
-def _ip(raw: dict[str, Any]) -> IpConfig:
-    addresses = _str_list(raw, "addresses")
-    if len(addresses) != 1:
-        raise CniError(f"ip.addresses: exactly one address is supported, got {len(addresses)}")
-    text = addresses[0]
+def _address(text: str, index: int) -> ipaddress.IPv4Interface:
+    where = f"ip.addresses[{index}]"
     try:  # the address on the macvlan and its subnet: host bits are the point
         cidr = parse_cidr(text, host_bits=HostBits.KEEP, prefix_required=True, ipv6=False)
     except CidrError as exc:
         if exc.part is CidrPart.FAMILY:
-            raise CniError(
-                f"ip.addresses[0]: '{text}': IPv6 egress routers are not supported"
-            ) from None
+            raise CniError(f"{where}: '{text}': IPv6 egress routers are not supported") from None
         if "/" not in text:
-            raise CniError(
-                f"ip.addresses[0]: '{text}' needs a prefix length (e.g. {text}/24)"
-            ) from None
-        raise CniError(
-            f"ip.addresses[0]: '{text}' is not an address with a prefix ({exc})"
-        ) from None
-    address = ipaddress.IPv4Interface(cidr)
-    gateway_text = _str(raw, "gateway", "ip.")
-    if not gateway_text:
-        raise CniError("ip.gateway: required (the router's default route goes through it)")
+            raise CniError(f"{where}: '{text}' needs a prefix length (e.g. {text}/24)") from None
+        raise CniError(f"{where}: '{text}' is not an address with a prefix ({exc})") from None
+    return ipaddress.IPv4Interface(cidr)
+
+
+def _addresses(raw: dict[str, Any]) -> tuple[ipaddress.IPv4Interface, ...]:
+    texts = _str_list(raw, "addresses")
+    if not texts:
+        raise CniError("ip.addresses: at least one address is required")
+    if len(texts) > MAX_ADDRESSES:
+        raise CniError(f"ip.addresses: at most {MAX_ADDRESSES} addresses, got {len(texts)}")
+    out: list[ipaddress.IPv4Interface] = []
+    for index, text in enumerate(texts):
+        address = _address(text, index)
+        for before, other in enumerate(out):
+            if other.ip == address.ip:
+                raise CniError(
+                    f"ip.addresses[{index}]: {address.ip} is already ip.addresses[{before}]"
+                )
+        out.append(address)
+    return tuple(out)
+
+
+def _gateway(text: str, where: str) -> ipaddress.IPv4Address:
     try:
-        gateway = parse_ipv4(gateway_text)
+        return parse_ipv4(text)
     except ValueError as exc:
-        raise CniError(f"ip.gateway: '{gateway_text}' is not an IPv4 address ({exc})") from None
-    if gateway == address.ip:
-        raise CniError(f"ip.gateway: {gateway} is the egress address itself")
+        raise CniError(f"{where}: '{text}' is not an IPv4 address ({exc})") from None
+
+
+def _gateways(
+    raw: dict[str, Any], addresses: tuple[ipaddress.IPv4Interface, ...]
+) -> tuple[ipaddress.IPv4Address, bool]:
+    """The gateway (``ip.gateway``, or the extension ``ip.gateways``: one per address)."""
+    gateway_text = _str(raw, "gateway", "ip.")
+    per_address = raw.get("gateways") is not None
+    texts = _str_list(raw, "gateways")
+    if per_address and len(texts) != len(addresses):
+        raise CniError(
+            f"ip.gateways: one per address ({len(addresses)} in ip.addresses), got {len(texts)}"
+        )
+    if not gateway_text and not texts:
+        raise CniError("ip.gateway: required (the router's default route goes through it)")
+    first = "ip.gateway" if gateway_text else "ip.gateways[0]"
+    gateway = _gateway(gateway_text or texts[0], first)
+    for index, text in enumerate(texts):
+        this = _gateway(text, f"ip.gateways[{index}]")
+        if this != gateway:
+            raise CniError(
+                f"ip.gateways[{index}]: {this} differs from {first} {gateway}"
+                " (the router has one default route: one gateway for all its addresses)"
+            )
+    for address in addresses:
+        if gateway == address.ip:
+            raise CniError(f"ip.gateway: {gateway} is the egress address itself")
+    return gateway, per_address
+
+
+def _ip(raw: dict[str, Any]) -> IpConfig:
+    addresses = _addresses(raw)
+    gateway, per_address = _gateways(raw, addresses)
     entries = _str_list(raw, "destinations")
     destination = parse_destinations(entries, _str(raw, "fallbackIP", "ip."))
-    return IpConfig(address, gateway, tuple(entries), destination)
+    return IpConfig(addresses, gateway, tuple(entries), destination, per_address)
 
 
 def _interface_args(raw: Mapping[str, Any]) -> tuple[str | None, str, int | None]:
@@ -292,10 +350,12 @@ def render_config(config: CniConfig) -> dict[str, Any]:
     if config.mtu is not None:
         args["mtu"] = config.mtu
     ip: dict[str, Any] = {
-        "addresses": [str(config.ip.address)],
+        "addresses": [str(a) for a in config.ip.addresses],
         "gateway": str(config.ip.gateway),
         "destinations": list(config.ip.destinations),
     }
+    if config.ip.per_address_gateways:
+        ip["gateways"] = [str(config.ip.gateway)] * len(config.ip.addresses)
     if config.ip.destination.fallback is not None:
         ip["fallbackIP"] = str(config.ip.destination.fallback)
     raw: dict[str, Any] = {

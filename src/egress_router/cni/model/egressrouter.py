@@ -7,8 +7,11 @@ the Deployment ``egress-router-cni-deployment`` (pods labelled ``app: egress-rou
 Must not: read files or talk to a cluster (``commands.cni`` reads the file and prints YAML).
 
 Fixes over the reference renderer (documented in docs/cni.md): ``fallbackIP`` reaches the
-plugin (which honours it as the last, catch-all destination), and a non-default macvlan mode
-or an explicit master is rendered as ``interfaceArgs`` instead of being dropped.
+plugin (which honours it as the last, catch-all destination), a non-default macvlan mode
+or an explicit master is rendered as ``interfaceArgs`` instead of being dropped, and every
+``spec.addresses`` entry reaches the plugin (``ip.addresses``, with each entry's gateway in the
+extension ``ip.gateways``) instead of only the first. The router pod has one default route, so
+the addresses must share one gateway: a different one is an error naming its field.
 """
 
 from __future__ import annotations
@@ -53,16 +56,33 @@ class RedirectRule:
 
 
 @dataclass(frozen=True)
+class RouterAddress:
+    """One ``spec.addresses`` entry: the reserved address (CIDR, as written) and its gateway."""
+
+    ip: str
+    gateway: str
+
+
+@dataclass(frozen=True)
 class EgressRouter:
     name: str
     namespace: str
     uid: str | None
-    address: str  # CIDR, addresses[0].ip
-    gateway: str
+    addresses: tuple[RouterAddress, ...]  # at least one; all with the same gateway
     rules: tuple[RedirectRule, ...]
     fallback_ip: str | None
     mode: str  # macvlan mode as in the CR (Bridge, ...)
     master: str | None
+
+    @property
+    def address(self) -> str:
+        """``addresses[0].ip`` (CIDR)."""
+        return self.addresses[0].ip
+
+    @property
+    def gateway(self) -> str:
+        """The gateway (the same for every address)."""
+        return self.addresses[0].gateway
 
 
 def _fail(path: str, message: str, source: str | None) -> PolicyError:
@@ -113,28 +133,55 @@ def _rule(value: Any, path: str, source: str | None) -> RedirectRule:
     )
 
 
-def _address(spec: Mapping[str, Any], source: str | None) -> tuple[str, str]:
+MAX_ADDRESSES = 16  # the CRD's maxItems, and the CNI config's bound
+
+
+def _one_address(value: Any, path: str, source: str | None) -> tuple[RouterAddress, Any]:
+    entry = _map(value, path, source, ("ip", "gateway"))
+    ip = entry.get("ip")
+    try:
+        if not isinstance(ip, str):
+            raise CidrError(CidrPart.ADDRESS, "not a string")
+        interface = parse_cidr(ip, host_bits=HostBits.KEEP, prefix_required=True, ipv6=False)
+    except CidrError as exc:
+        if exc.part is CidrPart.FAMILY:
+            raise _fail(f"{path}.ip", f"{ip}: IPv6 is not supported", source) from None
+        got = brief(ip, as_json=True)
+        raise _fail(f"{path}.ip", f"must be an address/prefix, got {got}", source) from None
+    if "gateway" not in entry:
+        raise _fail(f"{path}.gateway", "required (the pod's default route)", source)
+    return RouterAddress(ip, _ip(entry["gateway"], f"{path}.gateway", source)), interface.ip
+
+
+def _addresses(spec: Mapping[str, Any], source: str | None) -> tuple[RouterAddress, ...]:
     addresses = spec.get("addresses")
     if not isinstance(addresses, list):
         raise _fail("spec.addresses", "required (a list of {ip, gateway})", source)
     if not addresses:
         raise _fail("spec.addresses", "router without addresses", source)
-    first = _map(addresses[0], "spec.addresses[0]", source, ("ip", "gateway"))
-    ip = first.get("ip")
-    try:
-        if not isinstance(ip, str):
-            raise CidrError(CidrPart.ADDRESS, "not a string")
-        parse_cidr(ip, host_bits=HostBits.KEEP, prefix_required=True, ipv6=False)
-    except CidrError as exc:
-        if exc.part is CidrPart.FAMILY:
-            raise _fail("spec.addresses[0].ip", f"{ip}: IPv6 is not supported", source) from None
-        got = brief(ip, as_json=True)
-        raise _fail(
-            "spec.addresses[0].ip", f"must be an address/prefix, got {got}", source
-        ) from None
-    if "gateway" not in first:
-        raise _fail("spec.addresses[0].gateway", "required (the pod's default route)", source)
-    return ip, _ip(first["gateway"], "spec.addresses[0].gateway", source)
+    if len(addresses) > MAX_ADDRESSES:
+        got = len(addresses)
+        raise _fail("spec.addresses", f"at most {MAX_ADDRESSES} addresses, got {got}", source)
+    out: list[RouterAddress] = []
+    seen: dict[Any, int] = {}
+    for index, value in enumerate(addresses):
+        path = f"spec.addresses[{index}]"
+        address, bare = _one_address(value, path, source)
+        if bare in seen:
+            message = f"{bare} is already spec.addresses[{seen[bare]}].ip"
+            raise _fail(f"{path}.ip", message, source)
+        seen[bare] = index
+        if out and address.gateway != out[0].gateway:
+            raise _fail(
+                f"{path}.gateway",
+                f"{address.gateway} differs from spec.addresses[0].gateway {out[0].gateway}: "
+                "the router pod has one default route, so its addresses share one gateway",
+                source,
+            )
+        if bare == ipaddress.ip_address(address.gateway):
+            raise _fail(f"{path}.ip", f"{bare} is the gateway itself", source)
+        out.append(address)
+    return tuple(out)
 
 
 def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
@@ -162,7 +209,7 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
     mode = spec.get("mode", "Redirect")
     if mode != "Redirect":
         raise _fail("spec.mode", f'must be "Redirect", got {brief(mode, as_json=True)}', source)
-    address, gateway = _address(spec, source)
+    addresses = _addresses(spec, source)
     if "redirect" not in spec:
         raise _fail("spec.redirect", "required when mode is Redirect", source)
     redirect = _map(spec["redirect"], "spec.redirect", source, ("redirectRules", "fallbackIP"))
@@ -193,8 +240,7 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
         name=meta["name"],
         namespace=namespace,
         uid=uid,
-        address=address,
-        gateway=gateway,
+        addresses=addresses,
         rules=rules,
         fallback_ip=fallback,
         mode=mac_mode,
@@ -229,7 +275,7 @@ def render_cr(router: EgressRouter) -> dict[str, Any]:
         "metadata": meta,
         "spec": {
             "mode": "Redirect",
-            "addresses": [{"ip": router.address, "gateway": router.gateway}],
+            "addresses": [{"ip": a.ip, "gateway": a.gateway} for a in router.addresses],
             "redirect": redirect,
             "networkInterface": {"macvlan": macvlan},
         },
@@ -239,12 +285,14 @@ def render_cr(router: EgressRouter) -> dict[str, Any]:
 def cni_config(router: EgressRouter) -> dict[str, Any]:
     """The CNI network configuration the NAD carries (JSON content of ``spec.config``)."""
     ip: dict[str, Any] = {
-        "addresses": [router.address],
+        "addresses": [a.ip for a in router.addresses],
         "destinations": [rule.as_destination() for rule in router.rules],
     }
     if router.fallback_ip is not None:
         ip["fallbackIP"] = router.fallback_ip
     ip["gateway"] = router.gateway
+    if len(router.addresses) > 1:  # our extension: every spec.addresses[i].gateway, in order
+        ip["gateways"] = [a.gateway for a in router.addresses]
     config: dict[str, Any] = {
         "cniVersion": "0.4.0",
         "type": "egress-router",

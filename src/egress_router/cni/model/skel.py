@@ -121,7 +121,10 @@ def error_json(error: CniError, cni_version: str = PLUGIN_VERSION) -> str:
 
 
 def add_result(config: CniConfig, ifname: str, mac: str, sandbox: str) -> str:
-    """The ADD result in the config's version (1.x, 0.3.x/0.4.0, or the 0.2.0 layout)."""
+    """The ADD result in the config's version (1.x, 0.3.x/0.4.0, or the 0.2.0 layout).
+
+    One ``ips`` entry per address; the 0.2.0 layout has room for one (``ip4``): the first.
+    """
     address = str(config.ip.address)
     gateway = str(config.ip.gateway)
     if config.cni_version in ("0.1.0", "0.2.0"):
@@ -137,7 +140,7 @@ def add_result(config: CniConfig, ifname: str, mac: str, sandbox: str) -> str:
         doc = {
             "cniVersion": config.cni_version,
             "interfaces": [{"name": ifname, "mac": mac, "sandbox": sandbox}],
-            "ips": [{**ip, "gateway": gateway}],
+            "ips": [{**ip, "address": str(a), "gateway": gateway} for a in config.ip.addresses],
             "dns": dict(config.dns),
         }
     return json.dumps(doc, indent=4)

@@ -28,6 +28,7 @@ class Exchange:
         "request_done",
         "response_started",
         "rule",
+        "rule_id",
         "started",
         "status",
         "target",
@@ -50,7 +51,8 @@ class Exchange:
         self.response_started = False  # bytes of the answer reached the client
         self.pending: list[bytes] = []  # request bytes for the upstream, not yet sent
         self.address = "-"
-        self.rule = "-"
+        self.rule = "-"  # the access log's rule field (text)
+        self.rule_id = "none"  # the metric label: a Rule.label or a rules.Fixed id, never text
         self.status = 0
         self.error = ""
         self.up_bytes = 0  # client -> upstream (body or tunnel payload)

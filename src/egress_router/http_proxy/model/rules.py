@@ -57,6 +57,19 @@ class Action(enum.StrEnum):
     DENY = "deny"
 
 
+class Fixed(enum.StrEnum):
+    """The metric label of a decision no table rule made (docs/metrics.md). Labels come from
+    these ids and from rule numbers, never from message text: rewording a 403 changes no
+    metric."""
+
+    NONE = "none"  # nothing was decided (the request failed before the policy)
+    DEFAULT = "default"  # no rule matched and the list does not end in *
+    LOOPBACK = "loopback"  # loopback and unspecified addresses need an explicit rule
+    CONNECT_PORT = "connect-port"  # CONNECT to a port not in EGRESS_HTTP_PROXY_CONNECT_PORTS
+    SELF = "self"  # a request that would reach the proxy itself
+    OTHER = "other"  # any other answer of ours (and labels past the cap)
+
+
 class Kind(enum.StrEnum):
     NETWORK = "network"  # an address or CIDR
     HOST = "host"  # one exact host name
@@ -75,6 +88,12 @@ class Rule:
     kind: Kind
     name: str | None = None  # normalized host or domain (HOST, DOMAIN)
     network: IPNetwork | None = None  # NETWORK
+    fixed: Fixed | None = None  # the defaults' label (they are no line of the table)
+
+    @property
+    def label(self) -> str:
+        """The metric label: ``rule N: text`` for a table rule, the fixed id of a default."""
+        return self.fixed.value if self.fixed is not None else self.describe()
 
     def describe(self) -> str:
         """``rule 2: !*.example.com``: how logs and 403 bodies name this rule."""
@@ -95,9 +114,9 @@ class Rule:
 
 # The default "rule" when nothing matched: not a line of the list, but it decides like one.
 DEFAULT_DENY = Rule(0, 0, "no rule matched and the list does not end in *",
-                    Action.DENY, Kind.ANY)  # fmt: skip
+                    Action.DENY, Kind.ANY, fixed=Fixed.DEFAULT)  # fmt: skip
 PROTECTED = Rule(0, 0, "loopback and unspecified addresses need an explicit address rule",
-                 Action.DENY, Kind.ANY)  # fmt: skip
+                 Action.DENY, Kind.ANY, fixed=Fixed.LOOPBACK)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -67,11 +67,23 @@ class RouterEnv:
     interfaces: Interfaces
     debug: bool = False
     health: tuple[str, int] | None = None  # EGRESS_ROUTER_HEALTH_PORT: probes' address, port
+    # Further reserved addresses (the CNI plugin's ``ip.addresses[1:]``; the variables give one).
+    extra: tuple[ipaddress.IPv4Interface, ...] = ()
 
     @property
     def source_ip(self) -> ipaddress.IPv4Address:
         """The bare source address (what SNAT and ARP use)."""
         return self.source.address
+
+    @property
+    def sources(self) -> tuple[ipaddress.IPv4Interface, ...]:
+        """Every reserved address with its prefix, the primary first."""
+        return (self.source.interface, *self.extra)
+
+    @property
+    def source_ips(self) -> tuple[ipaddress.IPv4Address, ...]:
+        """Every bare reserved address, the primary first (the SNAT pool, the ARP senders)."""
+        return tuple(a.ip for a in self.sources)
 
 
 def _invalid(exc: ValueError) -> str:

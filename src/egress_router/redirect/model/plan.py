@@ -1,8 +1,9 @@
 """Planning the router pod's network: desired state vs observed state -> operations.
 
-Owns: what the macvlan side must look like (one address, link up, an on-link host route to the
-gateway, the only default route via the gateway on the macvlan, ``net.ipv4.ip_forward=1``) and
-the minimal, ordered list of operations that gets there from what the kernel reports.
+Owns: what the macvlan side must look like (every reserved address, link up, an on-link host
+route to the gateway, the only default route via the gateway on the macvlan,
+``net.ipv4.ip_forward=1``) and the minimal, ordered list of operations that gets there from
+what the kernel reports.
 Must not: talk to the kernel. The applier observes, calls ``plan_network`` and executes the
 operations in order; an already configured pod yields an empty plan (idempotence).
 
@@ -145,18 +146,19 @@ def _same(a: ObservedRoute, b: ObservedRoute) -> bool:
 def plan_network(env: RouterEnv, observed: ObservedNetwork) -> list[NetworkOp]:
     """The operations that turn ``observed`` into the desired state (empty when already there)."""
     macvlan = env.interfaces.macvlan
-    want = env.source.interface
+    wanted = env.sources
     ops: list[NetworkOp] = []
     routes = observed.routes
-    if any(a != want for a in observed.macvlan_addresses):
+    if any(a not in wanted for a in observed.macvlan_addresses):
         # A different source before: start the macvlan from scratch. Removing its addresses
         # one by one could take ours with them (secondaries die with their primary), and the
         # kernel flushes the macvlan's routes when its last address goes, so plan without them.
         ops += [DeleteAddress(macvlan, a) for a in observed.macvlan_addresses]
         routes = tuple(r for r in routes if r.device != macvlan)
-        ops.append(AddAddress(macvlan, want))
-    elif want not in observed.macvlan_addresses:
-        ops.append(AddAddress(macvlan, want))
+        ops += [AddAddress(macvlan, want) for want in wanted]
+    else:
+        # In order: the first of a subnet becomes its primary address, the rest secondaries.
+        ops += [AddAddress(macvlan, w) for w in wanted if w not in observed.macvlan_addresses]
     if not observed.macvlan_up:
         ops.append(SetUp(macvlan))
     for route in desired_routes(env):
@@ -169,10 +171,8 @@ def plan_network(env: RouterEnv, observed: ObservedNetwork) -> list[NetworkOp]:
     return ops
 
 
-def announcements(env: RouterEnv) -> tuple[Announce, Announce]:
-    """Gratuitous ARP reply, then request, for the bare source address (always sent)."""
+def announcements(env: RouterEnv, *, request: bool) -> tuple[Announce, ...]:
+    """Gratuitous ARPs for every reserved address (always sent): the reply form first (at
+    configuration), then the request form (``apply.announce_request``)."""
     macvlan = env.interfaces.macvlan
-    return (
-        Announce(macvlan, env.source_ip, request=False),
-        Announce(macvlan, env.source_ip, request=True),
-    )
+    return tuple(Announce(macvlan, ip, request=request) for ip in env.source_ips)

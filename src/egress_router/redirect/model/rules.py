@@ -16,6 +16,9 @@ Must not: run nft (``kernel.nftables`` applies it, prefixed by its atomic table 
         iifname <cluster> counter dnat ip to <fallback>      only with a fallback line
       chain postrouting (nat, srcnat)
         oifname <macvlan> snat ip to <bare source>               comment carries the fingerprint
+          (several reserved addresses: snat ip to jhash ip saddr . ip daddr mod N seed S
+           map { 0 : <first>, 1 : <second>, ... }, so each client/destination pair keeps
+           one address, the same after every reload, and the pairs spread over all of them)
       chain input (filter)
         ct state established,related accept
         iifname <cluster> tcp dport <health> accept            only with a health port
@@ -36,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from egress_router.common.nft import Command, Table, match_meta
@@ -98,7 +102,6 @@ def _maps(destination: Destination, protocol: AnyProtocol) -> list[Command]:
 
 def _body(
     destination: Destination,
-    source: ipaddress.IPv4Address,
     ifs: Interfaces,
     health_port: int | None = None,
 ) -> list[Command]:
@@ -160,6 +163,24 @@ def _body(
     ]
 
 
+# The SNAT hash's seed: fixed, so a flow's address does not change when the table is replaced
+# (nft would pick a random seed per rule without one).
+SNAT_SEED = 0x65677274
+
+
+def snat(sources: Sequence[ipaddress.IPv4Address]) -> Command:
+    """SNAT to the one reserved address, or spread over several by a stable hash."""
+    if len(sources) == 1:
+        return {"snat": {"family": "ip", "addr": str(sources[0])}}
+    pair = [
+        {"payload": {"protocol": "ip", "field": "saddr"}},
+        {"payload": {"protocol": "ip", "field": "daddr"}},
+    ]
+    key = {"jhash": {"mod": len(sources), "seed": SNAT_SEED, "expr": {"concat": pair}}}
+    data = {"set": [[index, str(address)] for index, address in enumerate(sources)]}
+    return {"snat": {"family": "ip", "addr": {"map": {"key": key, "data": data}}}}
+
+
 def fingerprint(commands: list[Command]) -> str:
     """A stable digest of a command list (what the live table is compared by)."""
     text = json.dumps(commands, sort_keys=True, separators=(",", ":"))
@@ -168,22 +189,23 @@ def fingerprint(commands: list[Command]) -> str:
 
 def redirect_ruleset(
     destination: Destination,
-    source: ipaddress.IPv4Address,
+    source: ipaddress.IPv4Address | Sequence[ipaddress.IPv4Address],
     interfaces: Interfaces,
     health_port: int | None = None,
 ) -> list[Command]:
     """The whole table (creation commands only; the applier prefixes the atomic swap).
 
-    The SNAT rule carries the fingerprint of everything else as its comment, so reading the
-    live table back tells whether it already is this ruleset.
+    ``source``: the reserved address, or all of them (the primary first). The SNAT rule
+    carries the fingerprint of everything else as its comment, so reading the live table back
+    tells whether it already is this ruleset.
     """
-    body = _body(destination, source, interfaces, health_port)
-    snat = [
-        match_meta("oifname", interfaces.macvlan),
-        {"snat": {"family": "ip", "addr": str(source)}},
-    ]
-    mark = fingerprint([*body, _T.rule("postrouting", *snat)])
-    return [*body, _T.rule("postrouting", *snat, comment=mark)]
+    sources = [source] if isinstance(source, ipaddress.IPv4Address) else list(source)
+    if not sources:
+        raise ValueError("redirect_ruleset: no source address")
+    body = _body(destination, interfaces, health_port)
+    snat_rule = [match_meta("oifname", interfaces.macvlan), snat(sources)]
+    mark = fingerprint([*body, _T.rule("postrouting", *snat_rule)])
+    return [*body, _T.rule("postrouting", *snat_rule, comment=mark)]
 
 
 def live_fingerprint(listing: list[Command] | None) -> str | None:
