@@ -67,11 +67,11 @@ def test_unit_test_mode_prints_the_rule_table() -> None:
         ),
         (
             {VAR: "*", "EGRESS_ROUTER_CLUSTER_INTERFACE": "eth*"},
-            "EGRESS_ROUTER_CLUSTER_INTERFACE: not an interface name",
+            "EGRESS_ROUTER_CLUSTER_INTERFACE: invalid interface name",
         ),
         (
             {VAR: "*", "EGRESS_ROUTER_MACVLAN_INTERFACE": "a/b"},
-            "EGRESS_ROUTER_MACVLAN_INTERFACE: not an interface name",
+            "EGRESS_ROUTER_MACVLAN_INTERFACE: invalid interface name",
         ),
         ({VAR: "*", "EGRESS_HTTP_PROXY_ACCESS_LOG": "maybe"}, "EGRESS_HTTP_PROXY_ACCESS_LOG:"),
         ({VAR: "*", "EGRESS_HTTP_PROXY_SPLICE": "fast"}, "EGRESS_HTTP_PROXY_SPLICE: expected on"),

@@ -81,3 +81,14 @@ def test_any_text_is_a_name_or_a_value_error(text: str) -> None:
     # never looser than the kernel's dev_valid_name
     assert 0 < len(raw) < 16 and text not in (".", "..")
     assert not any(b in b"/: \t\n\v\f\r\xa0" for b in raw)
+
+
+def test_interface_variable_names_the_variable_and_the_rule() -> None:
+    from egress_router.common.names import interface_variable
+    from egress_router.errors import VariableError
+
+    assert interface_variable("EGRESS_ROUTER_MACVLAN_INTERFACE", "net1") == "net1"
+    with pytest.raises(VariableError) as err:
+        interface_variable("EGRESS_ROUTER_MACVLAN_INTERFACE", "a b")
+    line = err.value.one_line()
+    assert line.startswith("EGRESS_ROUTER_MACVLAN_INTERFACE") and "invalid interface name" in line

@@ -67,18 +67,6 @@ def _listen_addresses(interface: str) -> tuple[str, ...]:
     return (*found, LOOPBACK)
 
 
-def _interface_name(variable: str, text: str) -> str:
-    from egress_router.common.names import INTERFACE_NAME_RULE, check_interface_name
-    from egress_router.errors import VariableError
-
-    try:
-        return check_interface_name(text)
-    except ValueError as exc:
-        raise VariableError(
-            variable, f"not an interface name ({exc})", text=text, expected=INTERFACE_NAME_RULE
-        ) from None
-
-
 def _refuse_reserved(listen: tuple[str, ...], variable: str, macvlan: str) -> None:
     """Never listen on the reserved external address: that made the reference an open proxy."""
     from egress_router.errors import VariableError
@@ -106,6 +94,7 @@ def with_file(env: Mapping[str, str]) -> dict[str, str]:
 
 def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> Any:
     """``ProxySettings`` from flags (preferred) and the environment; raises VariableError."""
+    from egress_router.common.names import interface_variable
     from egress_router.common.switches import PER_CPU, parse_switch, parse_workers
     from egress_router.common.values import parse_port
     from egress_router.errors import VariableError
@@ -161,13 +150,13 @@ def build_settings(env: Mapping[str, str], flags: Mapping[str, str | None]) -> A
         except ValueError as exc:
             raise VariableError(variable, str(exc), text=text) from None
     rules = parse_destinations(env.get(DESTINATION))
-    macvlan = _interface_name(MACVLAN_INTERFACE, env.get(MACVLAN_INTERFACE) or "macvlan0")
+    macvlan = interface_variable(MACVLAN_INTERFACE, env.get(MACVLAN_INTERFACE) or "macvlan0")
     variable, text = value("listen_address")
     if text is not None:
         listen = s.parse_listen(text, variable)
     else:
         variable, interface = value("cluster_interface")
-        listen = _listen_addresses(_interface_name(variable, interface or "eth0"))
+        listen = _listen_addresses(interface_variable(variable, interface or "eth0"))
     _refuse_reserved(listen, variable, macvlan)
     return s.ProxySettings(rules=rules, listen=listen, **options)
 

@@ -7,11 +7,14 @@ without ``*`` and ``\\``: nftables reads a trailing ``*`` in ``iifname``/``oifna
 wildcard (``eth*`` matches every ``eth`` interface) and ``\\`` as its escape, so a name with
 them would widen the rules it is put in. Every name any document shows (``eth0``, ``net1``,
 ``macvlan0``, ``ens3.100``, ``br-ex``) passes.
-Must not: know which variable or field the name came from; callers wrap the ``ValueError``
-into their own error (variable, field, CNI code) and keep their own trimming and defaults.
+Must not: know where a name came from beyond what it is told: ``interface_variable`` words
+the error of an environment variable; other callers (CNI fields and codes) wrap the
+``ValueError`` into their own error and keep their own trimming and defaults.
 """
 
 from __future__ import annotations
+
+from egress_router.errors import VariableError
 
 IFNAMSIZ = 16  # the kernel's buffer for a name, including the terminating NUL
 MAX_INTERFACE_NAME = IFNAMSIZ - 1
@@ -49,3 +52,13 @@ def is_interface_name(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def interface_variable(variable: str, text: str) -> str:
+    """``text`` when it is an interface name, else the ``VariableError`` naming ``variable``."""
+    try:
+        return check_interface_name(text)
+    except ValueError as exc:
+        raise VariableError(
+            variable, f"invalid interface name ({exc})", text=text, expected=INTERFACE_NAME_RULE
+        ) from None

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from egress_router.common.lines import meaningful_lines
-from egress_router.common.names import INTERFACE_NAME_RULE, check_interface_name
+from egress_router.common.names import interface_variable
 from egress_router.common.switches import (
     MAX_WORKERS,
     PER_CPU,
@@ -199,13 +199,7 @@ def _seconds(env: Mapping[str, str], var: str, default: int, minimum: int) -> in
 
 
 def _interface(env: Mapping[str, str], var: str, default: str) -> str:
-    text = trim(env.get(var, "")) or default
-    try:
-        return check_interface_name(text)
-    except ValueError as exc:
-        raise VariableError(
-            var, f"not an interface name ({exc})", text=text, expected=INTERFACE_NAME_RULE
-        ) from None
+    return interface_variable(var, trim(env.get(var, "")) or default)
 
 
 def parse_settings(env: Mapping[str, str]) -> Settings:

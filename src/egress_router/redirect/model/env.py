@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from egress_router.common.endpoints import HEALTH_VARIABLE, parse_health
-from egress_router.common.names import INTERFACE_NAME_RULE, check_interface_name
+from egress_router.common.names import interface_variable
 from egress_router.common.switches import SWITCH_EXPECTED, parse_switch
 from egress_router.common.values import (
     IPv4Source,
@@ -143,12 +143,7 @@ def _mode(value: str | None) -> Mode:
 
 def interface_name(value: str, variable: str) -> str:
     """A Linux interface name (``common.names``), or a ``VariableError`` naming ``variable``."""
-    try:
-        return check_interface_name(value)
-    except ValueError as exc:
-        raise VariableError(
-            variable, f"invalid interface name ({exc})", text=value, expected=INTERFACE_NAME_RULE
-        ) from None
+    return interface_variable(variable, value)
 
 
 def _interfaces(env: Mapping[str, str], macvlan: str | None, cluster: str | None) -> Interfaces:
