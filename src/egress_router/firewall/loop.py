@@ -36,25 +36,25 @@ async def poll(agent: Agent, name: str, resolver: Resolver, states: dict[str, St
     """Follow ``name``: look it up when the schedule says, write what it keeps to the sets."""
     schedule = agent.config.dns
     loop = asyncio.get_running_loop()
-    state = states.setdefault(name, NameState(name))
+    states.setdefault(name, NameState(name))
     while True:
         try:
-            state = await _poll_once(agent, name, resolver, states, state)
+            state = await _poll_once(agent, name, resolver, states)
         except Exception as exc:  # a bug: reported once; this name is retried on back-off
             unexpected.report("firewall", f"DNS polling of {name}", exc)
-            current = states.get(name, state)
-            state = states[name] = on_failure(
-                current, "internal error", loop.time(), schedule
-            ).state
+            failed = on_failure(states[name], "internal error", loop.time(), schedule)
+            state = states[name] = failed.state
         await asyncio.sleep(max(0.0, state.next_lookup - loop.time()))
 
 
 async def _poll_once(
-    agent: Agent, name: str, resolver: Resolver, states: dict[str, State], state: State
+    agent: Agent, name: str, resolver: Resolver, states: dict[str, State]
 ) -> State:
-    """One lookup of ``name`` and what the schedule makes of it (the new state)."""
+    """One lookup of ``name`` and what the schedule makes of it (the new state, also kept in
+    ``states``, where a step that fails halfway has left the last one it reached)."""
     schedule = agent.config.dns
     loop = asyncio.get_running_loop()
+    state = states[name]
     lookup = asyncio.ensure_future(resolver.lookup(name))
     # Addresses have only the grace left when their refresh is due. A failing resolver can
     # take the whole lookup budget to answer, so keep the last good ones alive meanwhile.
