@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from egress_router.lab.ipv6 import enable_ipv6
 from egress_router.lab.servers import Nginx
 from egress_router.lab.topology import Lab
 from tests.cni.helpers import (
@@ -290,3 +293,136 @@ def test_add_with_two_addresses_spreads_flows_over_both(cni_lab: Lab, tmp_path: 
     after = container_state(cni_lab)
     assert not any(link["ifname"] == "net1" for link in after["links"])
     assert "egress_router" not in after["ruleset"]
+
+
+# -- IPv6 (the reference's IPv6 mode, repaired) -----------------------------------------
+
+CONTAINER_IP6 = "2001:db8:c::4"
+V6_CONFIG: dict[str, Any] = {
+    **LAB_CONFIG,
+    "ip": {
+        "addresses": ["2001:db8:1::99/64"],
+        "destinations": ["8080 TCP 2001:db8:2::25 80", "8081 tcp 2001:db8:2::26"],
+        "gateway": "2001:db8:1::1",
+    },
+}
+
+
+@pytest.fixture
+def dual_lab(cni_lab: Lab) -> Lab:
+    enable_ipv6(cni_lab, {CONTAINER: ipaddress.IPv6Address(CONTAINER_IP6)})
+    return cni_lab
+
+
+def _neighbours(lab: Lab, role: str, dev: str) -> str:
+    return str(lab.exec(role, ["ip", "-6", "neigh", "show", "dev", dev]).stdout)
+
+
+def test_ipv6_add_redirects_and_leaves_from_the_reserved_ipv6_address(
+    dual_lab: Lab, tmp_path: Path
+) -> None:
+    log_file = tmp_path / "egress-router-log"
+    # the gateway knows the address at a stale MAC: the advertisement must correct it
+    dual_lab.exec(
+        "gw",
+        ["ip", "-6", "neigh", "replace", "2001:db8:1::99", "lladdr", "02:00:00:00:00:99",
+         "dev", "lan0", "nud", "stale"],
+        check=True,
+    )  # fmt: skip
+    result = run_plugin(dual_lab, "ADD", V6_CONFIG, log_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["ips"] == [
+        {"version": "6", "interface": 0, "address": "2001:db8:1::99/64", "gateway": "2001:db8:1::1"}
+    ]
+    mac = doc["interfaces"][0]["mac"]
+    assert f"2001:db8:1::99 lladdr {mac}" in _neighbours(dual_lab, "gw", "lan0")
+
+    routes6 = str(dual_lab.exec(CONTAINER, ["ip", "-6", "route"]).stdout)
+    assert "default via 2001:db8:1::1 dev net1" in routes6
+    assert "2001:db8:1::1 dev net1" in routes6
+    assert "via 2001:db8:c::1" not in routes6  # the pod's old IPv6 default is gone
+    assert "default via 198.18.0.1 dev eth0" in str(
+        dual_lab.exec(CONTAINER, ["ip", "route"]).stdout
+    )
+    forwarding = ["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]
+    assert dual_lab.exec(CONTAINER, forwarding).stdout.strip() == "1"
+    ruleset = container_state(dual_lab)["ruleset"]
+    assert "table ip6 egress_router" in ruleset
+    assert "table ip egress_router" not in ruleset  # no IPv4 address: no IPv4 table
+    messages = _messages(log_file)
+    assert "Adding IPv6 route to gateway 2001:db8:1::1 on macvlan interface" in messages
+    assert "Added new default route with gateway 2001:db8:1::1" in messages
+    assert "Added nftables rule: iif eth0 tcp dport 8080 dnat to [2001:db8:2::25]:80" in messages
+
+    web = Nginx(dual_lab, "web", ["[2001:db8:2::25]:80", "[2001:db8:2::26]:8081"]).start()
+    for port in (8080, 8081):
+        url = f"http://[{CONTAINER_IP6}]:{port}/ip"
+        proc = dual_lab.exec("client", ["curl", "-sS", "-m", "5", url])
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "2001:db8:1::99"
+    assert web.client_addresses()[-2:] == ["2001:db8:1::99", "2001:db8:1::99"]
+    # an unmapped port is refused at once, over IPv6 too
+    refused = dual_lab.exec("client", ["curl", "-sS", "-m", "5", f"http://[{CONTAINER_IP6}]:9999/"])
+    assert refused.returncode == 7, refused.stderr  # connection refused (TCP reset)
+
+    again = run_plugin(dual_lab, "ADD", V6_CONFIG, log_file)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert str(dual_lab.exec(CONTAINER, ["ip", "-6", "route"]).stdout) == routes6
+    check = run_plugin(dual_lab, "CHECK", V6_CONFIG, log_file)
+    assert (check.returncode, check.stdout) == (0, "")
+    gone = run_plugin(dual_lab, "DEL", V6_CONFIG, log_file)
+    assert (gone.returncode, gone.stdout) == (0, "")
+    assert "egress_router" not in container_state(dual_lab)["ruleset"]
+
+
+def test_dual_stack_router_serves_both_families_from_their_reserved_addresses(
+    dual_lab: Lab, tmp_path: Path
+) -> None:
+    log_file = tmp_path / "egress-router-log"
+    config = {
+        **LAB_CONFIG,
+        "cniVersion": "0.2.0",
+        "ip": {
+            "addresses": ["198.19.123.99/24", "2001:db8:1::99/64"],
+            "gateways": ["198.19.123.1", "2001:db8:1::1"],
+            "destinations": ["8080 tcp 203.0.113.25 80", "8080 tcp 2001:db8:2::25 80"],
+        },
+    }
+    result = run_plugin(dual_lab, "ADD", config, log_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == {
+        "cniVersion": "0.2.0",
+        "ip4": {"ip": "198.19.123.99/24", "gateway": "198.19.123.1"},
+        "ip6": {"ip": "2001:db8:1::99/64", "gateway": "2001:db8:1::1"},
+        "dns": {},
+    }
+    ruleset = container_state(dual_lab)["ruleset"]
+    assert "table ip egress_router" in ruleset and "table ip6 egress_router" in ruleset
+    Nginx(dual_lab, "web", ["203.0.113.25:80", "[2001:db8:2::25]:80"]).start()
+    for target, source in (
+        (CONTAINER_IP, "198.19.123.99"),
+        (f"[{CONTAINER_IP6}]", "2001:db8:1::99"),
+    ):
+        proc = dual_lab.exec("client", ["curl", "-sS", "-m", "5", f"http://{target}:8080/ip"])
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == source
+    gone = run_plugin(dual_lab, "DEL", config, log_file)
+    assert (gone.returncode, gone.stdout) == (0, "")
+    assert "egress_router" not in container_state(dual_lab)["ruleset"]
+
+
+def test_ipv6_address_held_by_another_host_fails_add_and_leaves_nothing(
+    dual_lab: Lab, tmp_path: Path
+) -> None:
+    """Duplicate address detection is on for the router's addresses: the gateway already
+    holds 2001:db8:1::99, so ADD fails naming it and removes the interface it made."""
+    dual_lab.exec("gw", ["ip", "-6", "addr", "add", "2001:db8:1::99/64", "dev", "lan0", "nodad"])
+    dual_lab.sysctl(CONTAINER, "net.ipv6.conf.default.accept_dad", "1")
+    log_file = tmp_path / "egress-router-log"
+    result = run_plugin(dual_lab, "ADD", V6_CONFIG, log_file)
+    assert result.returncode == 1, result.stdout
+    error = json.loads(result.stdout)
+    assert error["code"] == 100
+    assert "2001:db8:1::99 is already in use" in error["msg"]
+    assert not any(link["ifname"] == "net1" for link in container_state(dual_lab)["links"])

@@ -130,7 +130,7 @@ def test_a_single_address_nad_is_as_before() -> None:
         ),
         (
             {"addresses": [{"ip": "2001:db8::5/64", "gateway": "2001:db8::1"}]},
-            "spec.addresses[0].ip",
+            "spec.redirect.redirectRules[0].destinationIP",  # IPv4 rules, no IPv4 address
         ),
     ],
 )

@@ -51,6 +51,12 @@ class FakeNetlink:
     def routes(self) -> list[Any]:
         return []
 
+    def routes_of(self, version: int) -> list[Any]:
+        return []
+
+    def dad_states(self, name: str) -> dict[Any, str]:
+        return {}
+
     def addresses(self, name: str) -> list[Any]:
         return []
 

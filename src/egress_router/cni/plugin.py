@@ -36,7 +36,6 @@ from egress_router.cni.model.config import (
 )
 from egress_router.common.documents import MAX_CHARS
 from egress_router.common.documents import load_json as decode_json
-from egress_router.common.values import IPv4Source
 from egress_router.errors import EgressRouterError
 from egress_router.redirect.model.env import Interfaces, Mode, RouterEnv
 from egress_router.redirect.model.plan import AddRoute, DeleteRoute
@@ -142,12 +141,11 @@ def _add(config: CniConfig, inv: cni_skel.Invocation, log: Logger) -> str:
         raise CniError(f"failed to open netns {inv.netns!r}", code=PLUGIN_FAILURE)
     created = _create_macvlan(config, inv.netns, inv.ifname, log)
     env = RouterEnv(
-        source=IPv4Source(config.ip.address.ip, config.ip.address.network.prefixlen),
-        gateway=config.ip.gateway,
+        addresses=config.ip.addresses,
+        gateways=config.ip.gateways,
         mode=Mode.INIT,
         destination=config.ip.destination,
         interfaces=Interfaces(macvlan=inv.ifname, cluster=CLUSTER_INTERFACE),
-        extra=config.ip.addresses[1:],
     )
     try:
         with Netlink() as nl:
@@ -163,14 +161,20 @@ def _add(config: CniConfig, inv: cni_skel.Invocation, log: Logger) -> str:
         raise
     for op in outcome.network_ops:
         if isinstance(op, AddRoute) and not op.route.is_default:
-            log.log(f"Adding IPv4 route to gateway {config.ip.gateway} on macvlan interface")
+            family = f"IPv{op.route.version}"
+            gateway = config.ip.gateway_for(op.route.version)
+            log.log(f"Adding {family} route to gateway {gateway} on macvlan interface")
         elif isinstance(op, DeleteRoute) and op.route.is_default and eth0 is not None:
-            gateway = str(op.route.gateway) if op.route.gateway else None
-            log.log(f"deleted default route {cni_skel.go_route(eth0.index, gateway)}")
+            gateway_text = str(op.route.gateway) if op.route.gateway else None
+            log.log(f"deleted default route {cni_skel.go_route(eth0.index, gateway_text)}")
         elif isinstance(op, AddRoute):
-            log.log(f"Added new default route with gateway {config.ip.gateway}")
-    if not any(isinstance(op, AddRoute) and op.route.is_default for op in outcome.network_ops):
-        log.log(f"Use existing route with gateway {config.ip.gateway}")
+            log.log(f"Added new default route with gateway {op.route.gateway}")
+    for gateway in config.ip.gateways:
+        if not any(
+            isinstance(op, AddRoute) and op.route.is_default and op.route.gateway == gateway
+            for op in outcome.network_ops
+        ):
+            log.log(f"Use existing route with gateway {gateway}")
     rules = cni_skel.dnat_rule_texts(config.ip.destination)
     if not rules:
         log.log("No destination information has been provided")
@@ -196,8 +200,9 @@ def _del(inv: cni_skel.Invocation, log: Logger) -> None:
         if nl.link(inv.ifname) is None:
             log.log("CNI DEL called")
         nl.delete_link(inv.ifname)
-    if nftables.list_table(redirect_rules.FAMILY, redirect_rules.TABLE) is not None:
-        nftables.delete_table(redirect_rules.FAMILY, redirect_rules.TABLE)
+    for family in redirect_rules.FAMILIES.values():
+        if nftables.list_table(family, redirect_rules.TABLE) is not None:
+            nftables.delete_table(family, redirect_rules.TABLE)
 
 
 def _check(config: CniConfig, inv: cni_skel.Invocation) -> None:
@@ -208,7 +213,7 @@ def _check(config: CniConfig, inv: cni_skel.Invocation) -> None:
     with Netlink() as nl:
         if nl.link(inv.ifname) is None:
             raise CniError(f'interface "{inv.ifname}" not found', code=PLUGIN_FAILURE)
-        present = nl.addresses(inv.ifname)
+        present = nl.all_addresses(inv.ifname)
         for address in config.ip.addresses:
             if address not in present:
                 raise CniError(f'interface "{inv.ifname}" lacks {address}', code=PLUGIN_FAILURE)

@@ -1,9 +1,13 @@
-"""ARP on a raw packet socket: the only module that opens AF_PACKET sockets.
+"""ARP and IPv6 neighbour advertisements on a raw packet socket: the only module that opens
+AF_PACKET sockets.
 
-Owns: announcing that an IPv4 address now lives at an interface's MAC, in both forms switches
-and hosts honour (an unsolicited ARP reply and an ARP request for our own address), so the
-upstream switch and gateway learn the macvlan's MAC at once instead of after a timeout; and
-probing who answers for an address (``probe``, what ``arping`` does), for ``diagnose``.
+Owns: announcing that an address now lives at an interface's MAC, so the upstream switch and
+gateway learn the macvlan's MAC at once instead of after a timeout. IPv4: in both forms switches
+and hosts honour (an unsolicited ARP reply and an ARP request for our own address). IPv6: an
+unsolicited neighbour advertisement (RFC 4861 7.2.6: to all-nodes ``ff02::1``, hop limit 255,
+Override set, our MAC as the target link-layer address option), built whole here so it goes
+out even while the address is still tentative. Also probing who answers for an IPv4 address
+(``probe``, what ``arping`` does), for ``diagnose``.
 Must not: decide when to announce or probe (the commands do).
 """
 
@@ -18,6 +22,12 @@ import time
 from egress_router.errors import DataplaneError
 
 ETH_P_ARP = 0x0806
+ETH_P_IPV6 = 0x86DD
+ICMPV6 = 58
+NEIGHBOUR_ADVERT = 136
+ALL_NODES = ipaddress.IPv6Address("ff02::1")
+ALL_NODES_MAC = b"\x33\x33\x00\x00\x00\x01"
+NA_OVERRIDE = 0x20000000
 BROADCAST = b"\xff" * 6
 ARP_REQUEST = 1
 ARP_REPLY = 2
@@ -37,16 +47,48 @@ def frame(op: int, mac: str, address: ipaddress.IPv4Address) -> bytes:
     return header + arp
 
 
-def announce(interface: str, mac: str, address: ipaddress.IPv4Address, *, request: bool) -> None:
-    """Send one gratuitous ARP reply (``request=False``) or request (``request=True``)."""
-    op = ARP_REQUEST if request else ARP_REPLY
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def advert_frame(mac: str, address: ipaddress.IPv6Address) -> bytes:
+    """An Ethernet frame carrying an unsolicited neighbour advertisement for ``address``."""
+    src = _mac_bytes(mac)
+    option = struct.pack("!BB", 2, 1) + src  # target link-layer address, 8 bytes
+    body = struct.pack("!BBHI", NEIGHBOUR_ADVERT, 0, 0, NA_OVERRIDE) + address.packed + option
+    pseudo = address.packed + ALL_NODES.packed + struct.pack("!I3xB", len(body), ICMPV6)
+    body = body[:2] + struct.pack("!H", _checksum(pseudo + body)) + body[4:]
+    ip6 = struct.pack("!IHBB", 6 << 28, len(body), ICMPV6, 255) + address.packed + ALL_NODES.packed
+    return ALL_NODES_MAC + src + struct.pack("!H", ETH_P_IPV6) + ip6 + body
+
+
+def announce(
+    interface: str,
+    mac: str,
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    *,
+    request: bool,
+) -> None:
+    """Send one gratuitous ARP reply (``request=False``) or request (``request=True``); for an
+    IPv6 address an unsolicited neighbour advertisement (both forms send one: RFC 4861 allows
+    a few, and the second covers a lost first)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        kind, proto, data = "neighbour advertisement", ETH_P_IPV6, advert_frame(mac, address)
+    else:
+        kind = "gratuitous ARP " + ("request" if request else "reply")
+        proto = ETH_P_ARP
+        data = frame(ARP_REQUEST if request else ARP_REPLY, mac, address)
     try:
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP)) as sock:
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto)) as sock:
             sock.bind((interface, 0))
-            sock.send(frame(op, mac, address))
+            sock.send(data)
     except OSError as exc:
-        kind = "request" if request else "reply"
-        raise DataplaneError(f"gratuitous ARP {kind} on {interface} failed: {exc}") from exc
+        raise DataplaneError(f"{kind} on {interface} failed: {exc}") from exc
 
 
 ZERO_IP = ipaddress.IPv4Address("0.0.0.0")

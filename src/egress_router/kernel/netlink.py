@@ -1,7 +1,8 @@
 """Netlink through pyroute2: the only module that imports pyroute2.
 
 Owns: network namespaces (create, remove, list), links (veth, macvlan, bridge; move, rename,
-up), IPv4 addresses and routes, read and written in one namespace at a time.
+up), IPv4 and IPv6 addresses and routes (IPv6 duplicate address detection state included),
+read and written in one namespace at a time.
 Must not: decide what the configuration should be (the features' ``model`` packages plan
 it), or touch a namespace other than the one it was opened on (the host's own namespace is
 never opened by the lab).
@@ -32,6 +33,14 @@ MAIN_TABLE = 254
 IFF_UP = 0x1
 IFF_RUNNING = 0x40
 AF_INET = 2
+AF_INET6 = 10
+FAMILIES = {4: AF_INET, 6: AF_INET6}
+IFA_F_DADFAILED = 0x08
+IFA_F_TENTATIVE = 0x40
+RT_SCOPE_UNIVERSE = 0
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The kernel answers a netlink request at once; only a lost reply (or a process stopped in a
 # debugger) takes longer. 3 s keeps an interrupted lab demo inside its 5 s exit budget.
 NETLINK_TIMEOUT_S = 3.0
@@ -52,7 +61,7 @@ class Link:
 
 @dataclass(frozen=True)
 class Route:
-    """An IPv4 route of the main table. ``dst`` None means the default route."""
+    """A route of the main table. ``dst`` None means the default route (of ``version``)."""
 
     dst: ipaddress.IPv4Network | None
     gateway: ipaddress.IPv4Address | None
@@ -63,6 +72,40 @@ class Route:
     @property
     def is_default(self) -> bool:
         return self.dst is None or self.dst.prefixlen == 0
+
+    @property
+    def version(self) -> int:
+        return 4
+
+
+@dataclass(frozen=True)
+class Route6:
+    """An IPv6 route of the main table. ``dst`` None means the default route ``::/0``."""
+
+    dst: ipaddress.IPv6Network | None
+    gateway: ipaddress.IPv6Address | None
+    oif: int | None
+    scope: int = 0
+    proto: int = 0
+
+    @property
+    def is_default(self) -> bool:
+        return self.dst is None or self.dst.prefixlen == 0
+
+    @property
+    def version(self) -> int:
+        return 6
+
+
+AnyRoute = Route | Route6
+
+
+class DadState:
+    """Duplicate address detection of an IPv6 address (``Netlink.dad_states``)."""
+
+    DONE = "done"
+    TENTATIVE = "tentative"
+    FAILED = "failed"
 
 
 @contextmanager
@@ -280,9 +323,10 @@ class Netlink:
         self._call(f"rename {name} to {new_name}", "link", "set", index=index, ifname=new_name)
 
     def default_route_link(self) -> str | None:
-        """The name of the interface carrying this namespace's first IPv4 default route."""
+        """The interface carrying this namespace's first IPv4 default route (else IPv6's)."""
         names = {link.index: link.name for link in self.links()}
-        for route in self.routes():
+        routes: list[AnyRoute] = [*self.routes(), *self.routes6()]
+        for route in routes:
             if route.is_default and route.oif is not None:
                 return names.get(route.oif)
         return None
@@ -304,7 +348,37 @@ class Netlink:
         msgs = self._call(f"list addresses of {name}", "get_addr", family=AF_INET, index=index)
         return [ipaddress.IPv4Interface(f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}") for m in msgs]
 
-    def add_address(self, name: str, address: ipaddress.IPv4Interface) -> None:
+    def addresses6(self, name: str) -> list[ipaddress.IPv6Interface]:
+        """The IPv6 addresses of ``name`` of global scope (link-local ``fe80::/10`` left out)."""
+        return [a for a, _ in self._addresses6(name) if not a.ip.is_link_local]
+
+    def _addresses6(self, name: str) -> list[tuple[ipaddress.IPv6Interface, int]]:
+        index = self.require_link(name).index
+        msgs = self._call(f"list addresses of {name}", "get_addr", family=AF_INET6, index=index)
+        out = []
+        for m in msgs:
+            flags = m.get("IFA_FLAGS")
+            flags = int(m["flags"] if flags is None else flags)
+            out.append((ipaddress.IPv6Interface(f"{m.get('IFA_ADDRESS')}/{m['prefixlen']}"), flags))
+        return out
+
+    def all_addresses(self, name: str) -> list[IPInterface]:
+        """Every IPv4 address of ``name``, then its global IPv6 ones."""
+        return [*self.addresses(name), *self.addresses6(name)]
+
+    def dad_states(self, name: str) -> dict[ipaddress.IPv6Address, str]:
+        """Each IPv6 address of ``name`` and where its duplicate address detection stands."""
+        states = {}
+        for address, flags in self._addresses6(name):
+            if flags & IFA_F_DADFAILED:
+                states[address.ip] = DadState.FAILED
+            elif flags & IFA_F_TENTATIVE:
+                states[address.ip] = DadState.TENTATIVE
+            else:
+                states[address.ip] = DadState.DONE
+        return states
+
+    def add_address(self, name: str, address: IPInterface) -> None:
         index = self.require_link(name).index
         self._call(
             f"add address {address} to {name}",
@@ -315,7 +389,7 @@ class Netlink:
             prefixlen=address.network.prefixlen,
         )
 
-    def delete_address(self, name: str, address: ipaddress.IPv4Interface) -> None:
+    def delete_address(self, name: str, address: IPInterface) -> None:
         index = self.require_link(name).index
         self._call(
             f"delete address {address} from {name}",
@@ -346,6 +420,28 @@ class Netlink:
             )
         return out
 
+    def routes6(self) -> list[Route6]:
+        """IPv6 routes of the main table (unicast ones: the kernel keeps multicast in local)."""
+        msgs = self._call("list IPv6 routes", "get_routes", family=AF_INET6, table=MAIN_TABLE)
+        out = []
+        for m in msgs:
+            dst = m.get("RTA_DST")
+            gw = m.get("RTA_GATEWAY")
+            out.append(
+                Route6(
+                    dst=ipaddress.IPv6Network(f"{dst}/{m['dst_len']}") if dst else None,
+                    gateway=ipaddress.IPv6Address(gw) if gw else None,
+                    oif=m.get("RTA_OIF"),
+                    scope=int(m.get("scope", 0)),
+                    proto=int(m.get("proto", 0)),
+                )
+            )
+        return out
+
+    def routes_of(self, version: int) -> list[AnyRoute]:
+        """The main table's routes of one family (4 or 6)."""
+        return list(self.routes()) if version == 4 else list(self.routes6())
+
     def route_to(self, dst: ipaddress.IPv4Address) -> Route | None:
         """The route the kernel would use for ``dst`` (``ip route get``), or None if none."""
         try:
@@ -365,14 +461,20 @@ class Netlink:
 
     def _route_args(
         self,
-        dst: ipaddress.IPv4Network | None,
-        gateway: ipaddress.IPv4Address | None,
+        dst: IPNetwork | None,
+        gateway: IPAddress | None,
         dev: str | None,
+        version: int,
     ) -> dict[str, Any]:
-        args: dict[str, Any] = {"dst": str(dst) if dst else "0.0.0.0/0", "table": MAIN_TABLE}
+        default = "0.0.0.0/0" if version == 4 else "::/0"
+        args: dict[str, Any] = {
+            "dst": str(dst) if dst else default,
+            "table": MAIN_TABLE,
+            "family": FAMILIES[version],
+        }
         if gateway is not None:
             args["gateway"] = str(gateway)
-        else:
+        elif version == 4:
             args["scope"] = 253  # link: the destination is on-link
         if dev is not None:
             args["oif"] = self.require_link(dev).index
@@ -380,18 +482,23 @@ class Netlink:
 
     def add_route(
         self,
-        dst: ipaddress.IPv4Network | None,
-        gateway: ipaddress.IPv4Address | None = None,
+        dst: IPNetwork | None,
+        gateway: IPAddress | None = None,
         dev: str | None = None,
     ) -> None:
-        self._call(
-            f"add route {dst or 'default'}", "route", "add", **self._route_args(dst, gateway, dev)
-        )
+        """Add a main-table route; its family is that of ``dst`` (or of ``gateway`` for a
+        default route). IPv6 has no link scope: an on-link route is one without a gateway."""
+        known = dst if dst is not None else gateway
+        version = known.version if known is not None else 4
+        args = self._route_args(dst, gateway, dev, version)
+        self._call(f"add route {dst or 'default'}", "route", "add", **args)
 
-    def delete_route(self, route: Route) -> None:
+    def delete_route(self, route: AnyRoute) -> None:
+        default = "0.0.0.0/0" if route.version == 4 else "::/0"
         args: dict[str, Any] = {
-            "dst": str(route.dst) if route.dst else "0.0.0.0/0",
+            "dst": str(route.dst) if route.dst else default,
             "table": MAIN_TABLE,
+            "family": FAMILIES[route.version],
         }
         if route.gateway is not None:
             args["gateway"] = str(route.gateway)

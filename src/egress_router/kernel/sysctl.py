@@ -13,9 +13,17 @@ from egress_router.errors import DataplaneError
 _ROOT = Path("/proc/sys")
 
 
+_PER_INTERFACE = ("net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh.")
+
+
 def _path(key: str) -> Path:
     if not key.startswith("net."):
         raise DataplaneError(f"refusing to touch non-network sysctl {key}")
+    for prefix in _PER_INTERFACE:
+        if key.startswith(prefix):  # an interface name may hold dots (``eth0.100``): kept
+            interface, _, leaf = key[len(prefix) :].rpartition(".")
+            if interface and leaf and "/" not in interface:
+                return _ROOT / prefix.replace(".", "/") / interface / leaf
     return _ROOT / key.replace(".", "/")
 
 

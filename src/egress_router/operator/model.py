@@ -94,7 +94,7 @@ def desired_objects(
         "metadata": _meta(router),
         "spec": {"config": json.dumps(config, indent=2) + "\n"},
     }
-    networks = [{"name": name, "default-route": [parsed.gateway]}]
+    networks = [{"name": name, "default-route": list(parsed.gateways)}]
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -6,26 +6,32 @@ Must not: parse or decide anything (``redirect.model.env``, ``redirect.model.pla
 ``redirect.model.rules`` do), or touch any namespace but the caller's own.
 
 Order (nothing partially applied):
-  1. the ruleset is built and, if it differs from the live table, checked by the kernel
-     (``nft -c``) before anything changes;
-  2. netlink operations and the ip_forward sysctl, only those the plan says differ;
-  3. the ruleset swap, one nftables transaction (our table deleted and re-created);
-  4. the gratuitous ARP replies, one per reserved address (the requests follow, see
-     ``announce_request``).
+  1. the ruleset is built (one table per address family: ``ip`` and/or ``ip6``) and, if it
+     differs from the live tables, checked by the kernel (``nft -c``) before anything changes;
+  2. netlink operations and the forwarding sysctls, only those the plan says differ;
+  3. the ruleset swap, one nftables transaction (our tables deleted and re-created; the table
+     of a family the router no longer has is deleted);
+  4. IPv6 only: duplicate address detection of the new addresses is awaited (a tentative
+     address drops the replies to the flows it sources); one that fails is an error naming
+     it, since another host holds the reserved address;
+  5. the gratuitous ARP replies (IPv6: unsolicited neighbour advertisements), one per reserved
+     address (the requests follow, see ``announce_request``).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from egress_router.errors import DataplaneError
 from egress_router.kernel import arp, nftables, sysctl
-from egress_router.kernel.netlink import Netlink
+from egress_router.kernel.netlink import DadState, Netlink
 from egress_router.redirect.model import rules as redirect_rules
 from egress_router.redirect.model.env import RouterEnv
 from egress_router.redirect.model.plan import (
+    FORWARD6_SYSCTL,
     AddAddress,
     AddRoute,
     Announce,
@@ -37,6 +43,7 @@ from egress_router.redirect.model.plan import (
     SetSysctl,
     SetUp,
     announcements,
+    disable_ipv6_sysctl,
     plan_network,
 )
 
@@ -62,21 +69,58 @@ def observe_network(nl: Netlink, env: RouterEnv) -> ObservedNetwork:
     macvlan = nl.require_link(env.interfaces.macvlan)
     nl.require_link(env.interfaces.cluster)
     names = {link.index: link.name for link in nl.links()}
+    v6 = 6 in env.families
     routes = tuple(
         ObservedRoute(
             dst=None if r.is_default else r.dst,
             gateway=r.gateway,
             device=names.get(r.oif) if r.oif is not None else None,
+            version=r.version,
         )
-        for r in nl.routes()
+        for r in nl.routes_of(4) + (nl.routes_of(6) if v6 else [])
         if r.proto != 2  # kernel-made connected routes follow the addresses by themselves
     )
+    addresses = nl.all_addresses(env.interfaces.macvlan) if v6 else nl.addresses(macvlan.name)
     return ObservedNetwork(
         macvlan_up=macvlan.up,
-        macvlan_addresses=tuple(nl.addresses(env.interfaces.macvlan)),
+        macvlan_addresses=tuple(addresses),
         routes=routes,
         ip_forward=sysctl.read("net.ipv4.ip_forward"),
+        ipv6_forwarding=sysctl.read(FORWARD6_SYSCTL) if v6 else "1",
+        ipv6_disabled=sysctl.read(disable_ipv6_sysctl(macvlan.name)) if v6 else "0",
     )
+
+
+# How long an IPv6 address may stay tentative: the kernel waits up to a second
+# (rtr_solicit_delay) before its first probe and a second (retrans_time) for an answer per
+# probe; the reference waited up to 10 s too.
+DAD_TIMEOUT_S = 10.0
+
+
+def await_dad(
+    nl: Netlink, device: str, addresses: list[ipaddress.IPv6Address], log: Log = _quiet
+) -> None:
+    """Wait until none of ``addresses`` is tentative; a failed one is an error naming it."""
+    if not addresses:
+        return
+    log(f"waiting for duplicate address detection of {', '.join(map(str, addresses))}")
+    deadline = time.monotonic() + DAD_TIMEOUT_S
+    while True:
+        states = nl.dad_states(device)
+        failed = [a for a in addresses if states.get(a) == DadState.FAILED]
+        if failed:
+            raise DataplaneError(
+                f"{failed[0]} is already in use on the network of {device}"
+                " (IPv6 duplicate address detection failed)"
+            )
+        if not any(states.get(a) == DadState.TENTATIVE for a in addresses):
+            return
+        if time.monotonic() > deadline:
+            raise DataplaneError(
+                f"IPv6 duplicate address detection of {addresses[0]} on {device} did not end"
+                f" within {DAD_TIMEOUT_S:g} s"
+            )
+        time.sleep(0.05)
 
 
 def _execute(nl: Netlink, op: NetworkOp) -> None:
@@ -95,7 +139,7 @@ def _execute(nl: Netlink, op: NetworkOp) -> None:
 
 
 def _delete_route(nl: Netlink, route: ObservedRoute) -> None:
-    for live in nl.routes():
+    for live in nl.routes_of(route.version):
         dst = None if live.is_default else live.dst
         same_dev = route.device is None or (
             (link := nl.link(route.device)) is not None and link.index == live.oif
@@ -105,24 +149,53 @@ def _delete_route(nl: Netlink, route: ObservedRoute) -> None:
             return
 
 
-def desired_ruleset(env: RouterEnv) -> list[nftables.Command] | None:
-    """Our table's content for redirect modes; None for the proxy modes (no table)."""
+def desired_tables(env: RouterEnv) -> dict[int, list[nftables.Command]]:
+    """Our tables' content for redirect modes, by address family; none in the proxy modes."""
     if env.destination is None:
-        return None
+        return {}
     health_port = env.health[1] if env.health is not None else None
-    return redirect_rules.redirect_ruleset(
-        env.destination, env.source_ips, env.interfaces, health_port
-    )
+    return redirect_rules.tables(env.destination, env.source_ips, env.interfaces, health_port)
+
+
+def desired_ruleset(env: RouterEnv) -> list[nftables.Command] | None:
+    """The IPv4 table's content for redirect modes; None for the proxy modes (no table)."""
+    return desired_tables(env).get(4)
+
+
+def _swap_commands(env: RouterEnv) -> list[nftables.Command]:
+    """The transaction that brings our tables to ``env``'s (empty when they already are).
+
+    The IPv4 table is always looked at (the proxy modes remove one left behind); the IPv6 one
+    only when the router has IPv6 addresses: the variables' routers never make one, and the
+    CNI plugin's DEL removes both.
+    """
+    desired = desired_tables(env)
+    swap: list[nftables.Command] = []
+    for version, family in redirect_rules.FAMILIES.items():
+        if version == 6 and 6 not in env.families:
+            continue
+        listing = nftables.list_table(family, redirect_rules.TABLE)
+        wanted = desired.get(version)
+        if wanted is not None and not redirect_rules.is_current(wanted, listing):
+            swap += _replace(version) + wanted
+        elif wanted is None and listing is not None:
+            swap += _replace(version)
+    return swap
 
 
 def check_ruleset(env: RouterEnv) -> None:
     """Have the kernel check our ruleset without applying it (``nft -c``)."""
-    desired = desired_ruleset(env)
-    if desired is not None:
-        nftables.check(nftables.replace_table_commands(*TABLE) + desired)
+    swap = [c for v, t in desired_tables(env).items() for c in _replace(v) + t]
+    if swap:
+        nftables.check(swap)
+
+
+def _replace(version: int) -> list[nftables.Command]:
+    return nftables.replace_table_commands(redirect_rules.FAMILIES[version], redirect_rules.TABLE)
 
 
 TABLE = redirect_rules.FAMILY, redirect_rules.TABLE
+TABLES = tuple((family, redirect_rules.TABLE) for family in redirect_rules.FAMILIES.values())
 
 
 def configure(
@@ -140,17 +213,11 @@ def configure(
     instance's deadline passed while configuring, so it must not announce the address).
     """
     outcome = Outcome()
-    table = redirect_rules.FAMILY, redirect_rules.TABLE
-    listing = nftables.list_table(*table)
-    desired = desired_ruleset(env)
-    swap: list[nftables.Command] = []
-    if desired is not None and not redirect_rules.is_current(desired, listing):
-        swap = nftables.replace_table_commands(*table) + desired
-        if not checked:
-            log(f"checking the ruleset with the kernel ({len(swap)} commands)")
-            nftables.check(swap)
-    elif desired is None and listing is not None:
-        swap = nftables.replace_table_commands(*table)
+    desired = desired_tables(env)
+    swap = _swap_commands(env)
+    if swap and desired and not checked:
+        log(f"checking the ruleset with the kernel ({len(swap)} commands)")
+        nftables.check(swap)
     with Netlink() as nl:
         observed = observe_network(nl, env)
         ops = plan_network(env, observed)
@@ -159,12 +226,21 @@ def configure(
             _execute(nl, op)
         outcome.network_ops = ops
         if swap:
-            log(f"replacing table {table[0]} {table[1]} in one transaction")
+            names = " and ".join(
+                f"{redirect_rules.FAMILIES[v]} {redirect_rules.TABLE}" for v in desired
+            )
+            log(f"replacing table {names or 'egress_router'} in one transaction")
             nftables.apply(swap)
-            outcome.ruleset_replaced = desired is not None
-            outcome.ruleset_removed = desired is None
+            outcome.ruleset_replaced = bool(desired)
+            outcome.ruleset_removed = not desired
         else:
-            log("ruleset already current" if desired is not None else "no ruleset in this mode")
+            log("ruleset already current" if desired else "no ruleset in this mode")
+        fresh = [
+            op.address.ip
+            for op in ops
+            if isinstance(op, AddAddress) and isinstance(op.address, ipaddress.IPv6Interface)
+        ]
+        await_dad(nl, env.interfaces.macvlan, fresh, log)
         mac = nl.require_link(env.interfaces.macvlan).mac
     if mac is None:
         raise DataplaneError(f"interface {env.interfaces.macvlan} has no MAC address")
@@ -231,7 +307,8 @@ def withdraw_address(
 
 
 def remove_rules(log: Log = _quiet) -> None:
-    """Delete our nftables table if it is there."""
-    if nftables.list_table(*TABLE) is not None:
-        log(f"deleting table {TABLE[0]} {TABLE[1]}")
-        nftables.delete_table(*TABLE)
+    """Delete our nftables tables (``ip`` and ``ip6``) where they are."""
+    for family, name in TABLES:
+        if nftables.list_table(family, name) is not None:
+            log(f"deleting table {family} {name}")
+            nftables.delete_table(family, name)

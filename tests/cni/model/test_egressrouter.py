@@ -180,7 +180,14 @@ def test_defaults() -> None:
             {"addresses": [{"ip": "192.168.12.99/24", "gateway": "x"}]},
             'spec.addresses[0].gateway: must be an IP address, got "x"',
         ),
-        ({"addresses": [{"ip": "fd00::5/64", "gateway": "fd00::1"}]}, "spec.addresses[0].ip: fd00"),
+        (
+            {"addresses": [{"ip": "fd00::5/64", "gateway": "192.168.3.1"}]},
+            "spec.addresses[0].gateway: 192.168.3.1 is not of the family of fd00::5/64",
+        ),
+        (
+            {"addresses": [{"ip": "::ffff:192.168.3.10/120", "gateway": "192.168.3.1"}]},
+            "spec.addresses[0].ip: ::ffff:192.168.3.10/120 is an IPv6 spelling of 192.168.3.10",
+        ),
         (
             {
                 "addresses": [
@@ -212,11 +219,12 @@ def test_defaults() -> None:
         (
             {
                 "addresses": [
-                    {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
                     {"ip": "fd00::5/64", "gateway": "fd00::1"},
+                    {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
+                    {"ip": "fd00::6/64", "gateway": "fd00::2"},
                 ]
             },
-            "spec.addresses[1].ip: fd00::5/64: IPv6 is not supported",
+            "spec.addresses[2].gateway: fd00::2 differs from spec.addresses[0].gateway fd00::1",
         ),
         (
             {

@@ -123,7 +123,7 @@ TWO = (Iface("198.19.123.99/24"), Iface("198.19.123.100/24"))
 
 
 def two_address_env() -> RouterEnv:
-    return dataclasses.replace(router_env(), extra=TWO[1:])
+    return dataclasses.replace(router_env(), addresses=TWO, written=None)
 
 
 def test_every_address_is_added_in_order_then_the_routes() -> None:

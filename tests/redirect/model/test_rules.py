@@ -152,7 +152,9 @@ def test_unit_test_plan_with_three_addresses_matches_golden() -> None:
             "EGRESS_ROUTER_MODE": "unit-test",
         }
     )
-    env = dataclasses.replace(parsed, extra=tuple(ipaddress.IPv4Interface(a) for a in THREE[1:]))
+    env = dataclasses.replace(
+        parsed, addresses=(*parsed.addresses, *(ipaddress.IPv4Interface(a) for a in THREE[1:]))
+    )
     assert render_plan(env) == (GOLDEN / "unit_test_three_addresses.txt").read_text()
 
 

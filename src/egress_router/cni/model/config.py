@@ -21,17 +21,24 @@ range); ports are 1-65535 and a local port is used once per protocol (first matc
 shadow the rest in the reference). ``ip.fallbackIP`` becomes the catch-all when no entry is one.
 
 Addresses (the reference used ``addresses[0]`` and silently ignored the rest): every entry of
-``ip.addresses`` (1-16, each ``<ip>/<prefix>``, none twice) goes on the macvlan, and outgoing
-flows are spread over them (``redirect.model.rules``). ``ip.gateway`` is the one gateway of the
-reference grammar; the extension ``ip.gateways`` (a list beside ``ip.addresses``, entry *i* the
-gateway of address *i*, as the operator renders ``spec.addresses[i].gateway``) may repeat it per
-address. The pod has one default route, so every gateway must be the same address: a second
-one is refused with its index named. Only IPv4 is implemented (see docs/cni.md).
+``ip.addresses`` (1-16, each ``<ip>/<prefix>``, IPv4 or IPv6, none twice) goes on the macvlan,
+and outgoing flows are spread over those of their family (``redirect.model.rules``).
+``ip.gateway`` is the one gateway of the reference grammar; the extension ``ip.gateways`` (a
+list beside ``ip.addresses``, entry *i* the gateway of address *i*, as the operator renders
+``spec.addresses[i].gateway``) may repeat it per address. The pod has one default route per
+family, so the gateways of one family must be the same address: a second one is refused with
+its index named, as is a gateway of the other family than its address, or a family of
+addresses without a gateway (a dual-stack router needs ``ip.gateways``).
+
+IPv6 (the reference's IPv6 mode, repaired): destinations may be IPv6 when an IPv6 address is
+there to source them (each family is redirected by its own table, ``ip`` or ``ip6``), a remote
+port is written after the address as for IPv4 (``8080 tcp 2001:db8::5 80``; the rule is
+``dnat to [2001:db8::5]:80``, where the reference wrote no brackets), and an IPv6 spelling of
+an IPv4 address (``::ffff:203.0.113.5``) is refused everywhere: write the IPv4 address.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,9 +49,15 @@ from egress_router.common.documents import load_json as decode_json
 from egress_router.common.lines import bad_char, describe_char, split_fields
 from egress_router.common.names import is_interface_name
 from egress_router.common.networks import CidrError, CidrPart, HostBits, parse_cidr
-from egress_router.common.values import is_decimal, parse_ipv4
+from egress_router.common.values import IPAddress, ipv4_alias, is_decimal, parse_ipv4, parse_ipv6
 from egress_router.errors import ConfigError, VariableError, brief
-from egress_router.redirect.model.destinations import CNI_PROTOCOLS, Destination, parse_destination
+from egress_router.redirect.model.destinations import (
+    BOTH_FAMILIES,
+    CNI_PROTOCOLS,
+    Destination,
+    parse_destination,
+)
+from egress_router.redirect.model.env import IPInterface
 
 SUPPORTED_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 PLUGIN_VERSION = "1.1.0"  # what VERSION reports, as the CNI library of that spec does
@@ -80,18 +93,26 @@ MAX_ADDRESSES = 16  # as the EgressRouter CRD's maxItems: each is an address on 
 
 @dataclass(frozen=True)
 class IpConfig:
-    """``ip``: the egress addresses (with prefixes), the gateway and the DNAT destinations."""
+    """``ip``: the egress addresses (with prefixes), the gateways and the DNAT destinations."""
 
-    addresses: tuple[ipaddress.IPv4Interface, ...]  # at least one; the first is the primary
-    gateway: ipaddress.IPv4Address
+    addresses: tuple[IPInterface, ...]  # at least one; the first is the primary
+    gateways: tuple[IPAddress, ...]  # one per family of the addresses, IPv4's first
     destinations: tuple[str, ...]  # verbatim, for the ``IP Destinations: [...]`` log line
     destination: Destination
     per_address_gateways: bool = False  # ``ip.gateways`` was given (rendered back the same)
 
     @property
-    def address(self) -> ipaddress.IPv4Interface:
+    def address(self) -> IPInterface:
         """The first address (what the reference used, and the one 0.2.0 results report)."""
         return self.addresses[0]
+
+    @property
+    def gateway(self) -> IPAddress:
+        """The gateway of the first address's family (``ip.gateway`` of the reference)."""
+        return self.gateway_for(self.address.version)
+
+    def gateway_for(self, version: int) -> IPAddress:
+        return next(g for g in self.gateways if g.version == version)
 
 
 @dataclass(frozen=True)
@@ -144,12 +165,31 @@ def _strip_mask(entry: str, index: int) -> str:
     if at < len(fields) and "/" in fields[at]:
         ip, _, mask = fields[at].partition("/")
         try:
-            fields[at] = str(parse_cidr(fields[at], host_bits=HostBits.KEEP, ipv6=False).ip)
+            fields[at] = str(parse_cidr(fields[at], host_bits=HostBits.KEEP).ip)
         except CidrError as exc:
             if exc.part is CidrPart.PREFIX:
                 raise CniError(f"ip.destinations[{index}]: '{entry}': bad mask '/{mask}'") from None
             fields[at] = ip
     return " ".join(fields)
+
+
+def _fallback(text: str) -> IPAddress:
+    """``ip.fallbackIP``: an IPv4 or IPv6 address (not an IPv6 spelling of an IPv4 one)."""
+    try:
+        address: IPAddress = parse_ipv6(text) if ":" in text else parse_ipv4(text)
+    except ValueError as exc:
+        raise CniError(f"ip.fallbackIP: '{text}' is not an IP address ({exc})") from None
+    alias = ipv4_alias(address)
+    if alias is not None:
+        raise CniError(f"ip.fallbackIP: '{text}' is the IPv4 address {alias.ipv4}: write it so")
+    if (
+        address.is_loopback
+        or address.is_multicast
+        or address.is_unspecified
+        or (address.version == 6 and address.is_link_local)
+    ):
+        raise CniError(f"ip.fallbackIP: {address} cannot be a destination")
+    return address
 
 
 def parse_destinations(entries: list[str], fallback_ip: str | None = None) -> Destination:
@@ -169,18 +209,16 @@ def parse_destinations(entries: list[str], fallback_ip: str | None = None) -> De
     if cleaned:
         try:
             destination = parse_destination(
-                "\n".join(cleaned), variable="ip.destinations", protocols=CNI_PROTOCOLS
+                "\n".join(cleaned),
+                variable="ip.destinations",
+                protocols=CNI_PROTOCOLS,
+                families=BOTH_FAMILIES,
             )
         except VariableError as exc:
             index = (exc.line or 1) - 1
             raise CniError(f"ip.destinations[{index}]: {exc.message}") from None
     if fallback_ip is not None:
-        try:
-            fallback = parse_ipv4(fallback_ip)
-        except ValueError as exc:
-            raise CniError(
-                f"ip.fallbackIP: '{fallback_ip}' is not an IPv4 address ({exc})"
-            ) from None
+        fallback = _fallback(fallback_ip)
         if destination.fallback not in (None, fallback):
             raise CniError(
                 f"ip.fallbackIP: {fallback} conflicts with the catch-all destination "
@@ -190,26 +228,33 @@ def parse_destinations(entries: list[str], fallback_ip: str | None = None) -> De
     return destination
 
 
-def _address(text: str, index: int) -> ipaddress.IPv4Interface:
+def _address(text: str, index: int) -> IPInterface:
     where = f"ip.addresses[{index}]"
     try:  # the address on the macvlan and its subnet: host bits are the point
-        cidr = parse_cidr(text, host_bits=HostBits.KEEP, prefix_required=True, ipv6=False)
+        cidr = parse_cidr(text, host_bits=HostBits.KEEP, prefix_required=True)
     except CidrError as exc:
-        if exc.part is CidrPart.FAMILY:
-            raise CniError(f"{where}: '{text}': IPv6 egress routers are not supported") from None
         if "/" not in text:
-            raise CniError(f"{where}: '{text}' needs a prefix length (e.g. {text}/24)") from None
+            example = "64" if ":" in text else "24"
+            raise CniError(
+                f"{where}: '{text}' needs a prefix length (e.g. {text}/{example})"
+            ) from None
         raise CniError(f"{where}: '{text}' is not an address with a prefix ({exc})") from None
-    return ipaddress.IPv4Interface(cidr)
+    ip = cidr.ip
+    alias = ipv4_alias(ip)
+    if alias is not None:
+        raise CniError(f"{where}: '{text}' is an IPv6 spelling of {alias.ipv4}: write it as IPv4")
+    if ip.is_multicast or ip.is_unspecified or ip.is_loopback or ip.is_link_local:
+        raise CniError(f"{where}: {ip} cannot be an egress address (not a unicast address)")
+    return cidr
 
 
-def _addresses(raw: dict[str, Any]) -> tuple[ipaddress.IPv4Interface, ...]:
+def _addresses(raw: dict[str, Any]) -> tuple[IPInterface, ...]:
     texts = _str_list(raw, "addresses")
     if not texts:
         raise CniError("ip.addresses: at least one address is required")
     if len(texts) > MAX_ADDRESSES:
         raise CniError(f"ip.addresses: at most {MAX_ADDRESSES} addresses, got {len(texts)}")
-    out: list[ipaddress.IPv4Interface] = []
+    out: list[IPInterface] = []
     for index, text in enumerate(texts):
         address = _address(text, index)
         for before, other in enumerate(out):
@@ -221,17 +266,28 @@ def _addresses(raw: dict[str, Any]) -> tuple[ipaddress.IPv4Interface, ...]:
     return tuple(out)
 
 
-def _gateway(text: str, where: str) -> ipaddress.IPv4Address:
+def _gateway(text: str, where: str) -> IPAddress:
     try:
-        return parse_ipv4(text)
+        address: IPAddress = parse_ipv6(text) if ":" in text else parse_ipv4(text)
     except ValueError as exc:
-        raise CniError(f"{where}: '{text}' is not an IPv4 address ({exc})") from None
+        raise CniError(f"{where}: '{text}' is not an IP address ({exc})") from None
+    alias = ipv4_alias(address)
+    if alias is not None:
+        raise CniError(f"{where}: '{text}' is an IPv6 spelling of {alias.ipv4}: write it as IPv4")
+    if address.is_multicast or address.is_unspecified or address.is_loopback:
+        raise CniError(f"{where}: {address} cannot be a gateway (not a unicast address)")
+    return address
+
+
+def _family(version: int) -> str:
+    return f"IPv{version}"
 
 
 def _gateways(
-    raw: dict[str, Any], addresses: tuple[ipaddress.IPv4Interface, ...]
-) -> tuple[ipaddress.IPv4Address, bool]:
-    """The gateway (``ip.gateway``, or the extension ``ip.gateways``: one per address)."""
+    raw: dict[str, Any], addresses: tuple[IPInterface, ...]
+) -> tuple[tuple[IPAddress, ...], bool]:
+    """The gateway of each family (``ip.gateway``, or the extension ``ip.gateways``: one per
+    address, the same for all the addresses of a family)."""
     gateway_text = _str(raw, "gateway", "ip.")
     per_address = raw.get("gateways") is not None
     texts = _str_list(raw, "gateways")
@@ -241,27 +297,69 @@ def _gateways(
         )
     if not gateway_text and not texts:
         raise CniError("ip.gateway: required (the router's default route goes through it)")
-    first = "ip.gateway" if gateway_text else "ip.gateways[0]"
-    gateway = _gateway(gateway_text or texts[0], first)
+    found: dict[int, tuple[IPAddress, str]] = {}
+    if gateway_text:
+        gateway = _gateway(gateway_text, "ip.gateway")
+        found[gateway.version] = (gateway, "ip.gateway")
     for index, text in enumerate(texts):
-        this = _gateway(text, f"ip.gateways[{index}]")
-        if this != gateway:
+        where = f"ip.gateways[{index}]"
+        this = _gateway(text, where)
+        version = addresses[index].version
+        if this.version != version:
             raise CniError(
-                f"ip.gateways[{index}]: {this} differs from {first} {gateway}"
-                " (the router has one default route: one gateway for all its addresses)"
+                f"{where}: {this} is {_family(this.version)} but ip.addresses[{index}]"
+                f" {addresses[index]} is {_family(version)}"
             )
-    for address in addresses:
-        if gateway == address.ip:
-            raise CniError(f"ip.gateway: {gateway} is the egress address itself")
-    return gateway, per_address
+        first = found.setdefault(version, (this, where))
+        if this != first[0]:
+            raise CniError(
+                f"{where}: {this} differs from {first[1]} {first[0]} (the router has one"
+                f" default route per family: one gateway for all its {_family(version)} addresses)"
+            )
+    for index, address in enumerate(addresses):
+        if address.version not in found:
+            raise CniError(
+                f"ip.gateway: {_family(address.version)} ip.addresses[{index}] {address} has no"
+                f" gateway of its family (give one per address in ip.gateways)"
+            )
+        if found[address.version][0] == address.ip:
+            raise CniError(
+                f"{found[address.version][1]}: {address.ip} is the egress address itself"
+            )
+    extra = [v for v in found if not any(a.version == v for a in addresses)]
+    if extra:
+        gateway, where = found[extra[0]]
+        raise CniError(
+            f"{where}: {gateway} is {_family(extra[0])} but no address in ip.addresses is"
+        )
+    return tuple(found[v][0] for v in sorted(found)), per_address
+
+
+def _check_families(destination: Destination, addresses: tuple[IPInterface, ...]) -> None:
+    """Every destination of a family that some reserved address can source."""
+    have = {a.version for a in addresses}
+    for rule in destination.rules:
+        if rule.address.version not in have:
+            raise CniError(
+                f"ip.destinations[{rule.line - 1}]: {rule.address} is"
+                f" {_family(rule.address.version)} but ip.addresses has no"
+                f" {_family(rule.address.version)} address to send from"
+            )
+    if destination.fallback is not None and destination.fallback.version not in have:
+        version = destination.fallback.version
+        raise CniError(
+            f"ip.fallbackIP: {destination.fallback} is {_family(version)} but ip.addresses has"
+            f" no {_family(version)} address to send from"
+        )
 
 
 def _ip(raw: dict[str, Any]) -> IpConfig:
     addresses = _addresses(raw)
-    gateway, per_address = _gateways(raw, addresses)
+    gateways, per_address = _gateways(raw, addresses)
     entries = _str_list(raw, "destinations")
     destination = parse_destinations(entries, _str(raw, "fallbackIP", "ip."))
-    return IpConfig(addresses, gateway, tuple(entries), destination, per_address)
+    _check_families(destination, addresses)
+    return IpConfig(addresses, gateways, tuple(entries), destination, per_address)
 
 
 def _interface_args(raw: Mapping[str, Any]) -> tuple[str | None, str, int | None]:
@@ -354,8 +452,8 @@ def render_config(config: CniConfig) -> dict[str, Any]:
         "gateway": str(config.ip.gateway),
         "destinations": list(config.ip.destinations),
     }
-    if config.ip.per_address_gateways:
-        ip["gateways"] = [str(config.ip.gateway)] * len(config.ip.addresses)
+    if config.ip.per_address_gateways or len(config.ip.gateways) > 1:
+        ip["gateways"] = [str(config.ip.gateway_for(a.version)) for a in config.ip.addresses]
     if config.ip.destination.fallback is not None:
         ip["fallbackIP"] = str(config.ip.destination.fallback)
     raw: dict[str, Any] = {

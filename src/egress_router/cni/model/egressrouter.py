@@ -10,8 +10,11 @@ Fixes over the reference renderer (documented in docs/cni.md): ``fallbackIP`` re
 plugin (which honours it as the last, catch-all destination), a non-default macvlan mode
 or an explicit master is rendered as ``interfaceArgs`` instead of being dropped, and every
 ``spec.addresses`` entry reaches the plugin (``ip.addresses``, with each entry's gateway in the
-extension ``ip.gateways``) instead of only the first. The router pod has one default route, so
-the addresses must share one gateway: a different one is an error naming its field.
+extension ``ip.gateways``) instead of only the first. The router pod has one default route per
+family, so the addresses of one family must share one gateway: a different one is an error
+naming its field. IPv6 addresses, destinations and fallbacks work as IPv4 ones do (a router
+may hold both families); a destination needs an address of its family to be sent from, and an
+IPv6 spelling of an IPv4 address (``::ffff:203.0.113.5``) is refused: write it as IPv4.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 from egress_router.cni.model.config import DEFAULT_LOG_FILE
 from egress_router.common.names import is_interface_name
 from egress_router.common.networks import CidrError, CidrPart, HostBits, parse_cidr
+from egress_router.common.values import ipv4_alias
 from egress_router.errors import PolicyError, brief
 
 API_VERSION = "network.operator.openshift.io/v1"
@@ -81,8 +85,16 @@ class EgressRouter:
 
     @property
     def gateway(self) -> str:
-        """The gateway (the same for every address)."""
+        """The gateway of the first address's family (the same for its whole family)."""
         return self.addresses[0].gateway
+
+    @property
+    def gateways(self) -> tuple[str, ...]:
+        """One gateway per family present, in the order the families first appear."""
+        out: dict[int, str] = {}
+        for address in self.addresses:
+            out.setdefault(ipaddress.ip_address(address.gateway).version, address.gateway)
+        return tuple(out.values())
 
 
 def _fail(path: str, message: str, source: str | None) -> PolicyError:
@@ -105,8 +117,9 @@ def _ip(value: Any, path: str, source: str | None) -> str:
         raise _fail(
             path, f"must be an IP address, got {brief(value, as_json=True)}", source
         ) from None
-    if address.version != 4:
-        raise _fail(path, f"{value}: IPv6 egress routers are not supported", source)
+    alias = ipv4_alias(address)
+    if alias is not None:
+        raise _fail(path, f"{value} is an IPv6 spelling of {alias.ipv4}: write it as IPv4", source)
     return str(address)
 
 
@@ -142,15 +155,21 @@ def _one_address(value: Any, path: str, source: str | None) -> tuple[RouterAddre
     try:
         if not isinstance(ip, str):
             raise CidrError(CidrPart.ADDRESS, "not a string")
-        interface = parse_cidr(ip, host_bits=HostBits.KEEP, prefix_required=True, ipv6=False)
-    except CidrError as exc:
-        if exc.part is CidrPart.FAMILY:
-            raise _fail(f"{path}.ip", f"{ip}: IPv6 is not supported", source) from None
+        interface = parse_cidr(ip, host_bits=HostBits.KEEP, prefix_required=True)
+    except CidrError:
         got = brief(ip, as_json=True)
         raise _fail(f"{path}.ip", f"must be an address/prefix, got {got}", source) from None
+    alias = ipv4_alias(interface.ip)
+    if alias is not None:
+        message = f"{ip} is an IPv6 spelling of {alias.ipv4}: write it as IPv4"
+        raise _fail(f"{path}.ip", message, source)
     if "gateway" not in entry:
         raise _fail(f"{path}.gateway", "required (the pod's default route)", source)
-    return RouterAddress(ip, _ip(entry["gateway"], f"{path}.gateway", source)), interface.ip
+    gateway = _ip(entry["gateway"], f"{path}.gateway", source)
+    if ipaddress.ip_address(gateway).version != interface.version:
+        message = f"{gateway} is not of the family of {ip} (IPv{interface.version})"
+        raise _fail(f"{path}.gateway", message, source)
+    return RouterAddress(ip, gateway), interface.ip
 
 
 def _addresses(spec: Mapping[str, Any], source: str | None) -> tuple[RouterAddress, ...]:
@@ -164,6 +183,7 @@ def _addresses(spec: Mapping[str, Any], source: str | None) -> tuple[RouterAddre
         raise _fail("spec.addresses", f"at most {MAX_ADDRESSES} addresses, got {got}", source)
     out: list[RouterAddress] = []
     seen: dict[Any, int] = {}
+    first: dict[int, int] = {}  # family -> index of its first address
     for index, value in enumerate(addresses):
         path = f"spec.addresses[{index}]"
         address, bare = _one_address(value, path, source)
@@ -171,11 +191,13 @@ def _addresses(spec: Mapping[str, Any], source: str | None) -> tuple[RouterAddre
             message = f"{bare} is already spec.addresses[{seen[bare]}].ip"
             raise _fail(f"{path}.ip", message, source)
         seen[bare] = index
-        if out and address.gateway != out[0].gateway:
+        at = first.setdefault(bare.version, index)
+        if address.gateway != (out[at].gateway if at < index else address.gateway):
             raise _fail(
                 f"{path}.gateway",
-                f"{address.gateway} differs from spec.addresses[0].gateway {out[0].gateway}: "
-                "the router pod has one default route, so its addresses share one gateway",
+                f"{address.gateway} differs from spec.addresses[{at}].gateway {out[at].gateway}: "
+                f"the router pod has one default route per family, so its IPv{bare.version}"
+                " addresses share one gateway",
                 source,
             )
         if bare == ipaddress.ip_address(address.gateway):
@@ -222,6 +244,26 @@ def parse_egressrouter(doc: Any, source: str | None = None) -> EgressRouter:
     fallback = redirect.get("fallbackIP")
     if fallback is not None:
         fallback = _ip(fallback, "spec.redirect.fallbackIP", source)
+    used: dict[tuple[int, str, int], int] = {}
+    for index, rule in enumerate(rules):
+        key = (rule.port, rule.protocol, ipaddress.ip_address(rule.destination_ip).version)
+        if key in used:
+            message = (
+                f"{rule.protocol} port {rule.port} is already redirectRules[{used[key]}]"
+                " (a local port is redirected to one destination)"
+            )
+            raise _fail(f"spec.redirect.redirectRules[{index}].port", message, source)
+        used[key] = index
+    families = {ipaddress.ip_address(a.gateway).version for a in addresses}
+    targets = [(f"spec.redirect.redirectRules[{i}].destinationIP", r.destination_ip)
+               for i, r in enumerate(rules)]  # fmt: skip
+    if fallback is not None:
+        targets.append(("spec.redirect.fallbackIP", fallback))
+    for path, target in targets:
+        version = ipaddress.ip_address(target).version
+        if version not in families:
+            message = f"{target} is IPv{version} but spec.addresses has no IPv{version} address"
+            raise _fail(path, message, source)
     nic = _map(
         spec.get("networkInterface", {"macvlan": {}}), "spec.networkInterface", source, ("macvlan",)
     )
@@ -322,9 +364,11 @@ def _meta(router: EgressRouter, name: str, release: str) -> dict[str, Any]:
     }
 
 
-def networks_annotation(gateway: str) -> str:
-    """The multus annotation requesting the NAD, with the default route via the gateway."""
-    return f'[\n  {{\n    "name":"{NAD_NAME}",\n    "default-route": ["{gateway}"]\n  }}\n]\n'
+def networks_annotation(gateway: str, *more: str) -> str:
+    """The multus annotation requesting the NAD, with the default route via the gateway (one
+    per family for a dual-stack router)."""
+    routes = ", ".join(f'"{g}"' for g in (gateway, *more))
+    return f'[\n  {{\n    "name":"{NAD_NAME}",\n    "default-route": [{routes}]\n  }}\n]\n'
 
 
 def render(
@@ -353,7 +397,7 @@ def render(
                         "target.workload.openshift.io/management": (
                             '{"effect": "PreferredDuringScheduling"}'
                         ),
-                        "k8s.v1.cni.cncf.io/networks": networks_annotation(router.gateway),
+                        "k8s.v1.cni.cncf.io/networks": networks_annotation(*router.gateways),
                     },
                 },
                 "spec": {

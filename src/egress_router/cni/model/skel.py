@@ -123,24 +123,30 @@ def error_json(error: CniError, cni_version: str = PLUGIN_VERSION) -> str:
 def add_result(config: CniConfig, ifname: str, mac: str, sandbox: str) -> str:
     """The ADD result in the config's version (1.x, 0.3.x/0.4.0, or the 0.2.0 layout).
 
-    One ``ips`` entry per address; the 0.2.0 layout has room for one (``ip4``): the first.
+    One ``ips`` entry per address, with its family's gateway; the 0.2.0 layout has room for one
+    per family (``ip4``, ``ip6``): the first of each.
     """
-    address = str(config.ip.address)
-    gateway = str(config.ip.gateway)
     if config.cni_version in ("0.1.0", "0.2.0"):
-        doc: dict[str, Any] = {
-            "cniVersion": "0.2.0",
-            "ip4": {"ip": address, "gateway": gateway},
-            "dns": dict(config.dns),
-        }
+        doc: dict[str, Any] = {"cniVersion": "0.2.0"}
+        for address in config.ip.addresses:
+            key = f"ip{address.version}"
+            if key not in doc:
+                gateway = str(config.ip.gateway_for(address.version))
+                doc[key] = {"ip": str(address), "gateway": gateway}
+        doc["dns"] = dict(config.dns)
     else:
-        ip: dict[str, Any] = {"version": "4", "interface": 0, "address": address}
-        if config.cni_version.startswith("1."):
-            del ip["version"]  # removed from the result in spec 1.0.0
+        ips = []
+        for address in config.ip.addresses:
+            ip: dict[str, Any] = {"version": str(address.version), "interface": 0}
+            if config.cni_version.startswith("1."):
+                del ip["version"]  # removed from the result in spec 1.0.0
+            ip["address"] = str(address)
+            ip["gateway"] = str(config.ip.gateway_for(address.version))
+            ips.append(ip)
         doc = {
             "cniVersion": config.cni_version,
             "interfaces": [{"name": ifname, "mac": mac, "sandbox": sandbox}],
-            "ips": [{**ip, "address": str(a), "gateway": gateway} for a in config.ip.addresses],
+            "ips": ips,
             "dns": dict(config.dns),
         }
     return json.dumps(doc, indent=4)
@@ -156,11 +162,13 @@ def log_line(timestamp: str, level: str, message: str) -> str:
 
 
 def dnat_rule_texts(destination: Destination, cluster: str = CLUSTER_INTERFACE) -> list[str]:
-    """The DNAT rules as the reference logs them (``Added nftables rule: <text>``)."""
+    """The DNAT rules as the reference logs them (``Added nftables rule: <text>``); an IPv6
+    target with a port is bracketed, as nft reads it (the reference wrote no brackets)."""
     texts = []
     for rule in destination.rules:
         target = str(rule.address)
         if rule.remote_port != rule.port:
+            target = f"[{target}]" if rule.address.version == 6 else target
             target += f":{rule.remote_port}"
         texts.append(f"iif {cluster} {rule.protocol.value} dport {rule.port} dnat to {target}")
     if destination.fallback is not None:

@@ -17,6 +17,12 @@ catching more invalid input: octets are range-checked (0-255), ports are decimal
 80, never octal), the protocol is case-insensitive, and the same local port may be used once
 for TCP and once for UDP (the kernel keeps the two apart; the reference compared the port text
 only). Loopback, multicast, unspecified and broadcast addresses are refused as destinations.
+
+IPv6 destinations are read only where the caller allows them (``families``: the CNI grammar;
+``EGRESS_DESTINATION`` stays IPv4 as in the reference image). They are redirected by their own
+``ip6`` table, so a local port may be used once per protocol *and family*. Refused besides the
+above: link-local addresses (a DNAT target has no zone) and every IPv6 spelling of an IPv4 host
+(``::ffff:203.0.113.5``; ``common.values.ipv4_alias``), which must be written as IPv4.
 """
 
 from __future__ import annotations
@@ -26,7 +32,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from egress_router.common.lines import Line, meaningful_lines
-from egress_router.common.values import is_decimal, parse_ipv4, parse_port, trim
+from egress_router.common.values import (
+    IPAddress,
+    ipv4_alias,
+    is_decimal,
+    parse_ipv4,
+    parse_ipv6,
+    parse_port,
+    trim,
+)
 from egress_router.errors import VariableError
 
 VARIABLE = "EGRESS_DESTINATION"
@@ -63,7 +77,7 @@ class PortRule:
     line: int
     port: int
     protocol: AnyProtocol
-    address: ipaddress.IPv4Address
+    address: IPAddress
     remote_port: int
 
 
@@ -72,10 +86,22 @@ class Destination:
     """A parsed ``EGRESS_DESTINATION``: port rules in input order and an optional fallback."""
 
     rules: tuple[PortRule, ...]
-    fallback: ipaddress.IPv4Address | None = None
+    fallback: IPAddress | None = None
 
     def by_protocol(self, protocol: AnyProtocol) -> tuple[PortRule, ...]:
         return tuple(rule for rule in self.rules if rule.protocol is protocol)
+
+    def of_version(self, version: int) -> Destination:
+        """The rules (and fallback) of one address family: what its table redirects."""
+        fallback = self.fallback if self.fallback and self.fallback.version == version else None
+        rules = tuple(rule for rule in self.rules if rule.address.version == version)
+        return Destination(rules=rules, fallback=fallback)
+
+    @property
+    def versions(self) -> frozenset[int]:
+        """The address families the rules and the fallback send to."""
+        found = {rule.address.version for rule in self.rules}
+        return frozenset(found | ({self.fallback.version} if self.fallback else set()))
 
 
 def _invalid(line: Line, reason: str, variable: str) -> VariableError:
@@ -87,11 +113,31 @@ def _invalid(line: Line, reason: str, variable: str) -> VariableError:
     )
 
 
-def _address(text: str, line: Line, variable: str) -> ipaddress.IPv4Address:
-    try:
-        address = parse_ipv4(text)
-    except ValueError as exc:
-        raise _invalid(line, f"'{text}' is not an IPv4 address ({exc})", variable) from None
+IPV4_ONLY = frozenset({4})
+BOTH_FAMILIES = frozenset({4, 6})
+
+
+def _address(
+    text: str, line: Line, variable: str, families: frozenset[int] = IPV4_ONLY
+) -> IPAddress:
+    address: IPAddress
+    if ":" in text and 6 in families:
+        try:
+            address = parse_ipv6(text)
+        except ValueError as exc:
+            raise _invalid(line, f"'{text}' is not an IP address ({exc})", variable) from None
+        alias = ipv4_alias(address)
+        if alias is not None:
+            reason = f"{text} is the IPv4 address {alias.ipv4} ({alias.kind.value}): write it so"
+            raise _invalid(line, reason, variable)
+        if address.is_link_local:
+            raise _invalid(line, f"{address} cannot be a destination (link-local)", variable)
+    else:
+        try:
+            address = parse_ipv4(text)
+        except ValueError as exc:
+            what = "an IP address" if 6 in families else "an IPv4 address"
+            raise _invalid(line, f"'{text}' is not {what} ({exc})", variable) from None
     if (
         address.is_loopback
         or address.is_multicast
@@ -128,12 +174,15 @@ def _protocol(
 
 
 def _port_rule(
-    line: Line, variable: str, protocols: frozenset[AnyProtocol] = OCP3_PROTOCOLS
+    line: Line,
+    variable: str,
+    protocols: frozenset[AnyProtocol] = OCP3_PROTOCOLS,
+    families: frozenset[int] = IPV4_ONLY,
 ) -> PortRule:
     port_text, proto_text, ip_text, *rest = line.fields
     remote_text = rest[0] if rest else None
     protocol = _protocol(proto_text, line, variable, protocols)
-    address = _address(ip_text, line, variable)
+    address = _address(ip_text, line, variable, families)
     if remote_text is not None:
         remote = _port(remote_text, line, variable, "remote port")
     port = _port(port_text, line, variable, "local port")
@@ -151,16 +200,18 @@ def parse_destination(
     *,
     variable: str = VARIABLE,
     protocols: frozenset[AnyProtocol] = OCP3_PROTOCOLS,
+    families: frozenset[int] = IPV4_ONLY,
 ) -> Destination:
     """Parse the whole value, or raise ``VariableError`` for the first bad line.
 
-    ``protocols`` widens the accepted protocols (the CNI grammar adds ``sctp``).
+    ``protocols`` widens the accepted protocols (the CNI grammar adds ``sctp``); ``families``
+    the address families (the CNI grammar adds IPv6).
     """
     if value is None or not trim(value):
         raise VariableError(variable, "unspecified", expected=LINE_FORMS)
     rules: list[PortRule] = []
-    seen: dict[tuple[int, AnyProtocol], int] = {}
-    fallback: ipaddress.IPv4Address | None = None
+    seen: dict[tuple[int, AnyProtocol, int], int] = {}
+    fallback: IPAddress | None = None
     fallback_line = 0
     for line in meaningful_lines(value, variable):
         if fallback is not None:
@@ -171,13 +222,13 @@ def parse_destination(
                 line=line.number,
             )
         if len(line.fields) == 1:
-            fallback = _address(line.fields[0], line, variable)
+            fallback = _address(line.fields[0], line, variable, families)
             fallback_line = line.number
             continue
         if len(line.fields) not in (3, 4):
             raise _invalid(line, f"{len(line.fields)} fields", variable)
-        rule = _port_rule(line, variable, protocols)
-        key = (rule.port, rule.protocol)
+        rule = _port_rule(line, variable, protocols, families)
+        key = (rule.port, rule.protocol, rule.address.version)
         if key in seen:
             raise VariableError(
                 variable,

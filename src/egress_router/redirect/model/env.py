@@ -56,34 +56,74 @@ class Interfaces:
     cluster: str = DEFAULT_CLUSTER
 
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
 @dataclass(frozen=True)
 class RouterEnv:
-    """Everything ``setup`` needs, validated. ``destination`` is None in the proxy modes."""
+    """Everything ``setup`` needs, validated. ``destination`` is None in the proxy modes.
 
-    source: IPv4Source
-    gateway: ipaddress.IPv4Address
+    ``addresses``: every reserved address with its prefix, the primary first; IPv4 and IPv6 may
+    mix (the CNI plugin's ``ip.addresses``; the variables give one IPv4 address). ``gateways``:
+    the gateway of each family present, IPv4's first: the pod has one default route per family.
+    """
+
+    addresses: tuple[IPInterface, ...]
+    gateways: tuple[IPAddress, ...]
     mode: Mode
     destination: Destination | None
     interfaces: Interfaces
     debug: bool = False
     health: tuple[str, int] | None = None  # EGRESS_ROUTER_HEALTH_PORT: probes' address, port
-    # Further reserved addresses (the CNI plugin's ``ip.addresses[1:]``; the variables give one).
-    extra: tuple[ipaddress.IPv4Interface, ...] = ()
+    written: IPv4Source | None = None  # EGRESS_SOURCE as written (bare or with its prefix)
+
+    def __post_init__(self) -> None:
+        families = sorted({a.version for a in self.addresses})
+        if not self.addresses or families != sorted(g.version for g in self.gateways):
+            raise ValueError("RouterEnv: one gateway per family of the addresses")
+
+    @property
+    def source(self) -> IPv4Source:
+        """``EGRESS_SOURCE``: the variables' router (setup, failover, diagnose) is IPv4 only."""
+        if self.written is not None:
+            return self.written
+        first = next((a for a in self.addresses if isinstance(a, ipaddress.IPv4Interface)), None)
+        if first is None:
+            raise ValueError("RouterEnv.source: this router has no IPv4 address")
+        return IPv4Source(first.ip, first.network.prefixlen)
+
+    @property
+    def gateway(self) -> ipaddress.IPv4Address:
+        """``EGRESS_GATEWAY``: the IPv4 gateway (see ``source``)."""
+        found = self.gateway_for(4)
+        if not isinstance(found, ipaddress.IPv4Address):
+            raise ValueError("RouterEnv.gateway: this router has no IPv4 gateway")
+        return found
+
+    def gateway_for(self, version: int) -> IPAddress | None:
+        """The gateway of one family, or None when no address is of that family."""
+        return next((g for g in self.gateways if g.version == version), None)
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        """The address families present (4 before 6)."""
+        return tuple(sorted({a.version for a in self.addresses}))
 
     @property
     def source_ip(self) -> ipaddress.IPv4Address:
-        """The bare source address (what SNAT and ARP use)."""
+        """The bare IPv4 source address (what failover and diagnose use)."""
         return self.source.address
 
     @property
-    def sources(self) -> tuple[ipaddress.IPv4Interface, ...]:
+    def sources(self) -> tuple[IPInterface, ...]:
         """Every reserved address with its prefix, the primary first."""
-        return (self.source.interface, *self.extra)
+        return self.addresses
 
     @property
-    def source_ips(self) -> tuple[ipaddress.IPv4Address, ...]:
-        """Every bare reserved address, the primary first (the SNAT pool, the ARP senders)."""
-        return tuple(a.ip for a in self.sources)
+    def source_ips(self) -> tuple[IPAddress, ...]:
+        """Every bare reserved address, the primary first (the SNAT pools, the announcements)."""
+        return tuple(a.ip for a in self.addresses)
 
 
 def _invalid(exc: ValueError) -> str:
@@ -187,8 +227,9 @@ def parse_router_env(
             expected="a port (e.g. 8081), ADDR:PORT, or off",
         ) from None  # fmt: skip
     return RouterEnv(
-        source=source,
-        gateway=gateway,
+        addresses=(source.interface,),
+        gateways=(gateway,),
+        written=source,
         mode=mode,
         destination=destination,
         interfaces=interfaces,

@@ -1,9 +1,11 @@
 """Planning the router pod's network: desired state vs observed state -> operations.
 
-Owns: what the macvlan side must look like (every reserved address, link up, an on-link host
-route to the gateway, the only default route via the gateway on the macvlan,
-``net.ipv4.ip_forward=1``) and the minimal, ordered list of operations that gets there from
-what the kernel reports.
+Owns: what the macvlan side must look like (every reserved address, link up; for each address
+family present an on-link host route to its gateway, the only default route of that family via
+the gateway on the macvlan, and forwarding on: ``net.ipv4.ip_forward=1``, and for IPv6
+``net.ipv6.conf.all.forwarding=1`` (the reference wrote ``net.ipv6.ip_forward``, which does
+not exist) with IPv6 enabled on the macvlan) and the minimal, ordered list of operations that
+gets there from what the kernel reports.
 Must not: talk to the kernel. The applier observes, calls ``plan_network`` and executes the
 operations in order; an already configured pod yields an empty plan (idempotence).
 
@@ -17,18 +19,25 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from egress_router.redirect.model.env import RouterEnv
+from egress_router.common.values import IPAddress, IPNetwork
+from egress_router.redirect.model.env import IPInterface, RouterEnv
 
 FORWARD_SYSCTL = "net.ipv4.ip_forward"
+FORWARD6_SYSCTL = "net.ipv6.conf.all.forwarding"
+
+
+def disable_ipv6_sysctl(device: str) -> str:
+    return f"net.ipv6.conf.{device}.disable_ipv6"
 
 
 @dataclass(frozen=True)
 class ObservedRoute:
-    """A main-table IPv4 route as observed. ``dst`` None is the default route."""
+    """A main-table route as observed. ``dst`` None is the default route of ``version``."""
 
-    dst: ipaddress.IPv4Network | None
-    gateway: ipaddress.IPv4Address | None
+    dst: IPNetwork | None
+    gateway: IPAddress | None
     device: str | None
+    version: int = 4
 
     @property
     def is_default(self) -> bool:
@@ -40,9 +49,11 @@ class ObservedNetwork:
     """The parts of the pod's network the plan depends on."""
 
     macvlan_up: bool
-    macvlan_addresses: tuple[ipaddress.IPv4Interface, ...]
+    macvlan_addresses: tuple[IPInterface, ...]
     routes: tuple[ObservedRoute, ...]
     ip_forward: str
+    ipv6_forwarding: str = "0"  # net.ipv6.conf.all.forwarding
+    ipv6_disabled: str = "0"  # net.ipv6.conf.<macvlan>.disable_ipv6
 
     @classmethod
     def empty(cls) -> ObservedNetwork:
@@ -53,7 +64,7 @@ class ObservedNetwork:
 @dataclass(frozen=True)
 class AddAddress:
     device: str
-    address: ipaddress.IPv4Interface
+    address: IPInterface
 
     def __str__(self) -> str:
         return f"address add {self.address} dev {self.device}"
@@ -62,7 +73,7 @@ class AddAddress:
 @dataclass(frozen=True)
 class DeleteAddress:
     device: str
-    address: ipaddress.IPv4Interface
+    address: IPInterface
 
     def __str__(self) -> str:
         return f"address del {self.address} dev {self.device}"
@@ -106,13 +117,16 @@ NetworkOp = AddAddress | DeleteAddress | SetUp | AddRoute | DeleteRoute | SetSys
 
 @dataclass(frozen=True)
 class Announce:
-    """A gratuitous ARP for ``address`` out of ``device`` (reply form, or request form)."""
+    """A gratuitous ARP for ``address`` out of ``device`` (reply form, or request form); for
+    an IPv6 address an unsolicited neighbour advertisement."""
 
     device: str
-    address: ipaddress.IPv4Address
+    address: IPAddress
     request: bool
 
     def __str__(self) -> str:
+        if self.address.version == 6:
+            return f"unsolicited neighbour advertisement for {self.address} on {self.device}"
         kind = "request" if self.request else "reply"
         return f"gratuitous ARP {kind} for {self.address} on {self.device}"
 
@@ -121,19 +135,25 @@ def _route_text(route: ObservedRoute) -> str:
     dst = "default" if route.is_default else str(route.dst)
     via = f" via {route.gateway}" if route.gateway else ""
     dev = f" dev {route.device}" if route.device else ""
-    scope = " scope link" if route.gateway is None else ""
+    scope = " scope link" if route.gateway is None and route.version == 4 else ""
     return f"{dst}{via}{dev}{scope}"
 
 
-def desired_routes(env: RouterEnv) -> tuple[ObservedRoute, ObservedRoute]:
-    """The host route that makes the gateway on-link, and the default route via it."""
+def desired_routes(env: RouterEnv) -> tuple[ObservedRoute, ...]:
+    """For each family: the host route that makes its gateway on-link, and the default route
+    via it."""
     macvlan = env.interfaces.macvlan
-    host = ObservedRoute(ipaddress.IPv4Network(f"{env.gateway}/32"), None, macvlan)
-    default = ObservedRoute(None, env.gateway, macvlan)
-    return host, default
+    out: list[ObservedRoute] = []
+    for gateway in env.gateways:
+        host = ipaddress.ip_network((int(gateway), gateway.max_prefixlen))
+        out.append(ObservedRoute(host, None, macvlan, gateway.version))
+        out.append(ObservedRoute(None, gateway, macvlan, gateway.version))
+    return tuple(out)
 
 
 def _same_dst(a: ObservedRoute, b: ObservedRoute) -> bool:
+    if a.version != b.version:
+        return False
     if a.is_default or b.is_default:
         return a.is_default and b.is_default
     return a.dst == b.dst
@@ -166,8 +186,12 @@ def plan_network(env: RouterEnv, observed: ObservedNetwork) -> list[NetworkOp]:
         ops += [DeleteRoute(r) for r in routes if _same_dst(route, r) and not _same(route, r)]
         if not any(_same(route, r) for r in routes):
             ops.append(AddRoute(route))
-    if observed.ip_forward != "1":
+    if 6 in env.families and observed.ipv6_disabled != "0":
+        ops.insert(0, SetSysctl(disable_ipv6_sysctl(macvlan), "0"))  # before its addresses
+    if 4 in env.families and observed.ip_forward != "1":
         ops.append(SetSysctl(FORWARD_SYSCTL, "1"))
+    if 6 in env.families and observed.ipv6_forwarding != "1":
+        ops.append(SetSysctl(FORWARD6_SYSCTL, "1"))
     return ops
 
 

@@ -26,6 +26,14 @@ Must not: run nft (``kernel.nftables`` applies it, prefixed by its atomic table 
         iifname <cluster> meta l4proto tcp counter reject with tcp reset  unmapped ports fail
         iifname <cluster> counter reject (icmp port-unreachable)   at once, never reach the router
 
+IPv6 destinations (the CNI grammar) get the same table in the ``ip6`` family, built by the same
+code with ``version=6``: ``ipv6_addr`` map data, ``dnat ip6``, SNAT over the IPv6 reserved
+addresses, ``icmpv6`` echo requests accepted and unmapped ports refused with ``icmpv6
+port-unreachable``. Its input chain also accepts neighbour discovery from the cluster side
+(solicitations, advertisements, router advertisements, redirects): without them the pod's
+IPv6 neighbours could not resolve it. A router with addresses of one family has only that
+family's table (``tables``).
+
 Three hash lookups per new connection (one to count only mapped ports), whatever the number
 of lines. The maps' keys are
 ``tcp dport`` / ``udp dport``: nft adds the ``meta l4proto`` dependency, so a UDP packet can
@@ -37,12 +45,12 @@ one lookup, but nft 1.0.6's JSON parser cannot declare concatenated map data: it
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from egress_router.common.nft import Command, Table, match_meta
+from egress_router.common.values import IPAddress
 from egress_router.redirect.model.destinations import (
     AnyProtocol,
     Destination,
@@ -52,8 +60,14 @@ from egress_router.redirect.model.destinations import (
 from egress_router.redirect.model.env import Interfaces
 
 FAMILY = "ip"
+FAMILY6 = "ip6"
 TABLE = "egress_router"
-_T = Table(FAMILY, TABLE)
+FAMILIES = {4: FAMILY, 6: FAMILY6}
+_TABLES = {4: Table(FAMILY, TABLE), 6: Table(FAMILY6, TABLE)}
+_ICMP = {4: "icmp", 6: "icmpv6"}
+# What the cluster side may send the router itself over IPv6 besides echo requests: neighbour
+# discovery (conntrack does not track it, so "established" never covers it).
+ND_TYPES = ["nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert", "nd-redirect"]
 FINGERPRINT_PREFIX = "egress-router config "
 # Every DNAT rule and every reject counts its packets: ``egress-router diagnose`` reads them
 # (new connections redirected vs refused because their port is in no line).
@@ -71,12 +85,12 @@ def _protocols(destination: Destination) -> list[AnyProtocol]:
     return [Protocol.TCP, Protocol.UDP, *extra]
 
 
-def _dnat_map(protocol: AnyProtocol) -> Command:
+def _dnat_map(protocol: AnyProtocol, version: int = 4) -> Command:
     key = {"payload": {"protocol": protocol.value, "field": "dport"}}
     name = MAP_NAMES[protocol]
     return {
         "dnat": {
-            "family": "ip",
+            "family": FAMILIES[version],
             "addr": {"map": {"key": key, "data": f"@{name}_addr"}},
             "port": {"map": {"key": dict(key), "data": f"@{name}_port"}},
         }
@@ -89,22 +103,27 @@ def _in_map(protocol: AnyProtocol) -> Command:
     return {"match": {"op": "==", "left": key, "right": f"@{MAP_NAMES[protocol]}_addr"}}
 
 
-def _maps(destination: Destination, protocol: AnyProtocol) -> list[Command]:
+def _maps(destination: Destination, protocol: AnyProtocol, version: int = 4) -> list[Command]:
     rules = destination.by_protocol(protocol)
     name = MAP_NAMES[protocol]
-    addr: dict[str, Any] = {"name": f"{name}_addr", "type": "inet_service", "map": "ipv4_addr"}
+    data = "ipv4_addr" if version == 4 else "ipv6_addr"
+    addr: dict[str, Any] = {"name": f"{name}_addr", "type": "inet_service", "map": data}
     port: dict[str, Any] = {"name": f"{name}_port", "type": "inet_service", "map": "inet_service"}
     if rules:
         addr["elem"] = [[rule.port, str(rule.address)] for rule in rules]
         port["elem"] = [[rule.port, rule.remote_port] for rule in rules]
-    return [_T.add("map", **addr), _T.add("map", **port)]
+    table = _TABLES[version]
+    return [table.add("map", **addr), table.add("map", **port)]
 
 
 def _body(
     destination: Destination,
     ifs: Interfaces,
     health_port: int | None = None,
+    version: int = 4,
 ) -> list[Command]:
+    table = _TABLES[version]
+    icmp = _ICMP[version]
     cluster = match_meta("iifname", ifs.cluster)
     protocols = _protocols(destination)
     probes: list[Command] = []
@@ -117,48 +136,47 @@ def _body(
             }
         }
         probes = [cluster, dport, {"accept": None}]
-    prerouting = [_T.rule("prerouting", *probes)] if probes else []
+    prerouting = [table.rule("prerouting", *probes)] if probes else []
     prerouting += [
-        _T.rule("prerouting", cluster, _in_map(p), COUNTER, _dnat_map(p)) for p in protocols
+        table.rule("prerouting", cluster, _in_map(p), COUNTER, _dnat_map(p, version))
+        for p in protocols
     ]
     if destination.fallback is not None:
         prerouting.append(
-            _T.rule(
+            table.rule(
                 "prerouting",
                 cluster,
                 COUNTER,
-                {"dnat": {"family": "ip", "addr": str(destination.fallback)}},
+                {"dnat": {"family": FAMILIES[version], "addr": str(destination.fallback)}},
             )
         )
     established = {
         "match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}
     }
-    echo = {
-        "match": {
-            "op": "==",
-            "left": {"payload": {"protocol": "icmp", "field": "type"}},
-            "right": "echo-request",
-        }
-    }
+    icmp_type = {"payload": {"protocol": icmp, "field": "type"}}
+    echo = {"match": {"op": "==", "left": icmp_type, "right": "echo-request"}}
+    nd = {"match": {"op": "==", "left": icmp_type, "right": {"set": list(ND_TYPES)}}}
+    neighbours = [table.rule("input", cluster, nd, {"accept": None})] if version == 6 else []
     return [
-        _T.create(),
-        *(m for p in protocols for m in _maps(destination, p)),
-        _T.base_chain("prerouting", "nat", "prerouting", -100),
-        _T.base_chain("postrouting", "nat", "postrouting", 100),
-        _T.base_chain("input", "filter", "input", 0),
+        table.create(),
+        *(m for p in protocols for m in _maps(destination, p, version)),
+        table.base_chain("prerouting", "nat", "prerouting", -100),
+        table.base_chain("postrouting", "nat", "postrouting", 100),
+        table.base_chain("input", "filter", "input", 0),
         *prerouting,
-        _T.rule("input", established, {"accept": None}),
-        *([_T.rule("input", *probes)] if probes else []),
-        _T.rule("input", cluster, echo, {"accept": None}),
-        _T.rule(
+        table.rule("input", established, {"accept": None}),
+        *([table.rule("input", *probes)] if probes else []),
+        table.rule("input", cluster, echo, {"accept": None}),
+        *neighbours,
+        table.rule(
             "input",
             cluster,
             match_meta("l4proto", "tcp"),
             COUNTER,
             {"reject": {"type": "tcp reset"}},
         ),
-        _T.rule(
-            "input", cluster, COUNTER, {"reject": {"type": "icmp", "expr": "port-unreachable"}}
+        table.rule(
+            "input", cluster, COUNTER, {"reject": {"type": icmp, "expr": "port-unreachable"}}
         ),
     ]
 
@@ -168,17 +186,19 @@ def _body(
 SNAT_SEED = 0x65677274
 
 
-def snat(sources: Sequence[ipaddress.IPv4Address]) -> Command:
-    """SNAT to the one reserved address, or spread over several by a stable hash."""
+def snat(sources: Sequence[IPAddress]) -> Command:
+    """SNAT to the one reserved address, or spread over several by a stable hash (all of
+    ``sources`` are of one family: the table's)."""
+    family = FAMILIES[sources[0].version]
     if len(sources) == 1:
-        return {"snat": {"family": "ip", "addr": str(sources[0])}}
+        return {"snat": {"family": family, "addr": str(sources[0])}}
     pair = [
-        {"payload": {"protocol": "ip", "field": "saddr"}},
-        {"payload": {"protocol": "ip", "field": "daddr"}},
+        {"payload": {"protocol": family, "field": "saddr"}},
+        {"payload": {"protocol": family, "field": "daddr"}},
     ]
     key = {"jhash": {"mod": len(sources), "seed": SNAT_SEED, "expr": {"concat": pair}}}
     data = {"set": [[index, str(address)] for index, address in enumerate(sources)]}
-    return {"snat": {"family": "ip", "addr": {"map": {"key": key, "data": data}}}}
+    return {"snat": {"family": family, "addr": {"map": {"key": key, "data": data}}}}
 
 
 def fingerprint(commands: list[Command]) -> str:
@@ -189,23 +209,43 @@ def fingerprint(commands: list[Command]) -> str:
 
 def redirect_ruleset(
     destination: Destination,
-    source: ipaddress.IPv4Address | Sequence[ipaddress.IPv4Address],
+    source: IPAddress | Sequence[IPAddress],
     interfaces: Interfaces,
     health_port: int | None = None,
 ) -> list[Command]:
-    """The whole table (creation commands only; the applier prefixes the atomic swap).
+    """The whole table of the sources' family (creation commands only; the applier prefixes
+    the atomic swap). Only the destination's rules of that family go in.
 
-    ``source``: the reserved address, or all of them (the primary first). The SNAT rule
-    carries the fingerprint of everything else as its comment, so reading the live table back
-    tells whether it already is this ruleset.
+    ``source``: the reserved address, or all of them of one family (the primary first). The
+    SNAT rule carries the fingerprint of everything else as its comment, so reading the live
+    table back tells whether it already is this ruleset.
     """
-    sources = [source] if isinstance(source, ipaddress.IPv4Address) else list(source)
+    sources = list(source) if isinstance(source, Sequence) else [source]
     if not sources:
         raise ValueError("redirect_ruleset: no source address")
-    body = _body(destination, interfaces, health_port)
+    version = sources[0].version
+    if any(address.version != version for address in sources):
+        raise ValueError("redirect_ruleset: sources of two families")
+    table = _TABLES[version]
+    body = _body(destination.of_version(version), interfaces, health_port, version)
     snat_rule = [match_meta("oifname", interfaces.macvlan), snat(sources)]
-    mark = fingerprint([*body, _T.rule("postrouting", *snat_rule)])
-    return [*body, _T.rule("postrouting", *snat_rule, comment=mark)]
+    mark = fingerprint([*body, table.rule("postrouting", *snat_rule)])
+    return [*body, table.rule("postrouting", *snat_rule, comment=mark)]
+
+
+def tables(
+    destination: Destination,
+    sources: Sequence[IPAddress],
+    interfaces: Interfaces,
+    health_port: int | None = None,
+) -> dict[int, list[Command]]:
+    """One table per family of ``sources`` (IPv4 first): what a router of those addresses runs."""
+    out: dict[int, list[Command]] = {}
+    for version in (4, 6):
+        mine = [address for address in sources if address.version == version]
+        if mine:
+            out[version] = redirect_ruleset(destination, mine, interfaces, health_port)
+    return out
 
 
 def live_fingerprint(listing: list[Command] | None) -> str | None:
