@@ -6,6 +6,7 @@ arriving at the lab's web server from the router's reserved address (the only on
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from egress_router.kernel.netlink import netns_path
+from egress_router.lab.ipv6 import enable_ipv6
 from egress_router.lab.servers import Nginx
 from egress_router.lab.topology import Lab
 from tests.cni.helpers import CONTAINER, CONTAINER_IP, PLUGIN, attach_cluster_side, container_state
@@ -308,3 +310,162 @@ def test_two_address_router_from_the_api_serves_from_both_and_goes_available(
     after = container_state(cni_lab)
     assert not any(link["ifname"] == "net1" for link in after["links"])
     assert "egress_router" not in after["ruleset"]
+
+
+# -- IPv6 and dual stack: the same path from a resource -----------------------------------------
+
+CONTAINER_IP6 = "2001:db8:c::4"  # the router pod's cluster-side IPv6 address (lab.ipv6)
+V6_ROUTER = """\
+apiVersion: network.operator.openshift.io/v1
+kind: EgressRouter
+spec:
+  networkInterface:
+    macvlan: {mode: Bridge, master: ext0}
+  addresses:
+  - {ip: "2001:db8:1::99/64", gateway: "2001:db8:1::1"}
+  mode: Redirect
+  redirect:
+    redirectRules:
+    - {destinationIP: "2001:db8:2::25", port: 8080, targetPort: 80, protocol: TCP}
+"""
+DUAL_ROUTER = """\
+apiVersion: network.operator.openshift.io/v1
+kind: EgressRouter
+spec:
+  networkInterface:
+    macvlan: {mode: Bridge, master: ext0}
+  addresses:
+  - {ip: 198.19.123.99/24, gateway: 198.19.123.1}
+  - {ip: "2001:db8:1::99/64", gateway: "2001:db8:1::1"}
+  mode: Redirect
+  redirect:
+    redirectRules:
+    - {destinationIP: 203.0.113.25, port: 8080, targetPort: 80, protocol: TCP}
+    - {destinationIP: "2001:db8:2::25", port: 8081, targetPort: 80, protocol: TCP}
+"""
+V6_CASES = [
+    pytest.param(
+        "v6-egress",
+        V6_ROUTER,
+        {
+            "addresses": ["2001:db8:1::99/64"],
+            "destinations": ["8080 TCP 2001:db8:2::25 80"],
+            "gateway": "2001:db8:1::1",
+        },
+        [(f"http://[{CONTAINER_IP6}]:8080/ip", "2001:db8:1::99")],
+        id="ipv6",
+    ),
+    pytest.param(
+        "dual-egress",
+        DUAL_ROUTER,
+        {
+            "addresses": ["198.19.123.99/24", "2001:db8:1::99/64"],
+            "destinations": ["8080 TCP 203.0.113.25 80", "8081 TCP 2001:db8:2::25 80"],
+            "gateway": "198.19.123.1",
+            "gateways": ["198.19.123.1", "2001:db8:1::1"],
+        },
+        [
+            (f"http://{CONTAINER_IP}:8080/ip", "198.19.123.99"),
+            (f"http://[{CONTAINER_IP6}]:8081/ip", "2001:db8:1::99"),
+        ],
+        id="dual-stack",
+    ),
+]
+
+
+@pytest.fixture
+def dual_lab(cni_lab: Lab) -> Lab:
+    """The lab with its IPv6 side (2001:db8::/32) beside the IPv4 one."""
+    enable_ipv6(cni_lab, {CONTAINER: ipaddress.IPv6Address(CONTAINER_IP6)})
+    return cni_lab
+
+
+@pytest.mark.parametrize(("name", "text", "ip", "flows"), V6_CASES)
+def test_ipv6_router_from_the_api_serves_from_its_reserved_address_and_goes_available(
+    kube_api: Any,
+    kube_namespace: str,
+    operator: None,
+    dual_lab: Lab,
+    tmp_path: Path,
+    name: str,
+    text: str,
+    ip: dict[str, Any],
+    flows: list[tuple[str, str]],
+) -> None:
+    from kubernetes import client
+
+    ns = kube_namespace
+    create_router(kube_api, ns, name, text)
+    made = eventually(
+        lambda: (o := owned(kube_api, ns, name)) and len(o) == 3 and o,
+        90,
+        "NAD, Deployment and Service made by the operator",
+    )
+    config_text = made["NetworkAttachmentDefinition"]["spec"]["config"]
+    assert json.loads(config_text)["ip"] == ip
+    # One default route per family present, through that family's gateway.
+    gateways = ip.get("gateways", [ip["gateway"]])
+    template = made["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert json.loads(template[NETWORKS]) == [{"name": name, "default-route": gateways}]
+    core = client.CoreV1Api(kube_api)
+    selector = f"network.operator.openshift.io/egress-router={name}"
+    pod = eventually(
+        lambda: next(iter(core.list_namespaced_pod(ns, label_selector=selector).items), None),
+        120,
+        "the router pod object created from the Deployment",
+    )
+    assert json.loads(pod.metadata.annotations[NETWORKS])[0]["default-route"] == gateways
+
+    web = Nginx(dual_lab, "web", ["203.0.113.25:80", "[2001:db8:2::25]:80"]).start()
+    for url, _source in flows:  # nothing answers on the pod's ports before the plugin runs
+        assert curl(dual_lab, url).returncode != 0
+
+    private_tmp = tmp_path / "node-tmp"
+    private_tmp.mkdir()
+    added = multus_invokes(dual_lab, "ADD", config_text, pod, private_tmp)
+    assert added.returncode == 0, added.stdout + added.stderr
+    result = json.loads(added.stdout)
+    assert result["ips"] == [
+        {"version": str(ipaddress.ip_interface(address).version), "interface": 0}
+        | {"address": address, "gateway": gateway}
+        for address, gateway in zip(ip["addresses"], gateways, strict=True)
+    ]
+    log = (private_tmp / "egress-router-log").read_text()
+    assert "dnat to [2001:db8:2::25]:80" in log
+
+    for url, source in flows:
+        through = curl(dual_lab, url)
+        assert through.returncode == 0, through.stderr
+        assert through.stdout.strip() == source
+    assert web.client_addresses() == [source for _url, source in flows]
+
+    # What the kubelet would report once the sandbox is up: the pod ready with both of its
+    # cluster addresses; the operator then marks the router Available.
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = {
+        "phase": "Running",
+        "podIP": CONTAINER_IP,
+        "podIPs": [{"ip": CONTAINER_IP}, {"ip": CONTAINER_IP6}],
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+    }
+    core.patch_namespaced_pod_status(pod.metadata.name, ns, {"status": status})
+    router = eventually(
+        lambda: (
+            (r := get_router(kube_api, ns, name))
+            and (c := condition(r, "Available"))
+            and c["status"] == "True"
+            and r
+        ),
+        120,
+        "the router Available",
+    )
+    assert condition(router, "Degraded")["status"] == "False"  # type: ignore[index]
+
+    deleting = json.dumps({**json.loads(config_text), "prevResult": result})
+    gone = multus_invokes(dual_lab, "DEL", deleting, pod, private_tmp)
+    assert (gone.returncode, gone.stdout) == (0, ""), gone.stderr
+    after = container_state(dual_lab)
+    assert not any(link["ifname"] == "net1" for link in after["links"])
+    assert "egress_router" not in after["ruleset"]
+    for url, _source in flows:
+        assert curl(dual_lab, url).returncode != 0
