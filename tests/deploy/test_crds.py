@@ -84,6 +84,32 @@ def test_egressrouter_with_every_field(kube_api: Any, kube_namespace: str) -> No
     assert len(stored["spec"]["addresses"]) == 2
 
 
+V6_ADDRESS = {"ip": "2001:db8:1::99/64", "gateway": "2001:db8:1::1"}
+V6_RULE = {"destinationIP": "2001:db8:2::25", "port": 8081, "targetPort": 80, "protocol": "TCP"}
+
+
+def test_ipv6_egressrouter_is_accepted(kube_api: Any, kube_namespace: str) -> None:
+    body = yaml.safe_load(ref.EGRESS_ROUTER)
+    body["spec"]["addresses"] = [V6_ADDRESS]
+    body["spec"]["redirect"] = {"redirectRules": [V6_RULE], "fallbackIP": "2001:db8:2::27"}
+    stored = create(kube_api, kube_namespace, ER, body)
+    assert stored["spec"]["addresses"] == [V6_ADDRESS]
+    assert stored["spec"]["redirect"]["fallbackIP"] == "2001:db8:2::27"
+    # the family rule compares families, not spellings: a long form of the same family passes
+    body["metadata"]["name"] = "long-form"
+    body["spec"]["addresses"] = [{"ip": "2001:0db8:1:0::99/64", "gateway": "fe80::1"}]
+    create(kube_api, kube_namespace, ER, body)
+
+
+def test_dual_stack_egressrouter_is_accepted(kube_api: Any, kube_namespace: str) -> None:
+    body = yaml.safe_load(ref.EGRESS_ROUTER)
+    body["spec"]["addresses"].append(V6_ADDRESS)
+    body["spec"]["redirect"]["redirectRules"].append(V6_RULE)
+    stored = create(kube_api, kube_namespace, ER, body)
+    assert [a["ip"] for a in stored["spec"]["addresses"]] == ["192.168.12.99/24", V6_ADDRESS["ip"]]
+    assert stored["spec"]["redirect"]["redirectRules"][-1] == V6_RULE
+
+
 def test_documented_egress_network_policy_is_accepted(kube_api: Any, kube_namespace: str) -> None:
     stored = create(kube_api, kube_namespace, ENP, enp_from_docs())
     assert [r["type"] for r in stored["spec"]["egress"]] == ["Allow", "Allow", "Deny"]
@@ -164,6 +190,62 @@ BAD_ROUTERS = [
         "IPv4-mapped",
     ),
     (
+        "ip hex v4-mapped v6",
+        "spec.addresses.0.ip",
+        "::ffff:c0a8:30a/120",
+        "spec.addresses[0].ip",
+        "IPv4-mapped",
+    ),
+    (
+        "gateway v4-mapped v6",
+        "spec.addresses.0.gateway",
+        "::ffff:192.168.12.1",
+        "spec.addresses[0].gateway",
+        "IPv4-mapped",
+    ),
+    (
+        "gateway hex v4-mapped v6",
+        "spec.addresses.0.gateway",
+        "::ffff:c0a8:c01",
+        "spec.addresses[0].gateway",
+        "IPv4-mapped",
+    ),
+    (
+        "v6 ip with v4-mapped gateway",
+        "spec.addresses.0",
+        {"ip": "2001:db8:1::99/64", "gateway": "::ffff:192.168.12.1"},
+        "spec.addresses[0].gateway",
+        "IPv4-mapped",
+    ),
+    (
+        "v6 ip with v4 gateway",
+        "spec.addresses.0",
+        {"ip": "2001:db8:1::99/64", "gateway": "192.168.12.1"},
+        "spec.addresses[0].gateway",
+        "same IP family",
+    ),
+    (
+        "v6 ip without prefix",
+        "spec.addresses.0.ip",
+        "2001:db8:1::99",
+        "spec.addresses[0].ip",
+        "prefix length",
+    ),
+    (
+        "v6 prefix too long",
+        "spec.addresses.0.ip",
+        "2001:db8:1::99/129",
+        "spec.addresses[0].ip",
+        "prefix length",
+    ),
+    (
+        "v6 ip with zone",
+        "spec.addresses.0.gateway",
+        "fe80::1%eth0",
+        "spec.addresses[0].gateway",
+        "",
+    ),
+    (
         "gateway with prefix",
         "spec.addresses.0.gateway",
         "192.168.12.1/24",
@@ -229,6 +311,34 @@ BAD_ROUTERS = [
         {"destinationIP": "203.0.113.26", "port": 80, "protocol": "UDP"},
         "spec.redirect.redirectRules[1]",
         "Duplicate",
+    ),
+    (
+        "destination v4-mapped v6",
+        "spec.redirect.redirectRules.0.destinationIP",
+        "::ffff:203.0.113.26",
+        "spec.redirect.redirectRules[0].destinationIP",
+        "IPv4-mapped",
+    ),
+    (
+        "destination hex v4-mapped v6",
+        "spec.redirect.redirectRules.0.destinationIP",
+        "::ffff:cb00:711a",
+        "spec.redirect.redirectRules[0].destinationIP",
+        "IPv4-mapped",
+    ),
+    (
+        "destination v6 with prefix",
+        "spec.redirect.redirectRules.0.destinationIP",
+        "2001:db8:2::25/128",
+        "spec.redirect.redirectRules[0].destinationIP",
+        "no prefix length",
+    ),
+    (
+        "fallback v4-mapped v6",
+        "spec.redirect.fallbackIP",
+        "::ffff:203.0.113.28",
+        "spec.redirect.fallbackIP",
+        "IPv4-mapped",
     ),
     ("fallback garbage", "spec.redirect.fallbackIP", "example.com", "spec.redirect.fallbackIP", ""),
     (
