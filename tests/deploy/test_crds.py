@@ -110,6 +110,34 @@ def test_dual_stack_egressrouter_is_accepted(kube_api: Any, kube_namespace: str)
     assert stored["spec"]["redirect"]["redirectRules"][-1] == V6_RULE
 
 
+def test_dual_stack_egressrouter_may_use_one_port_for_both_families(
+    kube_api: Any, kube_namespace: str
+) -> None:
+    body = yaml.safe_load(ref.EGRESS_ROUTER)
+    body["spec"]["addresses"].append(V6_ADDRESS)
+    v4_rule = body["spec"]["redirect"]["redirectRules"][1]  # TCP 8080 -> 203.0.113.26:80
+    v6_rule = dict(v4_rule, destinationIP="2001:db8:2::26")
+    body["spec"]["redirect"]["redirectRules"].append(v6_rule)
+    stored = create(kube_api, kube_namespace, ER, body)
+    assert stored["spec"]["redirect"]["redirectRules"][-1] == v6_rule
+
+
+def test_egressrouter_of_500_rules_is_accepted(kube_api: Any, kube_namespace: str) -> None:
+    """The largest router: its duplicate check stays within the API server's CEL cost limit."""
+    body = yaml.safe_load(ref.EGRESS_ROUTER)
+    body["spec"]["addresses"].append(V6_ADDRESS)
+    rules = [
+        {"destinationIP": ip, "port": 1000 + i // 2, "protocol": protocol}
+        for i, (ip, protocol) in enumerate(
+            [("203.0.113.26", "TCP"), ("2001:db8:2::26", "TCP")] * 125
+            + [("203.0.113.26", "UDP"), ("2001:db8:2::26", "SCTP")] * 125
+        )
+    ]
+    body["spec"]["redirect"] = {"redirectRules": rules}
+    stored = create(kube_api, kube_namespace, ER, body)
+    assert len(stored["spec"]["redirect"]["redirectRules"]) == 500
+
+
 def test_documented_egress_network_policy_is_accepted(kube_api: Any, kube_namespace: str) -> None:
     stored = create(kube_api, kube_namespace, ENP, enp_from_docs())
     assert [r["type"] for r in stored["spec"]["egress"]] == ["Allow", "Allow", "Deny"]
@@ -309,8 +337,32 @@ BAD_ROUTERS = [
         "same port twice",
         "spec.redirect.redirectRules.1",
         {"destinationIP": "203.0.113.26", "port": 80, "protocol": "UDP"},
+        "spec.redirect.redirectRules",
+        "at most once per IP family",
+    ),
+    (
+        "same rule twice",
+        "spec.redirect.redirectRules.1",
+        {"destinationIP": "10.0.0.99", "port": 80, "protocol": "UDP"},
         "spec.redirect.redirectRules[1]",
         "Duplicate",
+    ),
+    (
+        "same port twice in IPv6",
+        "spec.redirect.redirectRules",
+        [
+            {"destinationIP": "2001:db8:2::25", "port": 80, "protocol": "TCP"},
+            {"destinationIP": "2001:db8:2::26", "port": 80, "protocol": "TCP"},
+        ],
+        "spec.redirect.redirectRules",
+        "at most once per IP family",
+    ),
+    (
+        "over 500 rules",
+        "spec.redirect.redirectRules",
+        [{"destinationIP": "203.0.113.26", "port": p, "protocol": "TCP"} for p in range(1, 502)],
+        "spec.redirect.redirectRules",
+        "500",
     ),
     (
         "destination v4-mapped v6",

@@ -328,6 +328,7 @@ spec:
     redirectRules:
     - {destinationIP: "2001:db8:2::25", port: 8080, targetPort: 80, protocol: TCP}
 """
+# One port for both families: the family the client comes over picks the destination.
 DUAL_ROUTER = """\
 apiVersion: network.operator.openshift.io/v1
 kind: EgressRouter
@@ -341,7 +342,7 @@ spec:
   redirect:
     redirectRules:
     - {destinationIP: 203.0.113.25, port: 8080, targetPort: 80, protocol: TCP}
-    - {destinationIP: "2001:db8:2::25", port: 8081, targetPort: 80, protocol: TCP}
+    - {destinationIP: "2001:db8:2::25", port: 8080, targetPort: 80, protocol: TCP}
 """
 V6_CASES = [
     pytest.param(
@@ -360,13 +361,13 @@ V6_CASES = [
         DUAL_ROUTER,
         {
             "addresses": ["198.19.123.99/24", "2001:db8:1::99/64"],
-            "destinations": ["8080 TCP 203.0.113.25 80", "8081 TCP 2001:db8:2::25 80"],
+            "destinations": ["8080 TCP 203.0.113.25 80", "8080 TCP 2001:db8:2::25 80"],
             "gateway": "198.19.123.1",
             "gateways": ["198.19.123.1", "2001:db8:1::1"],
         },
         [
             (f"http://{CONTAINER_IP}:8080/ip", "198.19.123.99"),
-            (f"http://[{CONTAINER_IP6}]:8081/ip", "2001:db8:1::99"),
+            (f"http://[{CONTAINER_IP6}]:8080/ip", "2001:db8:1::99"),
         ],
         id="dual-stack",
     ),
@@ -415,6 +416,7 @@ def test_ipv6_router_from_the_api_serves_from_its_reserved_address_and_goes_avai
         "the router pod object created from the Deployment",
     )
     assert json.loads(pod.metadata.annotations[NETWORKS])[0]["default-route"] == gateways
+    assert [p["port"] for p in made["Service"]["spec"]["ports"]] == [8080]
 
     web = Nginx(dual_lab, "web", ["203.0.113.25:80", "[2001:db8:2::25]:80"]).start()
     for url, _source in flows:  # nothing answers on the pod's ports before the plugin runs

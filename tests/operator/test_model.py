@@ -112,6 +112,47 @@ def test_a_single_address_nad_is_as_before() -> None:
     }
 
 
+def test_dual_stack_router_one_port_for_both_families() -> None:
+    """One port sent to an IPv4 and to an IPv6 destination: two NAD destinations, one default
+    route per family, and the Service port once (the client's family picks the destination)."""
+    body = router(
+        addresses=[
+            {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
+            {"ip": "2001:db8:1::99/64", "gateway": "2001:db8:1::1"},
+        ],
+        redirect={
+            "redirectRules": [
+                {
+                    "destinationIP": "203.0.113.25",
+                    "port": 8080,
+                    "targetPort": 80,
+                    "protocol": "TCP",
+                },
+                {
+                    "destinationIP": "2001:db8:2::25",
+                    "port": 8080,
+                    "targetPort": 80,
+                    "protocol": "TCP",
+                },
+                {"destinationIP": "2001:db8:2::26", "port": 53, "protocol": "UDP"},
+            ]
+        },
+    )
+    made = objects(body)
+    ip = json.loads(made["NetworkAttachmentDefinition"]["spec"]["config"])["ip"]
+    assert ip["destinations"] == [
+        "8080 TCP 203.0.113.25 80",
+        "8080 TCP 2001:db8:2::25 80",
+        "53 UDP 2001:db8:2::26",
+    ]
+    assert ip["gateways"] == ["192.168.12.1", "2001:db8:1::1"]
+    annotations = made["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    networks = json.loads(annotations["k8s.v1.cni.cncf.io/networks"])
+    assert networks == [{"name": "r1", "default-route": ["192.168.12.1", "2001:db8:1::1"]}]
+    ports = made["Service"]["spec"]["ports"]
+    assert [(p["name"], p["port"]) for p in ports] == [("tcp-8080", 8080), ("udp-53", 53)]
+
+
 @pytest.mark.parametrize(
     ("spec", "field"),
     [

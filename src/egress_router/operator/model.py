@@ -128,17 +128,19 @@ def desired_objects(
 
 
 def desired_service(router: Mapping[str, Any], parsed: EgressRouter) -> dict[str, Any] | None:
-    """A ClusterIP Service with one port per redirect rule; ``None`` without port rules."""
+    """A ClusterIP Service with one port per redirect port and protocol; ``None`` without port
+    rules. A dual-stack router may redirect one port to an IPv4 and to an IPv6 destination (which
+    one depends on the family the client comes over): the Service has that port once."""
     if not parsed.rules:
         return None
     ports = [
         {
-            "name": f"{rule.protocol.lower()}-{rule.port}",
-            "protocol": rule.protocol,
-            "port": rule.port,
-            "targetPort": rule.port,
+            "name": f"{protocol.lower()}-{port}",
+            "protocol": protocol,
+            "port": port,
+            "targetPort": port,
         }
-        for rule in parsed.rules
+        for port, protocol in dict.fromkeys((rule.port, rule.protocol) for rule in parsed.rules)
     ]
     return {
         "apiVersion": "v1",
