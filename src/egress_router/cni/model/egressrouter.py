@@ -29,7 +29,7 @@ from typing import Any
 from egress_router.cni.model.config import DEFAULT_LOG_FILE
 from egress_router.common.names import is_interface_name
 from egress_router.common.networks import CidrError, CidrPart, HostBits, parse_cidr
-from egress_router.common.values import ipv4_alias
+from egress_router.common.values import IPAddress, ipv4_alias, parse_ipv4, parse_ipv6
 from egress_router.errors import PolicyError, brief
 
 API_VERSION = "network.operator.openshift.io/v1"
@@ -111,8 +111,11 @@ def _map(value: Any, path: str, source: str | None, known: tuple[str, ...]) -> d
 
 
 def _ip(value: Any, path: str, source: str | None) -> str:
+    """An IP address, checked, and kept as written: the plugin logs its destinations verbatim
+    (``IP Destinations: [80 UDP 10:100:3::0 ...]``, as the reference's e2e test reads them)."""
+    text = value if isinstance(value, str) else ""
     try:
-        address = ipaddress.ip_address(value if isinstance(value, str) else "")
+        address: IPAddress = parse_ipv6(text) if ":" in text else parse_ipv4(text)
     except ValueError:
         raise _fail(
             path, f"must be an IP address, got {brief(value, as_json=True)}", source
@@ -120,7 +123,7 @@ def _ip(value: Any, path: str, source: str | None) -> str:
     alias = ipv4_alias(address)
     if alias is not None:
         raise _fail(path, f"{value} is an IPv6 spelling of {alias.ipv4}: write it as IPv4", source)
-    return str(address)
+    return text
 
 
 def _port(value: Any, path: str, source: str | None) -> int:
