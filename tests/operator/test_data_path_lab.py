@@ -416,7 +416,10 @@ def test_ipv6_router_from_the_api_serves_from_its_reserved_address_and_goes_avai
         "the router pod object created from the Deployment",
     )
     assert json.loads(pod.metadata.annotations[NETWORKS])[0]["default-route"] == gateways
-    assert [p["port"] for p in made["Service"]["spec"]["ports"]] == [8080]
+    service = made["Service"]["spec"]  # (the client's snake_case dict)
+    assert [p["port"] for p in service["ports"]] == [8080]  # once, for both families
+    # IPv6 rules: both families asked for; this cluster's service range is IPv4 only
+    assert (service["ip_family_policy"], service["ip_families"]) == ("PreferDualStack", ["IPv4"])
 
     web = Nginx(dual_lab, "web", ["203.0.113.25:80", "[2001:db8:2::25]:80"]).start()
     for url, _source in flows:  # nothing answers on the pod's ports before the plugin runs

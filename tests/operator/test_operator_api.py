@@ -129,7 +129,7 @@ def test_ipv6_router_gets_its_objects_and_is_not_degraded(
     assert ip == {
         "addresses": ["192:168:3::10/64"],
         "destinations": [
-            "80 UDP 10:100:3::",
+            "80 UDP 10:100:3::0",
             "8080 SCTP 203:0:113::26 80",
             "8443 TCP 203:0:113::27 443",
         ],
