@@ -149,6 +149,19 @@ def test_every_address_reaches_the_plugin_with_its_gateway() -> None:
     assert parse_egressrouter(render_cr(router)) == router
 
 
+def test_one_gateway_spelled_two_ways_is_one_gateway() -> None:
+    """Addresses are kept as written, but compared as addresses: the same IPv6 gateway written
+    in long and short form is one gateway (the plugin's ip.gateways check agrees)."""
+    addresses = [
+        {"ip": "2001:db8:1::99/64", "gateway": "2001:db8:1::1"},
+        {"ip": "2001:db8:1::100/64", "gateway": "2001:0db8:0001::1"},
+    ]
+    router = parse_egressrouter(_cr(addresses=addresses, redirect={"redirectRules": []}))
+    assert router.gateways == ("2001:db8:1::1",)
+    config = parse_config(json.dumps(cni_config(router)))
+    assert [str(g) for g in config.ip.gateways] == ["2001:db8:1::1"]
+
+
 def test_single_address_config_has_no_extension() -> None:
     assert "gateways" not in cni_config(parse_egressrouter(_cr()))["ip"]
 

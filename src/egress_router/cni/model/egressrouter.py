@@ -195,7 +195,10 @@ def _addresses(spec: Mapping[str, Any], source: str | None) -> tuple[RouterAddre
             raise _fail(f"{path}.ip", message, source)
         seen[bare] = index
         at = first.setdefault(bare.version, index)
-        if address.gateway != (out[at].gateway if at < index else address.gateway):
+        # compared as addresses: the text is kept as written (2001:db8::1 = 2001:0db8::1)
+        if at < index and ipaddress.ip_address(address.gateway) != ipaddress.ip_address(
+            out[at].gateway
+        ):
             raise _fail(
                 f"{path}.gateway",
                 f"{address.gateway} differs from spec.addresses[{at}].gateway {out[at].gateway}: "
