@@ -78,7 +78,7 @@ def test_minimal_egressrouter_gets_the_defaults(kube_api: Any, kube_namespace: s
 def test_egressrouter_with_every_field(kube_api: Any, kube_namespace: str) -> None:
     body = yaml.safe_load(ref.EGRESS_ROUTER)
     body["spec"]["networkInterface"] = {"macvlan": {"mode": "Private", "master": "ens3.100"}}
-    body["spec"]["addresses"].append({"ip": "192.168.13.99/24", "gateway": "192.168.13.1"})
+    body["spec"]["addresses"].append({"ip": "192.168.12.100/24", "gateway": "192.168.12.1"})
     stored = create(kube_api, kube_namespace, ER, body)
     assert stored["spec"]["networkInterface"]["macvlan"]["master"] == "ens3.100"
     assert len(stored["spec"]["addresses"]) == 2
@@ -95,9 +95,13 @@ def test_ipv6_egressrouter_is_accepted(kube_api: Any, kube_namespace: str) -> No
     stored = create(kube_api, kube_namespace, ER, body)
     assert stored["spec"]["addresses"] == [V6_ADDRESS]
     assert stored["spec"]["redirect"]["fallbackIP"] == "2001:db8:2::27"
-    # the family rule compares families, not spellings: a long form of the same family passes
+    # the family rules compare families and addresses, not spellings: one gateway written in
+    # two forms is one gateway; a link-local gateway is of the family
     body["metadata"]["name"] = "long-form"
-    body["spec"]["addresses"] = [{"ip": "2001:0db8:1:0::99/64", "gateway": "fe80::1"}]
+    body["spec"]["addresses"] = [
+        {"ip": "2001:0db8:1:0::99/64", "gateway": "fe80::1"},
+        {"ip": "2001:db8:1::100/64", "gateway": "fe80:0::1"},
+    ]
     create(kube_api, kube_namespace, ER, body)
 
 
@@ -288,6 +292,48 @@ BAD_ROUTERS = [
         "same IP family",
     ),
     ("gateway missing", "spec.addresses.0.gateway", None, "spec.addresses[0].gateway", "Required"),
+    (
+        "two gateways in one family",
+        "spec.addresses",
+        [
+            {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
+            {"ip": "192.168.12.100/24", "gateway": "192.168.12.254"},
+        ],
+        "spec.addresses",
+        "share one gateway",
+    ),
+    (
+        "two IPv6 gateways",
+        "spec.addresses",
+        [
+            {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
+            {"ip": "2001:db8:1::99/64", "gateway": "2001:db8:1::1"},
+            {"ip": "2001:db8:1::100/64", "gateway": "2001:db8:1::2"},
+        ],
+        "spec.addresses",
+        "share one gateway",
+    ),
+    (
+        "IPv6 destination, IPv4 addresses",
+        "spec.redirect.redirectRules.0.destinationIP",
+        "2001:db8:2::25",
+        "spec.redirect",
+        "an IPv6 destination needs an IPv6 address",
+    ),
+    (
+        "IPv6 fallback, IPv4 addresses",
+        "spec.redirect.fallbackIP",
+        "2001:db8:2::27",
+        "spec.redirect",
+        "fallbackIP need an address of their IP family",
+    ),
+    (
+        "IPv4 destinations, IPv6 address",
+        "spec.addresses",
+        [{"ip": "2001:db8:1::99/64", "gateway": "2001:db8:1::1"}],
+        "spec.redirect",
+        "need an address of their IP family",
+    ),
     ("no address", "spec.addresses", [], "spec.addresses", "at least 1"),
     (
         "same address twice",
