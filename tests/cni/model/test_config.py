@@ -550,3 +550,11 @@ def test_any_family_mix_renders_and_parses_back(addresses: list[str], per_addres
     config = parse_config(_ip(**ip))
     assert [str(a) for a in config.ip.addresses] == addresses
     assert parse_config(json.dumps(render_config(config))) == config
+
+
+def test_broadcast_fallback_is_refused_as_a_catch_all_entry_is() -> None:
+    with pytest.raises(CniError) as info:
+        parse_config(_with(ip__fallbackIP="255.255.255.255"))
+    assert str(info.value) == "ip.fallbackIP: 255.255.255.255 cannot be a destination"
+    with pytest.raises(CniError, match=r"^ip\.destinations\[3\]: value '255\.255\.255\.255'"):
+        parse_config(_with(ip__destinations=[*BASE["ip"]["destinations"], "255.255.255.255"]))

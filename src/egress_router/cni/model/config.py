@@ -39,6 +39,7 @@ an IPv4 address (``::ffff:203.0.113.5``) is refused everywhere: write the IPv4 a
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -186,6 +187,7 @@ def _fallback(text: str) -> IPAddress:
         address.is_loopback
         or address.is_multicast
         or address.is_unspecified
+        or address == ipaddress.IPv4Address("255.255.255.255")  # as the destination grammar
         or (address.version == 6 and address.is_link_local)
     ):
         raise CniError(f"ip.fallbackIP: {address} cannot be a destination")

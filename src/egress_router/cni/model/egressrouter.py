@@ -110,9 +110,49 @@ def _map(value: Any, path: str, source: str | None, known: tuple[str, ...]) -> d
     return value
 
 
-def _ip(value: Any, path: str, source: str | None) -> str:
+def _special(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """What keeps ``address`` from being one host's unicast address, or None."""
+    if address.is_loopback:
+        return "loopback"
+    if address.is_multicast:
+        return "multicast"
+    if address.is_unspecified:
+        return "unspecified"
+    if address == ipaddress.IPv4Address("255.255.255.255"):
+        return "broadcast"
+    if address.is_link_local:
+        return "link-local"
+    return None
+
+
+# What the CNI plugin refuses where (``cni.model.config``), refused here first so a bad router
+# is reported on its own field instead of failing in the pod: no zone ids anywhere; for a
+# destination no IPv6 link-local (a DNAT target has no zone); for a gateway only the kinds
+# that are never a next hop (an IPv6 gateway is often link-local).
+_REFUSED = {
+    "destination": frozenset({"loopback", "multicast", "unspecified", "broadcast", "link-local"}),
+    "gateway": frozenset({"loopback", "multicast", "unspecified"}),
+    "address": frozenset({"loopback", "multicast", "unspecified", "broadcast", "link-local"}),
+}
+
+
+def _check_kind(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, role: str, path: str, source: str | None
+) -> None:
+    kind = _special(address)
+    if kind == "link-local" and role == "destination" and address.version == 4:
+        kind = None  # 169.254.0.0/16 is routable as a DNAT target
+    if kind in _REFUSED[role]:
+        article = "an" if role == "address" else "a"
+        raise _fail(path, f"{address} cannot be {article} {role} ({kind})", source)
+
+
+def _ip(value: Any, path: str, source: str | None, role: str = "destination") -> str:
+    text = value if isinstance(value, str) else ""
     try:
-        address = ipaddress.ip_address(value if isinstance(value, str) else "")
+        if "%" in text:
+            raise ValueError("zone id")
+        address = ipaddress.ip_address(text)
     except ValueError:
         raise _fail(
             path, f"must be an IP address, got {brief(value, as_json=True)}", source
@@ -120,6 +160,7 @@ def _ip(value: Any, path: str, source: str | None) -> str:
     alias = ipv4_alias(address)
     if alias is not None:
         raise _fail(path, f"{value} is an IPv6 spelling of {alias.ipv4}: write it as IPv4", source)
+    _check_kind(address, role, path, source)
     return str(address)
 
 
@@ -163,9 +204,10 @@ def _one_address(value: Any, path: str, source: str | None) -> tuple[RouterAddre
     if alias is not None:
         message = f"{ip} is an IPv6 spelling of {alias.ipv4}: write it as IPv4"
         raise _fail(f"{path}.ip", message, source)
+    _check_kind(interface.ip, "address", f"{path}.ip", source)
     if "gateway" not in entry:
         raise _fail(f"{path}.gateway", "required (the pod's default route)", source)
-    gateway = _ip(entry["gateway"], f"{path}.gateway", source)
+    gateway = _ip(entry["gateway"], f"{path}.gateway", source, role="gateway")
     if ipaddress.ip_address(gateway).version != interface.version:
         message = f"{gateway} is not of the family of {ip} (IPv{interface.version})"
         raise _fail(f"{path}.gateway", message, source)
