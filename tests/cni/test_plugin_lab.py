@@ -425,4 +425,6 @@ def test_ipv6_address_held_by_another_host_fails_add_and_leaves_nothing(
     error = json.loads(result.stdout)
     assert error["code"] == 100
     assert "2001:db8:1::99 is already in use" in error["msg"]
-    assert not any(link["ifname"] == "net1" for link in container_state(dual_lab)["links"])
+    state = container_state(dual_lab)
+    assert not any(link["ifname"] == "net1" for link in state["links"])
+    assert "egress_router" not in state["ruleset"]

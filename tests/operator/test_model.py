@@ -186,3 +186,27 @@ def test_owner_name() -> None:
     obj = objects(router(name="x"))["Deployment"]
     assert model.owner_name(obj) == "x"
     assert model.owner_name({"metadata": {}}) is None
+
+
+def test_a_dual_stack_router_gets_a_dual_stack_service_with_each_port_once() -> None:
+    addresses = [
+        {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
+        {"ip": "2001:db8:12::99/64", "gateway": "2001:db8:12::1"},
+    ]
+    rules = [
+        {"destinationIP": "203.0.113.25", "port": 80, "protocol": "TCP"},
+        {"destinationIP": "2001:db8:2::25", "port": 80, "protocol": "TCP"},
+        {"destinationIP": "2001:db8:2::26", "port": 53, "protocol": "UDP"},
+    ]
+    made = objects(router(name="dual", addresses=addresses, redirect={"redirectRules": rules}))
+    spec = made["Service"]["spec"]
+    assert [(p["name"], p["port"]) for p in spec["ports"]] == [("tcp-80", 80), ("udp-53", 53)]
+    assert spec["ipFamilyPolicy"] == "PreferDualStack"
+    annotations = made["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    networks = json.loads(annotations["k8s.v1.cni.cncf.io/networks"])
+    assert networks == [{"name": "dual", "default-route": ["192.168.12.1", "2001:db8:12::1"]}]
+    ip = json.loads(made["NetworkAttachmentDefinition"]["spec"]["config"])["ip"]
+    assert ip["gateways"] == ["192.168.12.1", "2001:db8:12::1"]
+    config = parse_config(made["NetworkAttachmentDefinition"]["spec"]["config"])
+    assert [str(g) for g in config.ip.gateways] == ["192.168.12.1", "2001:db8:12::1"]
+    assert "ipFamilyPolicy" not in objects(router())["Service"]["spec"]  # IPv4 rules: as before

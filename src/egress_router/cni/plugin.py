@@ -155,9 +155,11 @@ def _add(config: CniConfig, inv: cni_skel.Invocation, log: Logger) -> str:
         with Netlink() as nl:
             mac = nl.require_link(inv.ifname).mac or ""
     except BaseException:
-        if created:
+        if created:  # a new attachment leaves nothing behind: its interface, then our tables
             with Netlink() as nl:
                 nl.delete_link(inv.ifname)
+            with contextlib.suppress(EgressRouterError):
+                apply.remove_rules()
         raise
     for op in outcome.network_ops:
         if isinstance(op, AddRoute) and not op.route.is_default:

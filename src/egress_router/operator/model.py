@@ -128,28 +128,34 @@ def desired_objects(
 
 
 def desired_service(router: Mapping[str, Any], parsed: EgressRouter) -> dict[str, Any] | None:
-    """A ClusterIP Service with one port per redirect rule; ``None`` without port rules."""
+    """A ClusterIP Service with one port per redirect port; ``None`` without port rules.
+
+    A dual-stack router may redirect one port in each family (to an IPv4 and an IPv6
+    destination): the Service lists it once. With any IPv6 rule the Service asks for both
+    families (``PreferDualStack``: a single-stack cluster gives it its one family), since an
+    IPv6 rule is only reached by clients connecting over IPv6.
+    """
     if not parsed.rules:
         return None
-    ports = [
-        {
-            "name": f"{rule.protocol.lower()}-{rule.port}",
-            "protocol": rule.protocol,
-            "port": rule.port,
-            "targetPort": rule.port,
-        }
-        for rule in parsed.rules
-    ]
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _meta(router),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": labels(router["metadata"]["name"]),
-            "ports": ports,
-        },
+    ports: dict[tuple[str, int], dict[str, Any]] = {}
+    for rule in parsed.rules:
+        ports.setdefault(
+            (rule.protocol, rule.port),
+            {
+                "name": f"{rule.protocol.lower()}-{rule.port}",
+                "protocol": rule.protocol,
+                "port": rule.port,
+                "targetPort": rule.port,
+            },
+        )
+    spec: dict[str, Any] = {
+        "type": "ClusterIP",
+        "selector": labels(router["metadata"]["name"]),
+        "ports": list(ports.values()),
     }
+    if any(":" in rule.destination_ip for rule in parsed.rules):
+        spec["ipFamilyPolicy"] = "PreferDualStack"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(router), "spec": spec}
 
 
 def conditions_for(

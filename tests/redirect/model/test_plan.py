@@ -275,21 +275,21 @@ def test_ipv6_only_router_gets_its_family_and_leaves_ipv4_alone() -> None:
     assert ops == [
         ENABLE6,  # before the address: the kernel refuses IPv6 addresses on a disabled link
         AddAddress("macvlan0", V6),
+        FORWARD6,  # before the link is up: a forwarding link takes no router advertisement
         SetUp("macvlan0"),
         AddRoute(HOST6),
         DeleteRoute(SDN_DEFAULT6),
         AddRoute(DEFAULT6),
-        FORWARD6,
     ]
     assert DeleteRoute(SDN_DEFAULT) not in ops  # the IPv4 default via eth0 is kept
     assert [str(op) for op in ops] == [
         "sysctl net.ipv6.conf.macvlan0.disable_ipv6=0",
         "address add 2001:db8:1::99/64 dev macvlan0",
+        "sysctl net.ipv6.conf.all.forwarding=1",
         "link set macvlan0 up",
         "route add 2001:db8:1::1/128 dev macvlan0",  # IPv6 has no scope link
         "route del default via 2001:db8:c::1 dev eth0",
         "route add default via 2001:db8:1::1 dev macvlan0",
-        "sysctl net.ipv6.conf.all.forwarding=1",
     ]
 
 
@@ -298,6 +298,7 @@ def test_dual_stack_router_gets_both_families_in_order() -> None:
         ENABLE6,
         AddAddress("macvlan0", V4),
         AddAddress("macvlan0", V6),
+        FORWARD6,
         SetUp("macvlan0"),
         AddRoute(HOST),
         DeleteRoute(SDN_DEFAULT),
@@ -306,7 +307,6 @@ def test_dual_stack_router_gets_both_families_in_order() -> None:
         DeleteRoute(SDN_DEFAULT6),
         AddRoute(DEFAULT6),
         FORWARD4,
-        FORWARD6,
     ]
 
 

@@ -179,6 +179,10 @@ def plan_network(env: RouterEnv, observed: ObservedNetwork) -> list[NetworkOp]:
     else:
         # In order: the first of a subnet becomes its primary address, the rest secondaries.
         ops += [AddAddress(macvlan, w) for w in wanted if w not in observed.macvlan_addresses]
+    if 6 in env.families and observed.ipv6_forwarding != "1":
+        # Before the link comes up: a forwarding interface ignores router advertisements, so
+        # none can add a default route or a SLAAC address beside ours.
+        ops.append(SetSysctl(FORWARD6_SYSCTL, "1"))
     if not observed.macvlan_up:
         ops.append(SetUp(macvlan))
     for route in desired_routes(env):
@@ -190,8 +194,6 @@ def plan_network(env: RouterEnv, observed: ObservedNetwork) -> list[NetworkOp]:
         ops.insert(0, SetSysctl(disable_ipv6_sysctl(macvlan), "0"))  # before its addresses
     if 4 in env.families and observed.ip_forward != "1":
         ops.append(SetSysctl(FORWARD_SYSCTL, "1"))
-    if 6 in env.families and observed.ipv6_forwarding != "1":
-        ops.append(SetSysctl(FORWARD6_SYSCTL, "1"))
     return ops
 
 
