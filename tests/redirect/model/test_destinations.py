@@ -338,3 +338,32 @@ def test_mixed_family_destinations_render_and_parse_back(
     text = render_destination(destination)
     assert parse_destination(text, **BOTH) == destination
     assert render_destination(parse_destination(text, **BOTH)) == text
+
+
+FIELD6 = st.one_of(
+    FIELD,
+    st.sampled_from(
+        ["2001:db8::1", "::ffff:1.2.3.4", "fe80::1", "::1", "ff02::1", "::", "[::1]", "%eth0"]
+    ),
+    st.from_regex(r"\A[0-9a-fA-F:.%\[\]]{1,24}\Z"),
+)
+LINES6 = st.lists(st.lists(FIELD6, max_size=5).map(" ".join), max_size=8).map("\n".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(), LINES6))
+def test_any_input_with_both_families_parses_or_raises_variable_error(value: str) -> None:
+    try:
+        parsed = parse_destination(value, **BOTH)
+    except VariableError as error:
+        assert "\n" not in error.one_line()
+        return
+    keys = [(r.port, r.protocol, r.address.version) for r in parsed.rules]
+    assert len(keys) == len(set(keys))
+    addresses = [r.address for r in parsed.rules]
+    if parsed.fallback is not None:
+        addresses.append(parsed.fallback)
+    assert all(_accepted6(a) for a in addresses if isinstance(a, ipaddress.IPv6Address))
+    assert render_destination(parse_destination(render_destination(parsed), **BOTH)) == (
+        render_destination(parsed)
+    )

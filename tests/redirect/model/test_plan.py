@@ -370,6 +370,9 @@ def simulate_dual(state: ObservedNetwork, ops: list[object]) -> ObservedNetwork:
             if not addresses:
                 routes = [r for r in routes if r.device != "macvlan0"]
         elif isinstance(op, SetUp):
+            # every router here has IPv6: a link that comes up before forwarding is on could
+            # take a router advertisement's default route or SLAAC address
+            assert sysctls["net.ipv6.conf.all.forwarding"] == "1", "forwarding after link up"
             up = True
         elif isinstance(op, AddRoute):
             assert up or op.route.device != "macvlan0", "routes on a down link fail"
