@@ -455,11 +455,11 @@ def _tcp(ip: str, port: int = 80) -> dict[str, Any]:
         ),
         (
             {"addresses": [{"ip": "fe80::5/64", "gateway": "fe80::1"}]},
-            "spec.addresses[0].ip: fe80::5 cannot be an address (link-local)",
+            "spec.addresses[0].ip: fe80::5 cannot be an egress address (link-local)",
         ),
         (
             {"addresses": [{"ip": "ff02::5/64", "gateway": "2001:db8:1::1"}]},
-            "spec.addresses[0].ip: ff02::5 cannot be an address (multicast)",
+            "spec.addresses[0].ip: ff02::5 cannot be an egress address (multicast)",
         ),
         (
             {"addresses": [{"ip": "2001:db8:1::99/64", "gateway": "2001:db8:1::1%eth0"}]},

@@ -126,9 +126,11 @@ def _special(address: IPAddress) -> str | None:
 
 
 # What the CNI plugin refuses where (``cni.model.config``), refused here first so a bad router
-# is reported on its own field instead of failing in the pod: no zone ids anywhere; for a
-# destination no IPv6 link-local (a DNAT target has no zone); for a gateway only the kinds
-# that are never a next hop (an IPv6 gateway is often link-local).
+# is reported on its own field instead of failing in the pod (zones such as ``%eth0`` are
+# refused by the strict parsers): for a destination no IPv6 link-local (a DNAT target has no
+# zone); for a gateway only the kinds that are never a next hop (an IPv6 gateway is often
+# link-local).
+_NOUN = {"destination": "a destination", "gateway": "a gateway", "address": "an egress address"}
 _REFUSED = {
     "destination": frozenset({"loopback", "multicast", "unspecified", "broadcast", "link-local"}),
     "gateway": frozenset({"loopback", "multicast", "unspecified"}),
@@ -141,8 +143,7 @@ def _check_kind(address: IPAddress, role: str, path: str, source: str | None) ->
     if kind == "link-local" and role == "destination" and address.version == 4:
         kind = None  # 169.254.0.0/16 is routable as a DNAT target
     if kind in _REFUSED[role]:
-        article = "an" if role == "address" else "a"
-        raise _fail(path, f"{address} cannot be {article} {role} ({kind})", source)
+        raise _fail(path, f"{address} cannot be {_NOUN[role]} ({kind})", source)
 
 
 def _ip(value: Any, path: str, source: str | None, role: str = "destination") -> str:
