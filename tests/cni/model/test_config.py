@@ -327,3 +327,234 @@ def test_any_entries_parse_or_fail_with_one_line(entries: list[str]) -> None:
     except CniError as exc:
         assert str(exc).startswith("ip.destinations[")
         assert "\n" not in exc.one_line()
+
+
+# -- IPv6 and dual stack ------------------------------------------------------------------------
+
+IP6 = ipaddress.IPv6Address
+DUAL: dict[str, Any] = {
+    "addresses": ["192.168.3.10/24", "2001:db8:1::99/64"],
+    "gateways": ["192.168.3.1", "2001:db8:1::1"],
+    "destinations": ["80 tcp 203.0.113.25", "8080 tcp 2001:db8:2::26 80", "53 UDP 2001:db8:2::53"],
+}
+
+
+def _ip(**ip: Any) -> str:
+    return json.dumps({**BASE, "ip": ip})
+
+
+def test_dual_stack_config() -> None:
+    config = parse_config(_ip(**DUAL))
+    assert [str(a) for a in config.ip.addresses] == DUAL["addresses"]
+    assert config.ip.gateways == (IP("192.168.3.1"), IP6("2001:db8:1::1"))
+    assert config.ip.gateway_for(6) == IP6("2001:db8:1::1")
+    assert config.ip.gateway == IP("192.168.3.1")  # the first address's family
+    rules = config.ip.destination.rules
+    assert [(r.port, r.protocol.value, str(r.address), r.remote_port) for r in rules] == [
+        (80, "tcp", "203.0.113.25", 80),
+        (8080, "tcp", "2001:db8:2::26", 80),
+        (53, "udp", "2001:db8:2::53", 53),
+    ]
+
+
+def test_dual_stack_config_renders_and_parses_back() -> None:
+    config = parse_config(_ip(**DUAL, fallbackIP="2001:db8:2::99"))
+    rendered = render_config(config)
+    assert rendered["ip"] == {
+        "addresses": ["192.168.3.10/24", "2001:db8:1::99/64"],
+        "gateway": "192.168.3.1",
+        "destinations": DUAL["destinations"],
+        "gateways": ["192.168.3.1", "2001:db8:1::1"],
+        "fallbackIP": "2001:db8:2::99",
+    }
+    assert parse_config(json.dumps(rendered)) == config
+
+
+def test_ipv6_first_renders_its_gateway_first() -> None:
+    config = parse_config(
+        _ip(
+            addresses=["2001:db8:1::99/64", "192.168.3.10/24", "2001:db8:1::98/64"],
+            gateways=["2001:db8:1::1", "192.168.3.1", "2001:db8:1::1"],
+        )
+    )
+    assert config.ip.gateways == (IP("192.168.3.1"), IP6("2001:db8:1::1"))  # IPv4's first
+    rendered = render_config(config)["ip"]
+    assert rendered["gateway"] == "2001:db8:1::1"
+    assert rendered["gateways"] == ["2001:db8:1::1", "192.168.3.1", "2001:db8:1::1"]
+    assert parse_config(json.dumps(render_config(config))) == config
+
+
+def test_ipv6_only_config_with_the_reference_fields() -> None:
+    config = parse_config(
+        _ip(
+            addresses=["2001:db8:1::99/64"],
+            gateway="fe80::1",  # a link-local gateway is what IPv6 routers advertise
+            destinations=["8443 tcp 2001:db8:2::27/64 443"],
+            fallbackIP="2001:db8:2::25",
+        )
+    )
+    assert config.ip.gateways == (IP6("fe80::1"),)
+    (rule,) = config.ip.destination.rules
+    assert (rule.port, str(rule.address), rule.remote_port) == (8443, "2001:db8:2::27", 443)
+    assert config.ip.destination.fallback == IP6("2001:db8:2::25")
+    assert "gateways" not in render_config(config)["ip"]
+    assert parse_config(json.dumps(render_config(config))) == config
+
+
+@pytest.mark.parametrize(
+    ("ip", "message"),
+    [
+        (
+            {"addresses": DUAL["addresses"], "gateway": "192.168.3.1"},
+            "ip.gateway: IPv6 ip.addresses[1] 2001:db8:1::99/64 has no gateway of its family "
+            "(give one per address in ip.gateways)",
+        ),
+        (
+            {"addresses": ["192.168.3.10/24"], "gateway": "2001:db8:1::1"},
+            "ip.gateway: IPv4 ip.addresses[0] 192.168.3.10/24 has no gateway of its family "
+            "(give one per address in ip.gateways)",
+        ),
+        (
+            {"addresses": DUAL["addresses"], "gateways": ["192.168.3.1", "192.168.3.1"]},
+            "ip.gateways[1]: 192.168.3.1 is IPv4 but ip.addresses[1] 2001:db8:1::99/64 is IPv6",
+        ),
+        (
+            {"addresses": DUAL["addresses"], "gateways": ["2001:db8:1::1", "2001:db8:1::1"]},
+            "ip.gateways[0]: 2001:db8:1::1 is IPv6 but ip.addresses[0] 192.168.3.10/24 is IPv4",
+        ),
+        (
+            {
+                "addresses": [*DUAL["addresses"], "2001:db8:1::98/64"],
+                "gateways": [*DUAL["gateways"], "2001:db8:1::2"],
+            },
+            "ip.gateways[2]: 2001:db8:1::2 differs from ip.gateways[1] 2001:db8:1::1 (the router "
+            "has one default route per family: one gateway for all its IPv6 addresses)",
+        ),
+        (
+            {
+                "addresses": DUAL["addresses"],
+                "gateway": "2001:db8:1::5",
+                "gateways": DUAL["gateways"],
+            },
+            "ip.gateways[1]: 2001:db8:1::1 differs from ip.gateway 2001:db8:1::5 (the router has "
+            "one default route per family: one gateway for all its IPv6 addresses)",
+        ),
+        (
+            {"addresses": DUAL["addresses"], "gateways": ["192.168.3.1", "2001:db8:1::99"]},
+            "ip.gateways[1]: 2001:db8:1::99 is the egress address itself",
+        ),
+        (
+            {"addresses": ["2001:db8:1::99/64"], "gateway": "::ffff:192.168.3.1"},
+            "ip.gateway: '::ffff:192.168.3.1' is an IPv6 spelling of 192.168.3.1: write it as IPv4",
+        ),
+        (
+            {"addresses": ["2001:db8:1::99/64"], "gateway": "ff02::2"},
+            "ip.gateway: ff02::2 cannot be a gateway (not a unicast address)",
+        ),
+        (
+            {"addresses": ["2001:db8:1::99/64"], "gateway": "2001:db8:1::1%eth0"},
+            "ip.gateway: '2001:db8:1::1%eth0' is not an IP address (zone ids such as %eth0 are "
+            "not allowed in an address)",
+        ),
+        (
+            {"addresses": ["2001:db8:1::99"], "gateway": "2001:db8:1::1"},
+            "ip.addresses[0]: '2001:db8:1::99' needs a prefix length (e.g. 2001:db8:1::99/64)",
+        ),
+        (
+            {"addresses": ["2001:db8:1::99/64", "2001:db8:1::99/120"], "gateway": "2001:db8:1::1"},
+            "ip.addresses[1]: 2001:db8:1::99 is already ip.addresses[0]",
+        ),
+        (
+            {"addresses": ["ff02::1/64"], "gateway": "2001:db8:1::1"},
+            "ip.addresses[0]: ff02::1 cannot be an egress address (not a unicast address)",
+        ),
+        (
+            {"addresses": ["2001:db8:1::99/64"], "gateway": "2001:db8:1::1", "fallbackIP": "::1"},
+            "ip.fallbackIP: ::1 cannot be a destination",
+        ),
+        (
+            {
+                "addresses": ["2001:db8:1::99/64"],
+                "gateway": "2001:db8:1::1",
+                "fallbackIP": "::ffff:203.0.113.5",
+            },
+            "ip.fallbackIP: '::ffff:203.0.113.5' is the IPv4 address 203.0.113.5: write it so",
+        ),
+        (
+            {
+                "addresses": ["2001:db8:1::99/64"],
+                "gateway": "2001:db8:1::1",
+                "fallbackIP": "203.0.113.5",
+            },
+            "ip.fallbackIP: 203.0.113.5 is IPv4 but ip.addresses has no IPv4 address to send from",
+        ),
+        (  # a catch-all written as the last destination entry is named there
+            {
+                "addresses": ["2001:db8:1::99/64"],
+                "gateway": "2001:db8:1::1",
+                "destinations": ["80 tcp 2001:db8:2::5", "203.0.113.5"],
+            },
+            "ip.destinations[1]: 203.0.113.5 is IPv4 but ip.addresses has no IPv4 address to send "
+            "from",
+        ),
+        (
+            {
+                "addresses": ["2001:db8:1::99/64"],
+                "gateway": "2001:db8:1::1",
+                "destinations": ["80 tcp 2001:db8:2::5", "80 tcp 2001:db8:2::6"],
+            },
+            "ip.destinations[1]: localport 80 is already used, must be unique for each "
+            "destination (tcp 80 first used on line 1)",
+        ),
+    ],
+)
+def test_ipv6_config_errors(ip: dict[str, Any], message: str) -> None:
+    with pytest.raises(CniError) as info:
+        parse_config(_ip(**{"destinations": [], **ip}))
+    assert info.value.code == 7
+    assert str(info.value) == message
+
+
+def test_the_same_port_once_per_family() -> None:
+    config = parse_config(
+        _ip(**{**DUAL, "destinations": ["80 tcp 203.0.113.25", "80 tcp 2001:db8:2::25"]})
+    )
+    assert [r.address.version for r in config.ip.destination.rules] == [4, 6]
+
+
+FAMILY_ADDRESSES = st.lists(
+    st.sampled_from(
+        [
+            "192.168.3.10/24",
+            "192.168.3.11/24",
+            "2001:db8:1::99/64",
+            "2001:db8:1::98/64",
+            "10.9.0.5/16",
+        ]
+    ),
+    min_size=1,
+    max_size=5,
+    unique=True,
+)
+
+
+@given(FAMILY_ADDRESSES, st.booleans())
+def test_any_family_mix_renders_and_parses_back(addresses: list[str], per_address: bool) -> None:
+    gateway = {4: "192.168.3.1", 6: "2001:db8:1::1"}
+    versions = [ipaddress.ip_interface(a).version for a in addresses]
+    ip: dict[str, Any] = {"addresses": addresses, "destinations": []}
+    if per_address or len(set(versions)) > 1:
+        ip["gateways"] = [gateway[v] for v in versions]
+    else:
+        ip["gateway"] = gateway[versions[0]]
+    config = parse_config(_ip(**ip))
+    assert [str(a) for a in config.ip.addresses] == addresses
+    assert parse_config(json.dumps(render_config(config))) == config
+
+
+def test_broadcast_fallback_is_refused_as_a_catch_all_entry_is() -> None:
+    with pytest.raises(CniError) as info:
+        parse_config(_with(ip__fallbackIP="255.255.255.255"))
+    assert str(info.value) == "ip.fallbackIP: 255.255.255.255 cannot be a destination"
+    with pytest.raises(CniError, match=r"^ip\.destinations\[3\]: value '255\.255\.255\.255'"):
+        parse_config(_with(ip__destinations=[*BASE["ip"]["destinations"], "255.255.255.255"]))

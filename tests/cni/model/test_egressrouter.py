@@ -321,3 +321,190 @@ def test_missing_redirect_and_wrong_kind() -> None:
         parse_egressrouter({**_cr(), "kind": "Pod"})
     with pytest.raises(PolicyError, match=r"metadata\.name: required"):
         parse_egressrouter({**_cr(), "metadata": {}})
+
+
+# -- IPv6 and dual stack ------------------------------------------------------------------------
+
+DUAL_ADDRESSES = [
+    {"ip": "192.168.12.99/24", "gateway": "192.168.12.1"},
+    {"ip": "2001:db8:1::99/64", "gateway": "2001:db8:1::1"},
+    {"ip": "2001:db8:1::98/64", "gateway": "2001:db8:1::1"},
+]
+DUAL_REDIRECT = {
+    "redirectRules": [
+        {"destinationIP": "203.0.113.26", "port": 80, "protocol": "TCP"},
+        {"destinationIP": "2001:db8:2::26", "port": 80, "protocol": "TCP"},  # per family
+        {"destinationIP": "2001:db8:2::27", "port": 8443, "targetPort": 443, "protocol": "TCP"},
+    ],
+    "fallbackIP": "2001:db8:2::25",
+}
+
+
+def test_dual_stack_router_renders_its_cni_config_and_annotation() -> None:
+    router = parse_egressrouter(_cr(addresses=DUAL_ADDRESSES, redirect=DUAL_REDIRECT))
+    assert router.gateways == ("192.168.12.1", "2001:db8:1::1")
+    assert cni_config(router) == {
+        "cniVersion": "0.4.0",
+        "type": "egress-router",
+        "name": "egress-router-cni-nad",
+        "ip": {
+            "addresses": ["192.168.12.99/24", "2001:db8:1::99/64", "2001:db8:1::98/64"],
+            "destinations": [
+                "80 TCP 203.0.113.26",
+                "80 TCP 2001:db8:2::26",
+                "8443 TCP 2001:db8:2::27 443",
+            ],
+            "fallbackIP": "2001:db8:2::25",
+            "gateway": "192.168.12.1",
+            "gateways": ["192.168.12.1", "2001:db8:1::1", "2001:db8:1::1"],
+        },
+        "log_file": "/tmp/egress-router-log",
+        "log_level": "debug",
+    }
+    nad, deployment = render(router)
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["k8s.v1.cni.cncf.io/networks"] == (
+        "[\n"
+        "  {\n"
+        '    "name":"egress-router-cni-nad",\n'
+        '    "default-route": ["192.168.12.1", "2001:db8:1::1"]\n'
+        "  }\n"
+        "]\n"
+    )
+    assert json.loads(annotations["k8s.v1.cni.cncf.io/networks"]) == [
+        {"name": "egress-router-cni-nad", "default-route": ["192.168.12.1", "2001:db8:1::1"]}
+    ]
+    config = parse_config(nad["spec"]["config"])  # the plugin takes what the operator renders
+    assert [str(a) for a in config.ip.addresses] == [a["ip"] for a in DUAL_ADDRESSES]
+    assert [str(g) for g in config.ip.gateways] == ["192.168.12.1", "2001:db8:1::1"]
+    assert parse_egressrouter(render_cr(router)) == router
+
+
+def test_ipv6_only_router() -> None:
+    router = parse_egressrouter(
+        _cr(
+            addresses=[{"ip": "2001:db8:1::99/64", "gateway": "fe80::1"}],
+            redirect={"redirectRules": [DUAL_REDIRECT["redirectRules"][1]]},
+        )
+    )
+    ip = cni_config(router)["ip"]
+    assert ip == {
+        "addresses": ["2001:db8:1::99/64"],
+        "destinations": ["80 TCP 2001:db8:2::26"],
+        "gateway": "fe80::1",
+    }
+    _, deployment = render(router)
+    annotation = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert json.loads(annotation["k8s.v1.cni.cncf.io/networks"])[0]["default-route"] == ["fe80::1"]
+    parse_config(json.dumps(cni_config(router)))
+
+
+def _rules(*rules: dict[str, Any], fallback: str | None = None) -> dict[str, Any]:
+    redirect: dict[str, Any] = {"redirectRules": list(rules)}
+    if fallback is not None:
+        redirect["fallbackIP"] = fallback
+    return redirect
+
+
+def _tcp(ip: str, port: int = 80) -> dict[str, Any]:
+    return {"destinationIP": ip, "port": port, "protocol": "TCP"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"redirect": _rules(_tcp("203.0.113.26"), _tcp("203.0.113.27", 81), _tcp("10.0.0.9"))},
+            "spec.redirect.redirectRules[2].port: TCP port 80 is already redirectRules[0] (a "
+            "local port is redirected to one destination)",
+        ),
+        (
+            {
+                "addresses": DUAL_ADDRESSES,
+                "redirect": _rules(_tcp("2001:db8:2::5"), _tcp("203.0.113.5"), _tcp("2001:db8::6")),
+            },
+            "spec.redirect.redirectRules[2].port: TCP port 80 is already redirectRules[0] (a "
+            "local port is redirected to one destination)",
+        ),
+        (
+            {"redirect": _rules(_tcp("2001:db8:2::5"))},
+            "spec.redirect.redirectRules[0].destinationIP: 2001:db8:2::5 is IPv6 but "
+            "spec.addresses has no IPv6 address",
+        ),
+        (
+            {"redirect": _rules(fallback="2001:db8:2::5")},
+            "spec.redirect.fallbackIP: 2001:db8:2::5 is IPv6 but spec.addresses has no IPv6 "
+            "address",
+        ),
+        (
+            {"addresses": DUAL_ADDRESSES[1:], "redirect": _rules(fallback="203.0.113.5")},
+            "spec.redirect.fallbackIP: 203.0.113.5 is IPv4 but spec.addresses has no IPv4 address",
+        ),
+        (
+            {"addresses": DUAL_ADDRESSES, "redirect": _rules(_tcp("2001:db8:2::5%eth0"))},
+            "spec.redirect.redirectRules[0].destinationIP: must be an IP address, got "
+            '"2001:db8:2::5%eth0"',
+        ),
+        (
+            {"addresses": DUAL_ADDRESSES, "redirect": _rules(_tcp("fe80::5"))},
+            "spec.redirect.redirectRules[0].destinationIP: fe80::5 cannot be a destination "
+            "(link-local)",
+        ),
+        (
+            {"addresses": DUAL_ADDRESSES, "redirect": _rules(_tcp("::1"))},
+            "spec.redirect.redirectRules[0].destinationIP: ::1 cannot be a destination (loopback)",
+        ),
+        (
+            {"addresses": DUAL_ADDRESSES, "redirect": _rules(fallback="ff02::1")},
+            "spec.redirect.fallbackIP: ff02::1 cannot be a destination (multicast)",
+        ),
+        (
+            {"redirect": _rules(fallback="255.255.255.255")},
+            "spec.redirect.fallbackIP: 255.255.255.255 cannot be a destination (broadcast)",
+        ),
+        (
+            {"redirect": _rules(fallback="127.0.0.1")},
+            "spec.redirect.fallbackIP: 127.0.0.1 cannot be a destination (loopback)",
+        ),
+        (
+            {"addresses": [{"ip": "fe80::5/64", "gateway": "fe80::1"}]},
+            "spec.addresses[0].ip: fe80::5 cannot be an egress address (link-local)",
+        ),
+        (
+            {"addresses": [{"ip": "ff02::5/64", "gateway": "2001:db8:1::1"}]},
+            "spec.addresses[0].ip: ff02::5 cannot be an egress address (multicast)",
+        ),
+        (
+            {"addresses": [{"ip": "2001:db8:1::99/64", "gateway": "2001:db8:1::1%eth0"}]},
+            'spec.addresses[0].gateway: must be an IP address, got "2001:db8:1::1%eth0"',
+        ),
+        (
+            {"addresses": [{"ip": "2001:db8:1::99/64", "gateway": "ff02::2"}]},
+            "spec.addresses[0].gateway: ff02::2 cannot be a gateway (multicast)",
+        ),
+        (
+            {"addresses": [{"ip": "2001:db8:1::99/64", "gateway": "::ffff:192.168.12.1"}]},
+            "spec.addresses[0].gateway: ::ffff:192.168.12.1 is an IPv6 spelling of 192.168.12.1: "
+            "write it as IPv4",
+        ),
+        (
+            {"addresses": [{"ip": "2001:db8:1::99/64", "gateway": "2001:db8:1::99"}]},
+            "spec.addresses[0].ip: 2001:db8:1::99 is the gateway itself",
+        ),
+    ],
+)
+def test_invalid_ipv6_and_dual_stack_cr(changes: dict[str, Any], message: str) -> None:
+    doc = _cr(**{"redirect": _rules(), **changes})
+    with pytest.raises(PolicyError) as info:
+        parse_egressrouter(doc, source="cr.yaml")
+    assert str(info.value) == f"cr.yaml, {message}"
+
+
+def test_every_accepted_router_renders_a_config_the_plugin_accepts() -> None:
+    """What the CR check lets through, the plugin takes: the refusals above mirror its own."""
+    for redirect in (
+        DUAL_REDIRECT,
+        _rules(_tcp("169.254.10.1"), fallback="2001:db8:2::9"),  # IPv4 link-local is routable
+    ):
+        router = parse_egressrouter(_cr(addresses=DUAL_ADDRESSES, redirect=redirect))
+        parse_config(json.dumps(cni_config(router)))

@@ -132,3 +132,96 @@ def test_ifname_refused(ifname: str) -> None:
         assert exc.code == 4 and f"invalid CNI_IFNAME: '{ifname}'" in str(exc)
     else:
         raise AssertionError(f"{ifname!r} accepted")
+
+
+# -- IPv6 and dual stack ------------------------------------------------------------------------
+
+DUAL = {
+    "name": "n",
+    "ip": {
+        "addresses": ["2001:db8:1::99/64", "192.168.3.10/24", "2001:db8:1::98/64"],
+        "gateways": ["2001:db8:1::1", "192.168.3.1", "2001:db8:1::1"],
+    },
+    "dns": {},
+}
+V6_ONLY = {"name": "n", "ip": {"addresses": ["2001:db8:1::99/64"], "gateway": "2001:db8:1::1"}}
+
+
+def _result(doc: dict[str, object], version: str) -> str:
+    return add_result(parse_config(json.dumps({**doc, "cniVersion": version})), "net1", "m", "/ns")
+
+
+def test_0_2_0_result_has_one_address_per_family_ip4_first() -> None:
+    assert _result(DUAL, "0.2.0") == (
+        "{\n"
+        '    "cniVersion": "0.2.0",\n'
+        '    "ip4": {\n'
+        '        "ip": "192.168.3.10/24",\n'
+        '        "gateway": "192.168.3.1"\n'
+        "    },\n"
+        '    "ip6": {\n'
+        '        "ip": "2001:db8:1::99/64",\n'
+        '        "gateway": "2001:db8:1::1"\n'
+        "    },\n"
+        '    "dns": {}\n'
+        "}"
+    )
+    assert json.loads(_result(V6_ONLY, "0.2.0")) == {
+        "cniVersion": "0.2.0",
+        "ip6": {"ip": "2001:db8:1::99/64", "gateway": "2001:db8:1::1"},
+        "dns": {},
+    }
+
+
+DUAL_IPS = [
+    ("2001:db8:1::99/64", "2001:db8:1::1", "6"),
+    ("192.168.3.10/24", "192.168.3.1", "4"),
+    ("2001:db8:1::98/64", "2001:db8:1::1", "6"),
+]
+
+
+@pytest.mark.parametrize("version", ["0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+def test_results_list_every_address_with_its_family_and_gateway(version: str) -> None:
+    with_version = not version.startswith("1.")
+    assert json.loads(_result(DUAL, version)) == {
+        "cniVersion": version,
+        "interfaces": [{"name": "net1", "mac": "m", "sandbox": "/ns"}],
+        "ips": [
+            {
+                **({"version": family} if with_version else {}),
+                "interface": 0,
+                "address": address,
+                "gateway": gateway,
+            }
+            for address, gateway, family in DUAL_IPS
+        ],
+        "dns": {},
+    }
+    v6 = json.loads(_result(V6_ONLY, version))["ips"]
+    assert v6 == [
+        {
+            **({"version": "6"} if with_version else {}),
+            "interface": 0,
+            "address": "2001:db8:1::99/64",
+            "gateway": "2001:db8:1::1",
+        }
+    ]
+
+
+def test_ipv6_dnat_log_texts_bracket_an_address_with_a_port() -> None:
+    destination = parse_destinations(
+        [
+            "80 tcp 2001:db8::5",
+            "8080 tcp 2001:db8::5 80",
+            "9 SCTP 2001:db8::6 10",
+            "53 udp 10.0.0.9 5353",
+        ],
+        fallback_ip="2001:db8::7",
+    )
+    assert dnat_rule_texts(destination) == [
+        "iif eth0 tcp dport 80 dnat to 2001:db8::5",
+        "iif eth0 tcp dport 8080 dnat to [2001:db8::5]:80",
+        "iif eth0 sctp dport 9 dnat to [2001:db8::6]:10",
+        "iif eth0 udp dport 53 dnat to 10.0.0.9:5353",
+        "iif eth0 dnat to 2001:db8::7",
+    ]

@@ -39,6 +39,7 @@ an IPv4 address (``::ffff:203.0.113.5``) is refused everywhere: write the IPv4 a
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -186,6 +187,7 @@ def _fallback(text: str) -> IPAddress:
         address.is_loopback
         or address.is_multicast
         or address.is_unspecified
+        or address == ipaddress.IPv4Address("255.255.255.255")  # as the destination grammar
         or (address.version == 6 and address.is_link_local)
     ):
         raise CniError(f"ip.fallbackIP: {address} cannot be a destination")
@@ -335,8 +337,11 @@ def _gateways(
     return tuple(found[v][0] for v in sorted(found)), per_address
 
 
-def _check_families(destination: Destination, addresses: tuple[IPInterface, ...]) -> None:
-    """Every destination of a family that some reserved address can source."""
+def _check_families(
+    destination: Destination, addresses: tuple[IPInterface, ...], fallback_field: str
+) -> None:
+    """Every destination of a family that some reserved address can source. ``fallback_field``
+    names where the catch-all was written (``ip.fallbackIP``, or the last destination entry)."""
     have = {a.version for a in addresses}
     for rule in destination.rules:
         if rule.address.version not in have:
@@ -348,8 +353,8 @@ def _check_families(destination: Destination, addresses: tuple[IPInterface, ...]
     if destination.fallback is not None and destination.fallback.version not in have:
         version = destination.fallback.version
         raise CniError(
-            f"ip.fallbackIP: {destination.fallback} is {_family(version)} but ip.addresses has"
-            f" no {_family(version)} address to send from"
+            f"{fallback_field}: {destination.fallback} is {_family(version)} but ip.addresses"
+            f" has no {_family(version)} address to send from"
         )
 
 
@@ -357,8 +362,10 @@ def _ip(raw: dict[str, Any]) -> IpConfig:
     addresses = _addresses(raw)
     gateways, per_address = _gateways(raw, addresses)
     entries = _str_list(raw, "destinations")
-    destination = parse_destinations(entries, _str(raw, "fallbackIP", "ip."))
-    _check_families(destination, addresses)
+    fallback_ip = _str(raw, "fallbackIP", "ip.")
+    destination = parse_destinations(entries, fallback_ip)
+    where = "ip.fallbackIP" if fallback_ip is not None else f"ip.destinations[{len(entries) - 1}]"
+    _check_families(destination, addresses, where)
     return IpConfig(addresses, gateways, tuple(entries), destination, per_address)
 
 

@@ -110,7 +110,43 @@ def _map(value: Any, path: str, source: str | None, known: tuple[str, ...]) -> d
     return value
 
 
-def _ip(value: Any, path: str, source: str | None) -> str:
+def _special(address: IPAddress) -> str | None:
+    """What keeps ``address`` from being one host's unicast address, or None."""
+    if address.is_loopback:
+        return "loopback"
+    if address.is_multicast:
+        return "multicast"
+    if address.is_unspecified:
+        return "unspecified"
+    if address == ipaddress.IPv4Address("255.255.255.255"):
+        return "broadcast"
+    if address.is_link_local:
+        return "link-local"
+    return None
+
+
+# What the CNI plugin refuses where (``cni.model.config``), refused here first so a bad router
+# is reported on its own field instead of failing in the pod (zones such as ``%eth0`` are
+# refused by the strict parsers): for a destination no IPv6 link-local (a DNAT target has no
+# zone); for a gateway only the kinds that are never a next hop (an IPv6 gateway is often
+# link-local).
+_NOUN = {"destination": "a destination", "gateway": "a gateway", "address": "an egress address"}
+_REFUSED = {
+    "destination": frozenset({"loopback", "multicast", "unspecified", "broadcast", "link-local"}),
+    "gateway": frozenset({"loopback", "multicast", "unspecified"}),
+    "address": frozenset({"loopback", "multicast", "unspecified", "broadcast", "link-local"}),
+}
+
+
+def _check_kind(address: IPAddress, role: str, path: str, source: str | None) -> None:
+    kind = _special(address)
+    if kind == "link-local" and role == "destination" and address.version == 4:
+        kind = None  # 169.254.0.0/16 is routable as a DNAT target
+    if kind in _REFUSED[role]:
+        raise _fail(path, f"{address} cannot be {_NOUN[role]} ({kind})", source)
+
+
+def _ip(value: Any, path: str, source: str | None, role: str = "destination") -> str:
     """An IP address, checked, and kept as written: the plugin logs its destinations verbatim
     (``IP Destinations: [80 UDP 10:100:3::0 ...]``, as the reference's e2e test reads them)."""
     text = value if isinstance(value, str) else ""
@@ -123,6 +159,7 @@ def _ip(value: Any, path: str, source: str | None) -> str:
     alias = ipv4_alias(address)
     if alias is not None:
         raise _fail(path, f"{value} is an IPv6 spelling of {alias.ipv4}: write it as IPv4", source)
+    _check_kind(address, role, path, source)
     return text
 
 
@@ -166,9 +203,10 @@ def _one_address(value: Any, path: str, source: str | None) -> tuple[RouterAddre
     if alias is not None:
         message = f"{ip} is an IPv6 spelling of {alias.ipv4}: write it as IPv4"
         raise _fail(f"{path}.ip", message, source)
+    _check_kind(interface.ip, "address", f"{path}.ip", source)
     if "gateway" not in entry:
         raise _fail(f"{path}.gateway", "required (the pod's default route)", source)
-    gateway = _ip(entry["gateway"], f"{path}.gateway", source)
+    gateway = _ip(entry["gateway"], f"{path}.gateway", source, role="gateway")
     if ipaddress.ip_address(gateway).version != interface.version:
         message = f"{gateway} is not of the family of {ip} (IPv{interface.version})"
         raise _fail(f"{path}.gateway", message, source)

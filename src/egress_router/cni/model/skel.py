@@ -124,15 +124,15 @@ def add_result(config: CniConfig, ifname: str, mac: str, sandbox: str) -> str:
     """The ADD result in the config's version (1.x, 0.3.x/0.4.0, or the 0.2.0 layout).
 
     One ``ips`` entry per address, with its family's gateway; the 0.2.0 layout has room for one
-    per family (``ip4``, ``ip6``): the first of each.
+    per family (``ip4``, then ``ip6``, as the Go struct prints them): the first of each.
     """
     if config.cni_version in ("0.1.0", "0.2.0"):
         doc: dict[str, Any] = {"cniVersion": "0.2.0"}
-        for address in config.ip.addresses:
-            key = f"ip{address.version}"
-            if key not in doc:
-                gateway = str(config.ip.gateway_for(address.version))
-                doc[key] = {"ip": str(address), "gateway": gateway}
+        for version in (4, 6):  # the Go struct's field order: ip4, ip6
+            address = next((a for a in config.ip.addresses if a.version == version), None)
+            if address is not None:
+                gateway = str(config.ip.gateway_for(version))
+                doc[f"ip{version}"] = {"ip": str(address), "gateway": gateway}
         doc["dns"] = dict(config.dns)
     else:
         ips = []
