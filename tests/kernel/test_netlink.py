@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from egress_router.errors import DataplaneError
-from egress_router.kernel.netlink import DadState, Netlink, Route6, create_netns, remove_netns
+from egress_router.kernel.netlink import DadState, Netlink, Route, create_netns, remove_netns
 from egress_router.lab import procs
 
 
@@ -122,19 +122,19 @@ def test_ipv6_routes_are_added_listed_and_deleted(namespace: str) -> None:
         nl.add_route(host, None, "v6a")  # on-link: no gateway (IPv6 has no link scope)
         nl.add_route(None, GW6, "v6a")  # the default route's family is the gateway's
         nl.add_route(ipaddress.IPv6Network("2001:db8:2::/64"), GW6, "v6a")
-        mine = {r.dst: r for r in nl.routes6() if r.proto != 2}  # not the kernel's own
+        mine = {r.dst: r for r in nl.routes(6) if r.proto != 2}  # not the kernel's own
         assert mine == {
-            host: Route6(host, None, index, 0, mine[host].proto),
-            None: Route6(None, GW6, index, 0, mine[None].proto),
-            ipaddress.IPv6Network("2001:db8:2::/64"): Route6(
-                ipaddress.IPv6Network("2001:db8:2::/64"), GW6, index, 0, mine[None].proto
+            host: Route(host, None, index, 0, mine[host].proto, version=6),
+            None: Route(None, GW6, index, 0, mine[None].proto, version=6),
+            ipaddress.IPv6Network("2001:db8:2::/64"): Route(
+                ipaddress.IPv6Network("2001:db8:2::/64"), GW6, index, 0, mine[None].proto, 6
             ),
         }
         assert mine[None].is_default and mine[None].version == 6
-        assert nl.routes_of(6) == nl.routes6() and nl.routes() == nl.routes_of(4) == []
+        assert nl.routes() == nl.routes(4) == []
         for route in mine.values():
             nl.delete_route(route)
-        assert [r for r in nl.routes6() if r.proto != 2] == []
+        assert [r for r in nl.routes(6) if r.proto != 2] == []
 
 
 @pytest.mark.lab

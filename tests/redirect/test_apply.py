@@ -48,10 +48,7 @@ class FakeNetlink:
     def links(self) -> list[Link]:
         return [self.require_link("eth0"), self.require_link("macvlan0")]
 
-    def routes(self) -> list[Any]:
-        return []
-
-    def routes_of(self, version: int) -> list[Any]:
+    def routes(self, version: int = 4) -> list[Any]:
         return []
 
     def dad_states(self, name: str) -> dict[Any, str]:

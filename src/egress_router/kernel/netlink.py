@@ -61,43 +61,18 @@ class Link:
 
 @dataclass(frozen=True)
 class Route:
-    """A route of the main table. ``dst`` None means the default route (of ``version``)."""
+    """A route of the main table. ``dst`` None means the default route of ``version``."""
 
-    dst: ipaddress.IPv4Network | None
-    gateway: ipaddress.IPv4Address | None
+    dst: IPNetwork | None
+    gateway: IPAddress | None
     oif: int | None
     scope: int = 0
     proto: int = 0
+    version: int = 4
 
     @property
     def is_default(self) -> bool:
         return self.dst is None or self.dst.prefixlen == 0
-
-    @property
-    def version(self) -> int:
-        return 4
-
-
-@dataclass(frozen=True)
-class Route6:
-    """An IPv6 route of the main table. ``dst`` None means the default route ``::/0``."""
-
-    dst: ipaddress.IPv6Network | None
-    gateway: ipaddress.IPv6Address | None
-    oif: int | None
-    scope: int = 0
-    proto: int = 0
-
-    @property
-    def is_default(self) -> bool:
-        return self.dst is None or self.dst.prefixlen == 0
-
-    @property
-    def version(self) -> int:
-        return 6
-
-
-AnyRoute = Route | Route6
 
 
 class DadState:
@@ -325,8 +300,7 @@ class Netlink:
     def default_route_link(self) -> str | None:
         """The interface carrying this namespace's first IPv4 default route (else IPv6's)."""
         names = {link.index: link.name for link in self.links()}
-        routes: list[AnyRoute] = [*self.routes(), *self.routes6()]
-        for route in routes:
+        for route in [*self.routes(), *self.routes(6)]:
             if route.is_default and route.oif is not None:
                 return names.get(route.oif)
         return None
@@ -402,45 +376,27 @@ class Netlink:
 
     # -- routes ------------------------------------------------------------------------------
 
-    def routes(self) -> list[Route]:
-        """IPv4 routes of the main table."""
-        msgs = self._call("list routes", "get_routes", family=AF_INET, table=MAIN_TABLE)
+    def routes(self, version: int = 4) -> list[Route]:
+        """The main table's routes of one family (IPv4 by default; IPv6 ones are unicast only:
+        the kernel keeps multicast routes in the local table)."""
+        msgs = self._call(
+            f"list IPv{version} routes", "get_routes", family=FAMILIES[version], table=MAIN_TABLE
+        )
         out = []
         for m in msgs:
             dst = m.get("RTA_DST")
             gw = m.get("RTA_GATEWAY")
             out.append(
                 Route(
-                    dst=ipaddress.IPv4Network(f"{dst}/{m['dst_len']}") if dst else None,
-                    gateway=ipaddress.IPv4Address(gw) if gw else None,
+                    dst=ipaddress.ip_network(f"{dst}/{m['dst_len']}") if dst else None,
+                    gateway=ipaddress.ip_address(gw) if gw else None,
                     oif=m.get("RTA_OIF"),
                     scope=int(m.get("scope", 0)),
                     proto=int(m.get("proto", 0)),
+                    version=version,
                 )
             )
         return out
-
-    def routes6(self) -> list[Route6]:
-        """IPv6 routes of the main table (unicast ones: the kernel keeps multicast in local)."""
-        msgs = self._call("list IPv6 routes", "get_routes", family=AF_INET6, table=MAIN_TABLE)
-        out = []
-        for m in msgs:
-            dst = m.get("RTA_DST")
-            gw = m.get("RTA_GATEWAY")
-            out.append(
-                Route6(
-                    dst=ipaddress.IPv6Network(f"{dst}/{m['dst_len']}") if dst else None,
-                    gateway=ipaddress.IPv6Address(gw) if gw else None,
-                    oif=m.get("RTA_OIF"),
-                    scope=int(m.get("scope", 0)),
-                    proto=int(m.get("proto", 0)),
-                )
-            )
-        return out
-
-    def routes_of(self, version: int) -> list[AnyRoute]:
-        """The main table's routes of one family (4 or 6)."""
-        return list(self.routes()) if version == 4 else list(self.routes6())
 
     def route_to(self, dst: ipaddress.IPv4Address) -> Route | None:
         """The route the kernel would use for ``dst`` (``ip route get``), or None if none."""
@@ -493,7 +449,7 @@ class Netlink:
         args = self._route_args(dst, gateway, dev, version)
         self._call(f"add route {dst or 'default'}", "route", "add", **args)
 
-    def delete_route(self, route: AnyRoute) -> None:
+    def delete_route(self, route: Route) -> None:
         default = "0.0.0.0/0" if route.version == 4 else "::/0"
         args: dict[str, Any] = {
             "dst": str(route.dst) if route.dst else default,

@@ -77,7 +77,7 @@ def observe_network(nl: Netlink, env: RouterEnv) -> ObservedNetwork:
             device=names.get(r.oif) if r.oif is not None else None,
             version=r.version,
         )
-        for r in nl.routes_of(4) + (nl.routes_of(6) if v6 else [])
+        for r in nl.routes() + (nl.routes(6) if v6 else [])
         if r.proto != 2  # kernel-made connected routes follow the addresses by themselves
     )
     addresses = nl.all_addresses(env.interfaces.macvlan) if v6 else nl.addresses(macvlan.name)
@@ -139,7 +139,7 @@ def _execute(nl: Netlink, op: NetworkOp) -> None:
 
 
 def _delete_route(nl: Netlink, route: ObservedRoute) -> None:
-    for live in nl.routes_of(route.version):
+    for live in nl.routes(route.version):
         dst = None if live.is_default else live.dst
         same_dev = route.device is None or (
             (link := nl.link(route.device)) is not None and link.index == live.oif

@@ -77,10 +77,10 @@ class LinkState:
 
 @dataclass(frozen=True)
 class RouteView:
-    """A main-table IPv4 route: ``dst`` None is the default route."""
+    """A main-table IPv4 route (as the kernel adapter types it): ``dst`` None is the default."""
 
-    dst: ipaddress.IPv4Network | None
-    gateway: ipaddress.IPv4Address | None
+    dst: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    gateway: ipaddress.IPv4Address | ipaddress.IPv6Address | None
     device: str | None
 
     def __str__(self) -> str:
