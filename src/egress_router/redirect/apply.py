@@ -162,14 +162,16 @@ def desired_ruleset(env: RouterEnv) -> list[nftables.Command] | None:
     return desired_tables(env).get(4)
 
 
-def _swap_commands(env: RouterEnv) -> list[nftables.Command]:
-    """The transaction that brings our tables to ``env``'s (empty when they already are).
+def _swap_commands(
+    env: RouterEnv, desired: dict[int, list[nftables.Command]]
+) -> list[nftables.Command]:
+    """The transaction that brings our tables to ``desired`` (``env``'s; empty when they
+    already are).
 
     The IPv4 table is always looked at (the proxy modes remove one left behind); the IPv6 one
     only when the router has IPv6 addresses: the variables' routers never make one, and the
     CNI plugin's DEL removes both.
     """
-    desired = desired_tables(env)
     swap: list[nftables.Command] = []
     for version, family in redirect_rules.FAMILIES.items():
         if version == 6 and 6 not in env.families:
@@ -194,7 +196,6 @@ def _replace(version: int) -> list[nftables.Command]:
     return nftables.replace_table_commands(redirect_rules.FAMILIES[version], redirect_rules.TABLE)
 
 
-TABLE = redirect_rules.FAMILY, redirect_rules.TABLE
 TABLES = tuple((family, redirect_rules.TABLE) for family in redirect_rules.FAMILIES.values())
 
 
@@ -214,7 +215,7 @@ def configure(
     """
     outcome = Outcome()
     desired = desired_tables(env)
-    swap = _swap_commands(env)
+    swap = _swap_commands(env, desired)
     if swap and desired and not checked:
         log(f"checking the ruleset with the kernel ({len(swap)} commands)")
         nftables.check(swap)
