@@ -23,8 +23,7 @@ from egress_router.common.values import (
     IPAddress,
     is_decimal,
     normalize_address,
-    parse_ipv4,
-    parse_ipv6,
+    parse_ip,
     parse_port,
     trim,
 )
@@ -93,7 +92,7 @@ def parse_endpoint(
         raise ValueError(f"expected ADDR:PORT, e.g. {_EXAMPLE}")
     if bracketed and ":" not in host:
         raise ValueError("brackets go around an IPv6 address only")
-    address: IPAddress = parse_ipv6(host) if ":" in host else parse_ipv4(host)
+    address: IPAddress = parse_ip(host)
     if port_text is not None:
         return Endpoint(address, parse_port(port_text))
     return Endpoint(address, default_port or 0)  # default_port is set: checked above

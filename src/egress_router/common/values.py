@@ -143,6 +143,30 @@ def parse_ipv4(text: str) -> ipaddress.IPv4Address:
     return ipaddress.IPv4Address((a << 24) | (b << 16) | (c << 8) | d)  # leading zeros: decimal
 
 
+def special_kind(address: IPAddress) -> str | None:
+    """What keeps ``address`` from being one host's unicast address (``loopback``,
+    ``multicast``, ``unspecified``, ``broadcast``, ``link-local``), or None."""
+    if address.is_loopback:
+        return "loopback"
+    if address.is_multicast:
+        return "multicast"
+    if address.is_unspecified:
+        return "unspecified"
+    if address == _BROADCAST:
+        return "broadcast"
+    if address.is_link_local:
+        return "link-local"
+    return None
+
+
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+def parse_ip(text: str) -> IPAddress:
+    """An IPv6 address when the text has a colon (``parse_ipv6``), else an IPv4 one."""
+    return parse_ipv6(text) if ":" in text else parse_ipv4(text)
+
+
 @dataclass(frozen=True)
 class IPv4Source:
     """``EGRESS_SOURCE``: the reserved address, and the prefix given with it (None = bare IP)."""

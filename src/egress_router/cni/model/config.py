@@ -39,7 +39,6 @@ an IPv4 address (``::ffff:203.0.113.5``) is refused everywhere: write the IPv4 a
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,13 +49,14 @@ from egress_router.common.documents import load_json as decode_json
 from egress_router.common.lines import bad_char, describe_char, split_fields
 from egress_router.common.names import is_interface_name
 from egress_router.common.networks import CidrError, CidrPart, HostBits, parse_cidr
-from egress_router.common.values import IPAddress, ipv4_alias, is_decimal, parse_ipv4, parse_ipv6
+from egress_router.common.values import IPAddress, ipv4_alias, is_decimal, parse_ip
 from egress_router.errors import ConfigError, VariableError, brief
 from egress_router.redirect.model.destinations import (
     BOTH_FAMILIES,
     CNI_PROTOCOLS,
     Destination,
     parse_destination,
+    unfit_destination,
 )
 from egress_router.redirect.model.env import IPInterface
 
@@ -177,19 +177,13 @@ def _strip_mask(entry: str, index: int) -> str:
 def _fallback(text: str) -> IPAddress:
     """``ip.fallbackIP``: an IPv4 or IPv6 address (not an IPv6 spelling of an IPv4 one)."""
     try:
-        address: IPAddress = parse_ipv6(text) if ":" in text else parse_ipv4(text)
+        address: IPAddress = parse_ip(text)
     except ValueError as exc:
         raise CniError(f"ip.fallbackIP: '{text}' is not an IP address ({exc})") from None
     alias = ipv4_alias(address)
     if alias is not None:
         raise CniError(f"ip.fallbackIP: '{text}' is the IPv4 address {alias.ipv4}: write it so")
-    if (
-        address.is_loopback
-        or address.is_multicast
-        or address.is_unspecified
-        or address == ipaddress.IPv4Address("255.255.255.255")  # as the destination grammar
-        or (address.version == 6 and address.is_link_local)
-    ):
+    if unfit_destination(address) is not None:  # as the destination grammar
         raise CniError(f"ip.fallbackIP: {address} cannot be a destination")
     return address
 
@@ -270,7 +264,7 @@ def _addresses(raw: dict[str, Any]) -> tuple[IPInterface, ...]:
 
 def _gateway(text: str, where: str) -> IPAddress:
     try:
-        address: IPAddress = parse_ipv6(text) if ":" in text else parse_ipv4(text)
+        address: IPAddress = parse_ip(text)
     except ValueError as exc:
         raise CniError(f"{where}: '{text}' is not an IP address ({exc})") from None
     alias = ipv4_alias(address)

@@ -29,8 +29,9 @@ from typing import Any
 from egress_router.cni.model.config import DEFAULT_LOG_FILE
 from egress_router.common.names import is_interface_name
 from egress_router.common.networks import CidrError, CidrPart, HostBits, parse_cidr
-from egress_router.common.values import IPAddress, ipv4_alias, parse_ipv4, parse_ipv6
+from egress_router.common.values import IPAddress, ipv4_alias, parse_ip, special_kind
 from egress_router.errors import PolicyError, brief
+from egress_router.redirect.model.destinations import unfit_destination
 
 API_VERSION = "network.operator.openshift.io/v1"
 KIND = "EgressRouter"
@@ -110,21 +111,6 @@ def _map(value: Any, path: str, source: str | None, known: tuple[str, ...]) -> d
     return value
 
 
-def _special(address: IPAddress) -> str | None:
-    """What keeps ``address`` from being one host's unicast address, or None."""
-    if address.is_loopback:
-        return "loopback"
-    if address.is_multicast:
-        return "multicast"
-    if address.is_unspecified:
-        return "unspecified"
-    if address == ipaddress.IPv4Address("255.255.255.255"):
-        return "broadcast"
-    if address.is_link_local:
-        return "link-local"
-    return None
-
-
 # What the CNI plugin refuses where (``cni.model.config``), refused here first so a bad router
 # is reported on its own field instead of failing in the pod (zones such as ``%eth0`` are
 # refused by the strict parsers): for a destination no IPv6 link-local (a DNAT target has no
@@ -139,9 +125,7 @@ _REFUSED = {
 
 
 def _check_kind(address: IPAddress, role: str, path: str, source: str | None) -> None:
-    kind = _special(address)
-    if kind == "link-local" and role == "destination" and address.version == 4:
-        kind = None  # 169.254.0.0/16 is routable as a DNAT target
+    kind = unfit_destination(address) if role == "destination" else special_kind(address)
     if kind in _REFUSED[role]:
         raise _fail(path, f"{address} cannot be {_NOUN[role]} ({kind})", source)
 
@@ -151,7 +135,7 @@ def _ip(value: Any, path: str, source: str | None, role: str = "destination") ->
     (``IP Destinations: [80 UDP 10:100:3::0 ...]``, as the reference's e2e test reads them)."""
     text = value if isinstance(value, str) else ""
     try:
-        address: IPAddress = parse_ipv6(text) if ":" in text else parse_ipv4(text)
+        address: IPAddress = parse_ip(text)
     except ValueError:
         raise _fail(
             path, f"must be an IP address, got {brief(value, as_json=True)}", source

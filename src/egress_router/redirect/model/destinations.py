@@ -27,7 +27,6 @@ above: link-local addresses (a DNAT target has no zone) and every IPv6 spelling 
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -39,6 +38,7 @@ from egress_router.common.values import (
     parse_ipv4,
     parse_ipv6,
     parse_port,
+    special_kind,
     trim,
 )
 from egress_router.errors import VariableError
@@ -113,6 +113,13 @@ def _invalid(line: Line, reason: str, variable: str) -> VariableError:
     )
 
 
+def unfit_destination(address: IPAddress) -> str | None:
+    """Why ``address`` cannot be a DNAT target (its ``common.values.special_kind``), or None.
+    An IPv4 link-local address is routable and allowed; an IPv6 one is not (no zone)."""
+    kind = special_kind(address)
+    return None if kind == "link-local" and address.version == 4 else kind
+
+
 IPV4_ONLY = frozenset({4})
 BOTH_FAMILIES = frozenset({4, 6})
 
@@ -130,20 +137,16 @@ def _address(
         if alias is not None:
             reason = f"{text} is the IPv4 address {alias.ipv4} ({alias.kind.value}): write it so"
             raise _invalid(line, reason, variable)
-        if address.is_link_local:
-            raise _invalid(line, f"{address} cannot be a destination (link-local)", variable)
     else:
         try:
             address = parse_ipv4(text)
         except ValueError as exc:
             what = "an IP address" if 6 in families else "an IPv4 address"
             raise _invalid(line, f"'{text}' is not {what} ({exc})", variable) from None
-    if (
-        address.is_loopback
-        or address.is_multicast
-        or address.is_unspecified
-        or address == ipaddress.IPv4Address("255.255.255.255")
-    ):
+    kind = unfit_destination(address)
+    if kind == "link-local":
+        raise _invalid(line, f"{address} cannot be a destination (link-local)", variable)
+    if kind is not None:
         reason = f"{address} cannot be a destination (loopback, multicast or broadcast)"
         raise _invalid(line, reason, variable)
     return address
