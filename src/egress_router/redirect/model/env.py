@@ -116,11 +116,6 @@ class RouterEnv:
         return self.source.address
 
     @property
-    def sources(self) -> tuple[IPInterface, ...]:
-        """Every reserved address with its prefix, the primary first."""
-        return self.addresses
-
-    @property
     def source_ips(self) -> tuple[IPAddress, ...]:
         """Every bare reserved address, the primary first (the SNAT pools, the announcements)."""
         return tuple(a.ip for a in self.addresses)

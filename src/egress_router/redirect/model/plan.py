@@ -166,7 +166,7 @@ def _same(a: ObservedRoute, b: ObservedRoute) -> bool:
 def plan_network(env: RouterEnv, observed: ObservedNetwork) -> list[NetworkOp]:
     """The operations that turn ``observed`` into the desired state (empty when already there)."""
     macvlan = env.interfaces.macvlan
-    wanted = env.sources
+    wanted = env.addresses
     ops: list[NetworkOp] = []
     routes = observed.routes
     if any(a not in wanted for a in observed.macvlan_addresses):
