@@ -57,6 +57,7 @@ spec:
     - {destinationIP: 203.0.113.26, port: 5353, protocol: UDP}
 """
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
+SELECTOR = "network.operator.openshift.io/egress-router"  # the label naming a pod's router
 
 
 @pytest.fixture
@@ -122,6 +123,67 @@ def curl(lab: Lab, url: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def made_by_operator(kube_api: Any, ns: str, name: str) -> dict[str, Any]:
+    """The router's NAD, Deployment and Service, once the operator has made all three."""
+    made: dict[str, Any] = eventually(
+        lambda: (o := owned(kube_api, ns, name)) and len(o) == 3 and o,
+        90,
+        "NAD, Deployment and Service made by the operator",
+    )
+    return made
+
+
+def router_pod(core: Any, ns: str, name: str) -> Any:
+    """The pod the controller-manager made from the router's Deployment (no kubelet runs it)."""
+    selector = f"{SELECTOR}={name}"
+    return eventually(
+        lambda: next(iter(core.list_namespaced_pod(ns, label_selector=selector).items), None),
+        120,
+        "the router pod object created from the Deployment",
+    )
+
+
+def ready_then_available(
+    kube_api: Any, core: Any, ns: str, name: str, pod: Any, pod_ips: list[str]
+) -> Any:
+    """Report the pod ready with ``pod_ips``, as the kubelet would once its sandbox is up (no
+    kubelet runs here); the controller-manager counts it, and the operator marks the router
+    Available. Returns the router then, with Degraded checked False."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = {
+        "phase": "Running",
+        "podIP": pod_ips[0],
+        "podIPs": [{"ip": ip} for ip in pod_ips],
+        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+    }
+    core.patch_namespaced_pod_status(pod.metadata.name, ns, {"status": status})
+    router = eventually(
+        lambda: (
+            (r := get_router(kube_api, ns, name))
+            and (c := condition(r, "Available"))
+            and c["status"] == "True"
+            and r
+        ),
+        120,
+        f"the router {name} Available",
+    )
+    assert condition(router, "Degraded")["status"] == "False"
+    return router
+
+
+def multus_deletes(
+    lab: Lab, config_text: str, result: dict[str, Any], pod: Any, private_tmp: Path
+) -> None:
+    """DEL as libcni sends it for a 0.4.0 config (the cached ADD result as prevResult); the
+    interface and our tables are gone."""
+    deleting = json.dumps({**json.loads(config_text), "prevResult": result})
+    gone = multus_invokes(lab, "DEL", deleting, pod, private_tmp)
+    assert (gone.returncode, gone.stdout) == (0, ""), gone.stderr
+    after = container_state(lab)
+    assert not any(link["ifname"] == "net1" for link in after["links"])
+    assert "egress_router" not in after["ruleset"]
+
+
 def test_router_resource_to_traffic_from_the_reserved_address(
     kube_api: Any, kube_namespace: str, operator: None, cni_lab: Lab, tmp_path: Path
 ) -> None:
@@ -129,11 +191,7 @@ def test_router_resource_to_traffic_from_the_reserved_address(
 
     ns = kube_namespace
     create_router(kube_api, ns, NAME, ROUTER)
-    made = eventually(
-        lambda: (o := owned(kube_api, ns, NAME)) and len(o) == 3 and o,
-        90,
-        "NAD, Deployment and Service made by the operator",
-    )
+    made = made_by_operator(kube_api, ns, NAME)
     nad = made["NetworkAttachmentDefinition"]
     config_text = nad["spec"]["config"]
     assert json.loads(config_text) == {
@@ -156,12 +214,7 @@ def test_router_resource_to_traffic_from_the_reserved_address(
     wanted = [{"name": nad["metadata"]["name"], "default-route": ["198.19.123.1"]}]
     assert json.loads(template[NETWORKS]) == wanted
     core = client.CoreV1Api(kube_api)
-    selector = f"network.operator.openshift.io/egress-router={NAME}"
-    pod = eventually(
-        lambda: next(iter(core.list_namespaced_pod(ns, label_selector=selector).items), None),
-        120,
-        "the router pod object created from the Deployment",
-    )
+    pod = router_pod(core, ns, NAME)
     assert json.loads(pod.metadata.annotations[NETWORKS]) == wanted
 
     # Before the plugin runs: nothing answers on the pod's port, and the web server refuses the
@@ -192,12 +245,7 @@ def test_router_resource_to_traffic_from_the_reserved_address(
     assert web.client_addresses() == ["198.19.123.99"]
 
     # DEL as libcni sends it for a 0.4.0 config: the cached ADD result as prevResult.
-    deleting = json.dumps({**json.loads(config_text), "prevResult": result})
-    gone = multus_invokes(cni_lab, "DEL", deleting, pod, private_tmp)
-    assert (gone.returncode, gone.stdout) == (0, ""), gone.stderr
-    after = container_state(cni_lab)
-    assert not any(link["ifname"] == "net1" for link in after["links"])
-    assert "egress_router" not in after["ruleset"]
+    multus_deletes(cni_lab, config_text, result, pod, private_tmp)
     assert curl(cni_lab, f"http://{CONTAINER_IP}:8080/ip").returncode != 0
     assert web.client_addresses() == ["198.19.123.99"]
 
@@ -205,7 +253,7 @@ def test_router_resource_to_traffic_from_the_reserved_address(
     custom(kube_api).delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, NAME)
     eventually(lambda: not owned(kube_api, ns, NAME), 120, "NAD, Deployment, Service collected")
     eventually(
-        lambda: not core.list_namespaced_pod(ns, label_selector=selector).items,
+        lambda: not core.list_namespaced_pod(ns, label_selector=f"{SELECTOR}={NAME}").items,
         120,
         "the router pod collected",
     )
@@ -243,11 +291,7 @@ def test_two_address_router_from_the_api_serves_from_both_and_goes_available(
 
     ns = kube_namespace
     create_router(kube_api, ns, TWO_NAME, TWO_ROUTER)
-    made = eventually(
-        lambda: (o := owned(kube_api, ns, TWO_NAME)) and len(o) == 3 and o,
-        90,
-        "NAD, Deployment and Service made by the operator",
-    )
+    made = made_by_operator(kube_api, ns, TWO_NAME)
     config_text = made["NetworkAttachmentDefinition"]["spec"]["config"]
     ip = json.loads(config_text)["ip"]
     assert ip["addresses"] == ["198.19.123.99/24", "198.19.123.100/24"]
@@ -255,12 +299,7 @@ def test_two_address_router_from_the_api_serves_from_both_and_goes_available(
     template = made["Deployment"]["spec"]["template"]["metadata"]["annotations"]
     assert json.loads(template[NETWORKS]) == [{"name": TWO_NAME, "default-route": ["198.19.123.1"]}]
     core = client.CoreV1Api(kube_api)
-    selector = f"network.operator.openshift.io/egress-router={TWO_NAME}"
-    pod = eventually(
-        lambda: next(iter(core.list_namespaced_pod(ns, label_selector=selector).items), None),
-        120,
-        "the router pod object created from the Deployment",
-    )
+    pod = router_pod(core, ns, TWO_NAME)
 
     private_tmp = tmp_path / "node-tmp"
     private_tmp.mkdir()
@@ -283,33 +322,9 @@ def test_two_address_router_from_the_api_serves_from_both_and_goes_available(
             arrived.add(proc.stdout.strip())
     assert arrived == {"198.19.123.99", "198.19.123.100"}
 
-    # What the kubelet would report once the sandbox is up (no kubelet runs here): the pod
-    # ready; the controller-manager counts it, and the operator marks the router Available.
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    status = {
-        "phase": "Running",
-        "podIP": CONTAINER_IP,
-        "podIPs": [{"ip": CONTAINER_IP}],
-        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
-    }
-    core.patch_namespaced_pod_status(pod.metadata.name, ns, {"status": status})
-    router = eventually(
-        lambda: (
-            (c := condition(get_router(kube_api, ns, TWO_NAME), "Available"))
-            and c["status"] == "True"
-            and get_router(kube_api, ns, TWO_NAME)
-        ),
-        120,
-        "the two-address router Available",
-    )
-    assert condition(router, "Degraded")["status"] == "False"  # type: ignore[index]
+    ready_then_available(kube_api, core, ns, TWO_NAME, pod, [CONTAINER_IP])
 
-    deleting = json.dumps({**json.loads(config_text), "prevResult": result})
-    gone = multus_invokes(cni_lab, "DEL", deleting, pod, private_tmp)
-    assert (gone.returncode, gone.stdout) == (0, ""), gone.stderr
-    after = container_state(cni_lab)
-    assert not any(link["ifname"] == "net1" for link in after["links"])
-    assert "egress_router" not in after["ruleset"]
+    multus_deletes(cni_lab, config_text, result, pod, private_tmp)
 
 
 # -- IPv6 and dual stack: the same path from a resource -----------------------------------------
@@ -397,11 +412,7 @@ def test_ipv6_router_from_the_api_serves_from_its_reserved_address_and_goes_avai
 
     ns = kube_namespace
     create_router(kube_api, ns, name, text)
-    made = eventually(
-        lambda: (o := owned(kube_api, ns, name)) and len(o) == 3 and o,
-        90,
-        "NAD, Deployment and Service made by the operator",
-    )
+    made = made_by_operator(kube_api, ns, name)
     config_text = made["NetworkAttachmentDefinition"]["spec"]["config"]
     assert json.loads(config_text)["ip"] == ip
     # One default route per family present, through that family's gateway.
@@ -409,12 +420,7 @@ def test_ipv6_router_from_the_api_serves_from_its_reserved_address_and_goes_avai
     template = made["Deployment"]["spec"]["template"]["metadata"]["annotations"]
     assert json.loads(template[NETWORKS]) == [{"name": name, "default-route": gateways}]
     core = client.CoreV1Api(kube_api)
-    selector = f"network.operator.openshift.io/egress-router={name}"
-    pod = eventually(
-        lambda: next(iter(core.list_namespaced_pod(ns, label_selector=selector).items), None),
-        120,
-        "the router pod object created from the Deployment",
-    )
+    pod = router_pod(core, ns, name)
     assert json.loads(pod.metadata.annotations[NETWORKS])[0]["default-route"] == gateways
     service = made["Service"]["spec"]  # (the client's snake_case dict)
     assert [p["port"] for p in service["ports"]] == [8080]  # once, for both families
@@ -444,33 +450,9 @@ def test_ipv6_router_from_the_api_serves_from_its_reserved_address_and_goes_avai
         assert through.stdout.strip() == source
     assert web.client_addresses() == [source for _url, source in flows]
 
-    # What the kubelet would report once the sandbox is up: the pod ready with both of its
-    # cluster addresses; the operator then marks the router Available.
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    status = {
-        "phase": "Running",
-        "podIP": CONTAINER_IP,
-        "podIPs": [{"ip": CONTAINER_IP}, {"ip": CONTAINER_IP6}],
-        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
-    }
-    core.patch_namespaced_pod_status(pod.metadata.name, ns, {"status": status})
-    router = eventually(
-        lambda: (
-            (r := get_router(kube_api, ns, name))
-            and (c := condition(r, "Available"))
-            and c["status"] == "True"
-            and r
-        ),
-        120,
-        "the router Available",
-    )
-    assert condition(router, "Degraded")["status"] == "False"  # type: ignore[index]
+    # the pod ready with both of its cluster addresses
+    ready_then_available(kube_api, core, ns, name, pod, [CONTAINER_IP, CONTAINER_IP6])
 
-    deleting = json.dumps({**json.loads(config_text), "prevResult": result})
-    gone = multus_invokes(dual_lab, "DEL", deleting, pod, private_tmp)
-    assert (gone.returncode, gone.stdout) == (0, ""), gone.stderr
-    after = container_state(dual_lab)
-    assert not any(link["ifname"] == "net1" for link in after["links"])
-    assert "egress_router" not in after["ruleset"]
+    multus_deletes(dual_lab, config_text, result, pod, private_tmp)
     for url, _source in flows:
         assert curl(dual_lab, url).returncode != 0

@@ -182,22 +182,29 @@ ADDRESSES = st.sampled_from(["198.19.123.99/24", "198.19.123.99/32", "198.19.123
 
 
 def simulate(state: ObservedNetwork, ops: list[object]) -> ObservedNetwork:
-    """A model of the kernel: what each operation does, incl. the flush on the last address."""
-    addresses, routes, up, forward = (
-        list(state.macvlan_addresses),
-        list(state.routes),
-        state.macvlan_up,
-        state.ip_forward,
-    )
+    """A model of the kernel: what each operation does, incl. the flush on the last address;
+    sysctls by key, IPv6 addresses refused while IPv6 is disabled on the macvlan."""
+    addresses, routes, up = list(state.macvlan_addresses), list(state.routes), state.macvlan_up
+    sysctls = {
+        "net.ipv4.ip_forward": state.ip_forward,
+        "net.ipv6.conf.all.forwarding": state.ipv6_forwarding,
+        "net.ipv6.conf.macvlan0.disable_ipv6": state.ipv6_disabled,
+    }
     for op in ops:
         if isinstance(op, AddAddress):
             assert op.address not in addresses, "adding an existing address fails (EEXIST)"
+            if op.address.version == 6:
+                assert sysctls["net.ipv6.conf.macvlan0.disable_ipv6"] == "0", "IPv6 is off"
             addresses.append(op.address)
         elif isinstance(op, DeleteAddress):
             addresses.remove(op.address)
             if not addresses:
                 routes = [r for r in routes if r.device != "macvlan0"]
         elif isinstance(op, SetUp):
+            if any(a.version == 6 for a in addresses):
+                # a link that comes up before forwarding is on could take a router
+                # advertisement's default route or SLAAC address
+                assert sysctls["net.ipv6.conf.all.forwarding"] == "1", "forwarding after link up"
             up = True
         elif isinstance(op, AddRoute):
             assert up or op.route.device != "macvlan0", "routes on a down link fail"
@@ -206,8 +213,15 @@ def simulate(state: ObservedNetwork, ops: list[object]) -> ObservedNetwork:
         elif isinstance(op, DeleteRoute):
             routes.remove(op.route)
         elif isinstance(op, SetSysctl):
-            forward = op.value
-    return ObservedNetwork(up, tuple(addresses), tuple(routes), forward)
+            sysctls[op.key] = op.value
+    return ObservedNetwork(
+        up,
+        tuple(addresses),
+        tuple(routes),
+        sysctls["net.ipv4.ip_forward"],
+        sysctls["net.ipv6.conf.all.forwarding"],
+        sysctls["net.ipv6.conf.macvlan0.disable_ipv6"],
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -351,47 +365,6 @@ def test_neighbour_advertisements_for_ipv6_addresses() -> None:
     ]
 
 
-def simulate_dual(state: ObservedNetwork, ops: list[object]) -> ObservedNetwork:
-    """``simulate`` with both families: sysctls by key, IPv6 addresses refused while disabled."""
-    addresses, routes, up = list(state.macvlan_addresses), list(state.routes), state.macvlan_up
-    sysctls = {
-        "net.ipv4.ip_forward": state.ip_forward,
-        "net.ipv6.conf.all.forwarding": state.ipv6_forwarding,
-        "net.ipv6.conf.macvlan0.disable_ipv6": state.ipv6_disabled,
-    }
-    for op in ops:
-        if isinstance(op, AddAddress):
-            assert op.address not in addresses, "adding an existing address fails (EEXIST)"
-            if op.address.version == 6:
-                assert sysctls["net.ipv6.conf.macvlan0.disable_ipv6"] == "0", "IPv6 is off"
-            addresses.append(op.address)
-        elif isinstance(op, DeleteAddress):
-            addresses.remove(op.address)
-            if not addresses:
-                routes = [r for r in routes if r.device != "macvlan0"]
-        elif isinstance(op, SetUp):
-            # every router here has IPv6: a link that comes up before forwarding is on could
-            # take a router advertisement's default route or SLAAC address
-            assert sysctls["net.ipv6.conf.all.forwarding"] == "1", "forwarding after link up"
-            up = True
-        elif isinstance(op, AddRoute):
-            assert up or op.route.device != "macvlan0", "routes on a down link fail"
-            assert op.route not in routes, "adding an existing route fails (EEXIST)"
-            routes.append(op.route)
-        elif isinstance(op, DeleteRoute):
-            routes.remove(op.route)
-        elif isinstance(op, SetSysctl):
-            sysctls[op.key] = op.value
-    return ObservedNetwork(
-        up,
-        tuple(addresses),
-        tuple(routes),
-        sysctls["net.ipv4.ip_forward"],
-        sysctls["net.ipv6.conf.all.forwarding"],
-        sysctls["net.ipv6.conf.macvlan0.disable_ipv6"],
-    )
-
-
 ROUTES_DUAL = st.sampled_from(
     [
         HOST,
@@ -424,7 +397,7 @@ def test_one_plan_reaches_an_ipv6_goal_from_any_state(
 ) -> None:
     env = family_env(*wanted)
     start = ObservedNetwork(up, tuple(addresses), tuple(routes), *sysctls)
-    end = simulate_dual(start, list(plan_network(env, start)))
+    end = simulate(start, list(plan_network(env, start)))
     assert plan_network(env, end) == []
     assert sorted(map(str, end.macvlan_addresses)) == sorted(map(str, wanted))
     assert end.ipv6_disabled == "0" and end.ipv6_forwarding == "1" and end.macvlan_up
